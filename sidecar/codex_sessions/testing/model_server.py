@@ -154,8 +154,11 @@ def _summarise_output(item: dict[str, Any]) -> str:
     output = item.get("output")
     if isinstance(output, list):
         output = " ".join(p.get("text", "") for p in output if isinstance(p, dict))
-    text = str(output or "").strip()
-    return text.splitlines()[0][:200] if text else "no output"
+    lines = str(output or "").strip().splitlines()
+    for line in lines:  # Codex prefixes the output with "Chunk ID: ...", "Wall time: ..."
+        if "exit code" in line.lower() or "exited with" in line.lower():
+            return line.strip()[:200]
+    return lines[0][:200] if lines else "no output"
 
 
 class ModelServer:

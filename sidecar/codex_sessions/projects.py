@@ -1,0 +1,68 @@
+"""Projects and names: project roots, their hash, session names, buffer names."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+
+from .errors import InvalidParams, InvalidProject
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,19}$")
+DEFAULT_NAME = "main"
+
+
+@dataclass(frozen=True)
+class Project:
+    root: str
+    name: str
+    hash: str
+
+    def to_wire(self) -> dict[str, str]:
+        return {"root": self.root, "name": self.name, "hash": self.hash}
+
+
+def project_hash(root: str) -> str:
+    """First 8 hex digits of SHA-1 over `root + "/"`, as Emacs's secure-hash gives."""
+    return hashlib.sha1((root.rstrip("/") + "/").encode("utf-8")).hexdigest()[:8]
+
+
+def project_from_root(root: str) -> Project:
+    root = root.rstrip("/") or "/"
+    return Project(root=root, name=os.path.basename(root) or "/", hash=project_hash(root))
+
+
+def resolve_project(path: object, field: str = "project") -> Project:
+    """The project holding `path`: nearest ancestor with `.git`, else `path` itself."""
+    if not isinstance(path, str) or not path:
+        raise InvalidParams(field, "an absolute path inside a project is required")
+    if not os.path.isabs(path):
+        raise InvalidProject(f"{field}: must be an absolute path (got {path!r})", field)
+    real = os.path.realpath(path)
+    if not os.path.exists(real):
+        raise InvalidProject(f"{field}: {path} does not exist", field)
+    start = real if os.path.isdir(real) else os.path.dirname(real)
+    here = start
+    while True:
+        if os.path.exists(os.path.join(here, ".git")):
+            return project_from_root(here)
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    if not os.path.isdir(real):
+        raise InvalidProject(f"{field}: {path} is not a directory and not inside a git project", field)
+    return project_from_root(real)
+
+
+def check_name(name: object, field: str = "name") -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InvalidParams(
+            field, f"must be 1-20 letters, digits, '-' or '_', starting with a letter or digit "
+                   f"(got {name!r})")
+    return name
+
+
+def buffer_name(project: Project, session: str) -> str:
+    return f"*codex:{project.name}:{session}:{project.hash}*"

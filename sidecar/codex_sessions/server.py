@@ -1,0 +1,243 @@
+"""`codex-sessions serve`: the pygls server. Thin handlers: validate, call the manager.
+
+Nothing but protocol goes to stdout. However the server ends (stdin closed,
+`exit`, SIGTERM, SIGINT, SIGHUP), it stops every Codex process it started
+before the process exits; on SIGKILL the reaper does it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from lsprotocol import types
+from pygls.io_ import StdinAsyncReader, StdoutWriter, run_async
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import (JsonRPCNotification, JsonRPCRequestMessage, LanguageServerProtocol,
+                            default_converter, lsp_method)
+
+from . import __version__
+from .errors import ProtocolError
+from .manager import Manager
+from .projects import resolve_project
+from .protocol import (InitOptions, KillAllParams, ListParams, ProjectParams, RenameParams,
+                       RespondParams, SendParams, SessionRef, StartParams, TranscriptParams, parse)
+from .store import StoreError
+
+log = logging.getLogger(__name__)
+
+
+def _keep_params_as_dicts(obj: dict[str, Any], cls: type) -> Any:
+    return cls(**obj)
+
+
+def converter():
+    """pygls's converter, but custom methods get their params as plain dicts for pydantic."""
+    conv = default_converter()
+    conv.register_structure_hook(JsonRPCRequestMessage, _keep_params_as_dicts)
+    conv.register_structure_hook(JsonRPCNotification, _keep_params_as_dicts)
+    return conv
+
+
+class Protocol(LanguageServerProtocol):
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any) -> None:
+        """End the serve loop; cleanup runs in `serve` rather than via sys.exit here."""
+        server: SessionServer = self._server  # type: ignore[assignment]
+        server.exit_code = 0 if self._shutdown else 1
+        server.stop()
+
+
+class SessionServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("codex-sessions", __version__, protocol_cls=Protocol,
+                         converter_factory=converter)
+        self.manager: Manager | None = None
+        self.exit_code = 0
+        self._main: asyncio.Task[None] | None = None
+
+    def stop(self) -> None:
+        if self._main is not None:
+            self._main.cancel()
+
+    def emit(self, method: str, params: dict[str, Any]) -> None:
+        self.protocol.notify(method, params)
+
+    def sessions(self) -> Manager:
+        if self.manager is None:  # a client that skipped initialize gets the defaults
+            self.manager = Manager(InitOptions(), self.emit)
+        return self.manager
+
+    async def ready(self) -> Manager:
+        manager = self.sessions()
+        try:
+            await manager.ready()
+        except StoreError as exc:
+            raise ProtocolError(str(exc)) from None
+        return manager
+
+
+server = SessionServer()
+
+
+@server.feature(types.INITIALIZE)
+def initialize(ls: SessionServer, params: types.InitializeParams) -> None:
+    options = parse(InitOptions, params.initialization_options or {})
+    ls.manager = Manager(options, ls.emit)
+
+
+@server.feature(types.SHUTDOWN)
+async def shutdown(ls: SessionServer, *args: Any) -> None:
+    if ls.manager is not None:
+        await ls.manager.shutdown()
+
+
+async def _session(ls: SessionServer, model: type, raw: Any) -> tuple[Manager, Any, Any]:
+    """Validated params, and the session they refer to."""
+    params = parse(model, raw)
+    manager = await ls.ready()
+    return manager, params, await manager.get(params)
+
+
+@server.feature("codex/project/resolve")
+async def project_resolve(ls: SessionServer, raw: Any) -> dict[str, Any]:
+    return {"project": resolve_project(parse(ProjectParams, raw).project).to_wire()}
+
+
+@server.feature("codex/session/start")
+async def session_start(ls: SessionServer, raw: Any) -> dict[str, Any]:
+    p = parse(StartParams, raw)
+    manager = await ls.ready()
+    session, created = await manager.start(
+        p.project, p.name, p.prompt, p.reuse, model=p.model, sandbox=p.sandbox,
+        approval_policy=p.approval_policy)
+    return {"session": session.to_wire(), "created": created}
+
+
+@server.feature("codex/session/list")
+async def session_list(ls: SessionServer, raw: Any) -> dict[str, Any]:
+    p = parse(ListParams, raw)
+    manager = await ls.ready()
+    found = await manager.list(p.project, p.status, p.all)
+    return {"sessions": [s.to_wire() for s in found]}
+
+
+@server.feature("codex/session/get")
+async def session_get(ls: SessionServer, raw: Any) -> dict[str, Any]:
+    _, _, session = await _session(ls, SessionRef, raw)
+    return {"session": session.to_wire()}
+
+
+@server.feature("codex/session/send")
+async def session_send(ls: SessionServer, raw: Any) -> dict[str, Any]:
+    manager, p, session = await _session(ls, SendParams, raw)
+    turn_id = await manager.send(session, p.text)
+    return {"session": session.to_wire(), "turnId": turn_id}
+
+
+@server.feature("codex/session/cancel")
+async def session_cancel(ls: SessionServer, raw: Any) -> dict[str, Any]:
+    manager, _, session = await _session(ls, SessionRef, raw)
+    await manager.cancel(session)
+    return {"session": session.to_wire()}
+
+
+@server.feature("codex/session/respond")
+async def session_respond(ls: SessionServer, raw: Any) -> dict[str, Any]:
+    manager, p, session = await _session(ls, RespondParams, raw)
+    manager.respond(session, p.request_id, p.decision)
+    return {"session": session.to_wire()}
+
+
+@server.feature("codex/session/rename")
+async def session_rename(ls: SessionServer, raw: Any) -> dict[str, Any]:
+    manager, p, session = await _session(ls, RenameParams, raw)
+    manager.rename(session, p.new_name)
+    return {"session": session.to_wire()}
+
+
+@server.feature("codex/session/kill")
+async def session_kill(ls: SessionServer, raw: Any) -> dict[str, Any]:
+    manager, _, session = await _session(ls, SessionRef, raw)
+    await manager.kill(session)
+    return {"session": session.to_wire()}
+
+
+@server.feature("codex/session/killAll")
+async def session_kill_all(ls: SessionServer, raw: Any) -> dict[str, Any]:
+    p = parse(KillAllParams, raw)
+    manager = await ls.ready()
+    return {"killed": await manager.kill_all(p.project)}
+
+
+@server.feature("codex/session/resume")
+async def session_resume(ls: SessionServer, raw: Any) -> dict[str, Any]:
+    manager, _, session = await _session(ls, SessionRef, raw)
+    await manager.resume(session)
+    return {"session": session.to_wire()}
+
+
+@server.feature("codex/session/transcript")
+async def session_transcript(ls: SessionServer, raw: Any) -> dict[str, Any]:
+    manager, p, session = await _session(ls, TranscriptParams, raw)
+    return await manager.transcript(session, p.after, p.limit)
+
+
+@server.feature("codex/session/report")
+async def session_report(ls: SessionServer, raw: Any) -> dict[str, Any]:
+    manager, _, session = await _session(ls, SessionRef, raw)
+    return manager.report(session)
+
+
+class _QuietProtocolErrors(logging.Filter):
+    """pygls logs every error answer with a traceback; ours are expected answers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, ProtocolError)
+
+
+def serve(log_file: str | None = None, verbose: bool = False) -> int:
+    """Run the server on stdin/stdout until the client goes away; return the exit code."""
+    handler: logging.Handler = (logging.FileHandler(log_file) if log_file
+                                else logging.StreamHandler(sys.stderr))
+    handler.addFilter(_QuietProtocolErrors())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
+    if not verbose:
+        logging.getLogger("pygls").setLevel(logging.ERROR)
+    # Anything else that prints must not corrupt the protocol stream.
+    stdout = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    stdin = sys.stdin.buffer
+    asyncio.run(_serve(stdin, stdout))
+    sys.stderr.flush()
+    os._exit(server.exit_code)  # the stdin reader thread may still block in read()
+
+
+async def _serve(stdin: Any, stdout: Any) -> None:
+    server.protocol.set_writer(StdoutWriter(stdout))
+    reader = StdinAsyncReader(stdin, server.thread_pool)
+    loop = asyncio.get_running_loop()
+    server._main = asyncio.create_task(run_async(
+        stop_event=threading.Event(), reader=reader, protocol=server.protocol, logger=log,
+        error_handler=server.report_server_error))
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, server.stop)
+    try:
+        await server._main
+    except asyncio.CancelledError:
+        pass
+    except BrokenPipeError:
+        log.warning("the client went away")
+    finally:
+        if server.manager is not None:
+            try:
+                await asyncio.wait_for(server.manager.shutdown(), 10)
+            except Exception:
+                log.exception("shutting down")
