@@ -275,11 +275,20 @@ async def test_limits_and_the_run_queue(offline, project):
         second = await start(client, project, "two", "say: after one")
         err = await rpc_error(start(client, project, "three"))
         assert err.code == -32003 and "maxSessionsPerProject" in err.message
-        await client.wait_status(second["id"], "queued")
-        await client.wait_status(first["id"], "running")
-        done_one = await finished(client, first["id"])
-        done_two = await finished(client, second["id"])
-        assert done_two["session"]["startedAt"] >= done_one["session"]["finishedAt"]
+        done = [await finished(client, first["id"]), await finished(client, second["id"])]
+        # whichever was ready first ran first; the other waited in the queue
+        done.sort(key=lambda d: d["session"]["finishedAt"])
+        assert done[1]["session"]["startedAt"] >= done[0]["session"]["finishedAt"]
+        running: set[str] = set()
+        queued = set()
+        for message in client.notifications:
+            if message["method"] == "codex/session/changed":
+                s = message["params"]["session"]
+                (running.add if s["status"] == "running" else running.discard)(s["id"])
+                assert len(running) <= 1
+                if s["status"] == "queued":
+                    queued.add(s["id"])
+        assert queued == {done[1]["session"]["id"]}
         assert agent_text(client, second["id"]) == "after one"
     finally:
         await client.stop()

@@ -59,3 +59,24 @@ def changed_between(before: Snapshot | None, after: Snapshot | None) -> list[dic
             kind = "add" if now[0] == b"??" else "update"
         changes.append({"path": path, "kind": kind})
     return changes
+
+
+class ProjectWatch:
+    """The last snapshot of one project's work tree, shared by its sessions.
+
+    Each observation takes a new snapshot and returns what changed since the
+    previous one, so concurrent sessions each get the changes that appeared
+    around their own commands, not each other's.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.last: Snapshot | None = None
+        self._lock = asyncio.Lock()
+
+    async def advance(self) -> list[dict[str, str]]:
+        async with self._lock:
+            now = await snapshot(self.root)
+            found = changed_between(self.last, now)
+            self.last = now
+            return found

@@ -79,6 +79,7 @@ class Manager:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._last_status: dict[str, str] = {}
         self._turn_tasks: dict[str, asyncio.Task[str | None]] = {}
+        self._watches: dict[str, changes.ProjectWatch] = {}
         self._synced_at = ""
         self._closed = False
 
@@ -344,7 +345,11 @@ class Manager:
     async def _run_turn(self, session: Session, prompt: str) -> str | None:
         server = session.server
         assert server
-        session.snapshot = await changes.snapshot(session.project.root)
+        watch = self._watch(session)
+        quiet = not any(s.turn_active for s in self.sessions.values()
+                        if s is not session and s.project.root == session.project.root)
+        if quiet or watch.last is None:
+            await watch.advance()  # what changed while no turn ran is not this turn's
         try:
             result = await server.request("turn/start", {
                 "threadId": session.thread_id, "input": [{"type": "text", "text": prompt}]})
@@ -352,7 +357,7 @@ class Manager:
             if session.turn_active and session.server is server:
                 self._record(session, session.item("error", text=str(exc)))
                 self._end_turn(session, {"id": None, "status": "failed",
-                                         "error": {"message": str(exc)}}, [])
+                                         "error": {"message": str(exc)}})
             return None
         turn_id = result["turn"]["id"]
         if session.turn_active and session.server is server:
@@ -363,20 +368,28 @@ class Manager:
             self._changed(session)
         return turn_id
 
-    async def _complete_turn(self, session: Session, turn: dict[str, Any]) -> None:
-        after = await changes.snapshot(session.project.root)
-        observed = changes.changed_between(session.snapshot, after)
-        if session.turn_active:
-            self._end_turn(session, turn, observed)
+    def _watch(self, session: Session) -> changes.ProjectWatch:
+        root = session.project.root
+        if root not in self._watches:
+            self._watches[root] = changes.ProjectWatch(root)
+        return self._watches[root]
 
-    def _end_turn(self, session: Session, turn: dict[str, Any],
-                  observed: list[dict[str, str]]) -> None:
-        """The turn is over (completed, failed or interrupted): report and free the slot."""
-        reported = set(session.log.changed)
-        fresh = [c for c in observed if c["path"] not in reported]
-        if fresh:
+    async def _observe(self, session: Session) -> None:
+        """Attribute what changed in the work tree since the last look to this session."""
+        found = await self._watch(session).advance()
+        fresh = [c for c in found if c["path"] not in session.log.changed]
+        if fresh and session.turn_active:
             session.note_changed([c["path"] for c in fresh])
             self._record(session, session.item("fileChange", changes=fresh))
+            self._changed(session)
+
+    async def _complete_turn(self, session: Session, turn: dict[str, Any]) -> None:
+        await self._observe(session)
+        if session.turn_active:
+            self._end_turn(session, turn)
+
+    def _end_turn(self, session: Session, turn: dict[str, Any]) -> None:
+        """The turn is over (completed, failed or interrupted): report and free the slot."""
         error = (turn.get("error") or {}).get("message")
         if error and error not in session.log.errors:
             session.log.errors.append(error)
@@ -417,6 +430,8 @@ class Manager:
                 self._record(session, item)
                 if item["kind"] == "fileChange":
                     self._changed(session)
+                elif item["kind"] == "command":
+                    asyncio.create_task(self._observe(session))
         elif method == "item/started":
             session.started_item(params.get("item") or {})
         elif method == "turn/started":
@@ -474,7 +489,7 @@ class Manager:
         self._drop_queued(session)
         if was_running:
             self._end_turn(session, {"id": session.turn_id, "status": "failed",
-                                     "error": {"message": message}}, [])
+                                     "error": {"message": message}})
         else:
             self._changed(session)
 

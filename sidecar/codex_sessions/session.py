@@ -118,7 +118,6 @@ class Session:
     transcript: Transcript = field(default_factory=lambda: Transcript(10 * 1024 * 1024))
     request_counter: int = 0
     file_changes: dict[str, list[dict[str, str]]] = field(default_factory=dict)
-    snapshot: Any = None  # the work tree's state when the turn began (changes.py)
 
     @classmethod
     def new(cls, name: str, project: Project, limit_bytes: int, **options: Any) -> "Session":

@@ -1,0 +1,79 @@
+"""`codex-sessions export`: a session's record as files a person or a tool can read.
+
+- user_actions.jsonl: what the user did (prompts, approval answers);
+- agent_actions.jsonl: what the agent did (messages, commands, file changes, errors);
+- learnings.md: a readable account (timeline, commands and results, changed files,
+  errors and open questions).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+USER_KINDS = {"user"}
+AGENT_KINDS = {"agent", "reasoning", "command", "fileChange", "error"}
+
+
+def _is_user_action(item: dict[str, Any]) -> bool:
+    return item["kind"] in USER_KINDS or (item["kind"] == "request" and item.get("decision"))
+
+
+def export_session(session: dict[str, Any], items: list[dict[str, Any]], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "user_actions.jsonl", "w") as user, \
+            open(folder / "agent_actions.jsonl", "w") as agent:
+        for item in items:
+            if _is_user_action(item):
+                user.write(json.dumps(item, ensure_ascii=False) + "\n")
+            elif item["kind"] in AGENT_KINDS or item["kind"] == "request":
+                agent.write(json.dumps(item, ensure_ascii=False) + "\n")
+    (folder / "learnings.md").write_text(learnings(session, items))
+
+
+def learnings(session: dict[str, Any], items: list[dict[str, Any]]) -> str:
+    out = [f"# Session {session['name']} in {session['project']['name']}", "",
+           f"- Project: {session['project']['root']}",
+           f"- Status: {session['status']}; turns: {session['turns']}",
+           f"- Created {session['createdAt']}, last updated {session['updatedAt']}",
+           f"- Tokens: {session['usage']['inputTokens']} in, {session['usage']['outputTokens']} out",
+           "", "## Timeline", ""]
+    for item in items:
+        at = item.get("at", "")[11:19]
+        kind = item["kind"]
+        if kind == "user":
+            out.append(f"- {at} **user**: {_one_line(item['text'])}")
+        elif kind == "agent":
+            out.append(f"- {at} agent: {_one_line(item['text'])}")
+        elif kind == "command":
+            out.append(f"- {at} ran `{item['command']}` → exit {item.get('exitCode')}")
+        elif kind == "fileChange":
+            out.append(f"- {at} changed " + ", ".join(c["path"] for c in item["changes"]))
+        elif kind == "request":
+            what = item.get("command") or item.get("requestKind")
+            out.append(f"- {at} approval {item['requestId']} for `{what}`: "
+                       + (item["decision"] or "asked"))
+        elif kind == "error":
+            out.append(f"- {at} error: {_one_line(item['text'])}")
+    commands = [i for i in items if i["kind"] == "command"]
+    out += ["", "## Commands and their results", ""]
+    out += [f"- `{c['command']}`: exit {c.get('exitCode')}" for c in commands] or ["- none"]
+    out += ["", "## Changed files", ""]
+    out += [f"- {path}" for path in session["changedFiles"]] or ["- none"]
+    errors = [i["text"] for i in items if i["kind"] == "error"]
+    out += ["", "## Errors", ""] + ([f"- {_one_line(e)}" for e in errors] or ["- none"])
+    open_questions = [f"approval pending: {p.get('command') or p.get('kind')}"
+                      for p in session["pending"]]
+    open_questions += (session.get("report") or {}).get("blockers", [])
+    out += ["", "## Open questions", ""] + ([f"- {q}" for q in open_questions] or ["- none"])
+    report = session.get("report")
+    if report:
+        out += ["", "## Last report", "", f"- Status: {report['status']}",
+                f"- Summary: {report['summary']}", f"- Next: {report['next']}"]
+    return "\n".join(out) + "\n"
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,106 @@
+"""Unit tests of the pure parts: names, projects, transcripts, reports, params."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from codex_sessions.errors import InvalidParams, InvalidProject
+from codex_sessions.projects import buffer_name, check_name, resolve_project
+from codex_sessions.protocol import StartParams, TranscriptParams, parse
+from codex_sessions.report import TurnLog, build_report, render, summarise
+from codex_sessions.session import Transcript, command_text
+
+
+def test_project_root_is_the_nearest_git_ancestor(tmp_path):
+    root = tmp_path / "ultra"
+    (root / "src" / "deep").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    project = resolve_project(str(root / "src" / "deep"))
+    assert project.root == str(root) and project.name == "ultra"
+    assert project.hash == hashlib.sha1((str(root) + "/").encode()).hexdigest()[:8]
+    assert resolve_project(str(root / "src")) == project
+
+
+def test_project_symlinks_are_resolved_and_plain_folders_are_their_own_root(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    assert resolve_project(str(link)).root == str(real)
+    (real / "file.txt").write_text("x")
+    with pytest.raises(InvalidProject):
+        resolve_project(str(real / "file.txt"))
+    with pytest.raises(InvalidProject):
+        resolve_project("not/absolute")
+
+
+@pytest.mark.parametrize("name", ["main", "review", "a", "T-1_x", "a" * 20])
+def test_good_names(name):
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "-x", "_x", "a b", "a" * 21, "é", "x/y", None, 3])
+def test_bad_names_name_the_field(name):
+    with pytest.raises(InvalidParams) as info:
+        check_name(name)
+    assert info.value.message.startswith("name:")
+
+
+def test_buffer_name():
+    project = resolve_project(os.getcwd())
+    assert buffer_name(project, "review") == f"*codex:{project.name}:review:{project.hash}*"
+
+
+def test_transcript_drops_oldest_items_beyond_its_byte_limit():
+    transcript = Transcript(limit_bytes=4096)
+    for n in range(200):
+        transcript.append({"kind": "agent", "text": f"message {n} " + "x" * 50})
+    assert transcript.size <= 4096
+    assert transcript.dropped
+    assert transcript.page(0, 10) is None  # the start is only in the database now
+    tail = transcript.page(195, 10)
+    assert [i["seq"] for i in tail] == [196, 197, 198, 199, 200]
+
+
+def test_report_status_follows_what_was_observed():
+    log = TurnLog()
+    log.add_command("pytest -q", 1)
+    log.add_command("pytest -q", 0)
+    log.add_changed(["a.py"])
+    log.last_agent_text = "Fixed it. Tests pass now. Ready. Extra sentence."
+    report = build_report("main", "completed", log, [], None)
+    assert report["status"] == "done"
+    assert report["verified"] == ["pytest -q (exit 0)"]
+    assert report["summary"] == "Fixed it. Tests pass now. Ready."
+    log.add_command("ruff check", 2)
+    assert build_report("main", "completed", log, [], None)["status"] == "blocked"
+    assert build_report("main", "failed", TurnLog(), [], None)["status"] == "failed"
+    assert build_report("main", None, TurnLog(), ["`rm x`"], None)["status"] == "blocked"
+    assert build_report("main", None, TurnLog(), [], None)["status"] == "still running"
+    text = render(report)
+    assert text.splitlines()[3] == "Changed: a.py"
+
+
+def test_summarise_is_short_and_one_line():
+    assert summarise("a\nb.  c!") == "a b. c!"
+    assert len(summarise("word " * 200)) <= 300
+
+
+def test_command_text_prefers_what_the_user_would_type():
+    assert command_text({"command": "/bin/bash -lc 'ls'", "commandActions": [{"command": "ls"}]}) == "ls"
+    assert command_text({"command": ["git", "status"]}) == "git status"
+
+
+def test_params_errors_name_the_field():
+    with pytest.raises(InvalidParams) as info:
+        parse(StartParams, {"project": "/x", "sandbox": "open"})
+    assert info.value.message.startswith("sandbox:")
+    with pytest.raises(InvalidParams) as info:
+        parse(TranscriptParams, {"id": "x", "limit": 0})
+    assert info.value.data == {"field": "limit"}
+    assert parse(StartParams, {"project": "/x", "approvalPolicy": "never"}).approval_policy == "never"
