@@ -93,6 +93,8 @@ class Manager:
 
     async def _open(self) -> None:
         await self.store.open()
+        if self.store.notice:
+            self.emit("window/showMessage", {"type": 2, "message": f"codex-sessions: {self.store.notice}"})
         self.reaper = Reaper()
         await self._sync(first=True)
 

@@ -66,7 +66,11 @@ class SessionServer(LanguageServer):
             self._main.cancel()
 
     def emit(self, method: str, params: dict[str, Any]) -> None:
-        self.protocol.notify(method, params)
+        if method == types.WINDOW_SHOW_MESSAGE:  # pygls wants lsprotocol's type for it
+            self.window_show_message(types.ShowMessageParams(
+                type=types.MessageType(params["type"]), message=params["message"]))
+        else:
+            self.protocol.notify(method, params)
 
     def sessions(self) -> Manager:
         if self.manager is None:  # a client that skipped initialize gets the defaults

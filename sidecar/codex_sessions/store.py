@@ -187,7 +187,7 @@ class Store:
         """Session records (with owner pid and token) updated after `since`."""
         assert self.db
         async with self.db.execute(
-                "SELECT data, owner_pid, owner_token FROM sessions WHERE updated_at > ? "
+                "SELECT data, owner_pid, owner_token FROM sessions WHERE updated_at >= ? "
                 "ORDER BY updated_at", (since,)) as cur:
             return [(json.loads(data), pid, token) async for data, pid, token in cur]
 

@@ -30,10 +30,11 @@ class SidecarClient:
     """Spawns the sidecar and speaks Content-Length framed JSON-RPC to it."""
 
     def __init__(self, argv: list[str] | None = None, env: dict[str, str] | None = None,
-                 cwd: str | None = None) -> None:
+                 cwd: str | None = None, stderr_path: str | None = None) -> None:
         self.argv = argv or [sys.executable, "-m", "codex_sessions", "serve"]
         self.env = env
         self.cwd = cwd
+        self.stderr_path = stderr_path
         self.proc: asyncio.subprocess.Process | None = None
         self.notifications: list[dict[str, Any]] = []
         self._next_id = 0
@@ -42,10 +43,16 @@ class SidecarClient:
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self, **init_options: Any) -> dict[str, Any]:
+        stderr: Any = asyncio.subprocess.DEVNULL
+        if self.stderr_path:
+            stderr = open(self.stderr_path, "ab")
+        elif os.environ.get("CODEX_SESSIONS_TEST_STDERR"):
+            stderr = None
         self.proc = await asyncio.create_subprocess_exec(
             *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=None if os.environ.get("CODEX_SESSIONS_TEST_STDERR") else asyncio.subprocess.DEVNULL,
-            env=self.env, cwd=self.cwd, limit=1 << 26)
+            stderr=stderr, env=self.env, cwd=self.cwd, limit=1 << 26)
+        if self.stderr_path:
+            stderr.close()
         self._reader = asyncio.create_task(self._read_loop())
         result = await self.request("initialize", {
             "processId": os.getpid(), "capabilities": {}, "rootUri": None,
