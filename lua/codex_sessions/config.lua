@@ -1,0 +1,206 @@
+--- Options of codex-sessions: typed defaults, validation, the merged result.
+local M = {}
+
+---@class codex_sessions.Keys
+---@field list table<string, string|false>     keys of the session list
+---@field session table<string, string|false>  keys of a session buffer
+
+---@class codex_sessions.Config
+---@field cmd string[]                     argv that starts the sidecar
+---@field env table<string,string>|nil     extra environment for the sidecar
+---@field state_dir string|nil             initializationOptions.stateDir
+---@field codex_command string[]|nil       initializationOptions.codexCommand
+---@field max_sessions_per_project integer|nil
+---@field max_running integer|nil
+---@field output_limit_bytes integer|nil
+---@field model string|nil                 model for new sessions (sidecar's default if nil)
+---@field sandbox string|nil               sandbox for new sessions
+---@field approval_policy string|nil       approval policy for new sessions
+---@field open string                      how buffers open: "split", "vsplit", "tab", "current"
+---@field notify { finished: boolean, waiting: boolean }
+---@field request_timeout integer          ms a synchronous request (completion, exit) may take
+---@field keys codex_sessions.Keys
+M.defaults = {
+  cmd = { "codex-sessions", "serve" },
+  env = nil,
+  state_dir = nil,
+  codex_command = nil,
+  max_sessions_per_project = nil,
+  max_running = nil,
+  output_limit_bytes = nil,
+  model = nil,
+  sandbox = nil,
+  approval_policy = nil,
+  open = "split",
+  notify = { finished = true, waiting = true },
+  request_timeout = 2000,
+  keys = {
+    list = {
+      open = "<CR>",
+      kill = "d",
+      kill_all = "D",
+      rename = "r",
+      cancel = "c",
+      report = "R",
+      new = "n",
+      refresh = "gr",
+      close = "q",
+      help = "g?",
+    },
+    session = {
+      send = "<C-s>",
+      send_normal = "<CR>",
+      accept = "ga",
+      accept_for_session = "gA",
+      decline = "gx",
+      cancel = "<C-c>",
+      report = "gR",
+      list = "gl",
+      help = "g?",
+    },
+  },
+}
+
+---@type codex_sessions.Config
+M.options = vim.deepcopy(M.defaults)
+
+local function is_list_of_strings(v)
+  if type(v) ~= "table" or not vim.islist(v) or #v == 0 then
+    return false
+  end
+  for _, s in ipairs(v) do
+    if type(s) ~= "string" or s == "" then
+      return false
+    end
+  end
+  return true
+end
+
+local function positive_int(v)
+  return type(v) == "number" and v >= 1 and math.floor(v) == v
+end
+
+-- Each option: a check and what it must be, for the message.
+local rules = {
+  cmd = { is_list_of_strings, "a non-empty list of strings" },
+  env = { function(v) return v == nil or type(v) == "table" end, "a table of strings or nil" },
+  state_dir = { function(v) return v == nil or type(v) == "string" end, "a string or nil" },
+  codex_command = { function(v) return v == nil or is_list_of_strings(v) end, "a non-empty list of strings or nil" },
+  max_sessions_per_project = { function(v) return v == nil or positive_int(v) end, "a positive integer or nil" },
+  max_running = { function(v) return v == nil or positive_int(v) end, "a positive integer or nil" },
+  output_limit_bytes = { function(v) return v == nil or positive_int(v) end, "a positive integer or nil" },
+  model = { function(v) return v == nil or type(v) == "string" end, "a string or nil" },
+  sandbox = {
+    function(v) return v == nil or vim.tbl_contains({ "read-only", "workspace-write", "danger-full-access" }, v) end,
+    '"read-only", "workspace-write", "danger-full-access" or nil',
+  },
+  approval_policy = {
+    function(v) return v == nil or vim.tbl_contains({ "untrusted", "on-failure", "on-request", "never" }, v) end,
+    '"untrusted", "on-failure", "on-request", "never" or nil',
+  },
+  open = {
+    function(v) return vim.tbl_contains({ "split", "vsplit", "tab", "current" }, v) end,
+    '"split", "vsplit", "tab" or "current"',
+  },
+  notify = { function(v) return type(v) == "table" end, "a table { finished = boolean, waiting = boolean }" },
+  ["notify.finished"] = { function(v) return type(v) == "boolean" end, "a boolean" },
+  ["notify.waiting"] = { function(v) return type(v) == "boolean" end, "a boolean" },
+  request_timeout = { positive_int, "a positive integer (milliseconds)" },
+  keys = { function(v) return type(v) == "table" end, "a table { list = {...}, session = {...} }" },
+  ["keys.list"] = { function(v) return type(v) == "table" end, "a table of action = key" },
+  ["keys.session"] = { function(v) return type(v) == "table" end, "a table of action = key" },
+}
+
+local function describe(v)
+  return type(v) == "string" and string.format("%q", v) or vim.inspect(v)
+end
+
+--- Validate `opts` against the rules; return the merged options and a list of problems.
+--- A bad option is reported and its default kept.
+---@param opts table|nil
+---@return codex_sessions.Config, string[]
+function M.validate(opts)
+  local problems = {}
+  local result = vim.deepcopy(M.defaults)
+  if opts == nil then
+    return result, problems
+  end
+  if type(opts) ~= "table" then
+    return result, { "setup() expects a table of options, got " .. type(opts) }
+  end
+  local function check(path, value)
+    local rule = rules[path]
+    if not rule then
+      table.insert(problems, string.format("unknown option `%s`", path))
+      return false
+    end
+    if not rule[1](value) then
+      table.insert(problems, string.format("option `%s` must be %s (got %s)", path, rule[2], describe(value)))
+      return false
+    end
+    return true
+  end
+  for key, value in pairs(opts) do
+    if key == "notify" then
+      if check("notify", value) then
+        for k, v in pairs(value) do
+          if check("notify." .. k, v) then
+            result.notify[k] = v
+          end
+        end
+      end
+    elseif key == "keys" then
+      if check("keys", value) then
+        for group, keys in pairs(value) do
+          if check("keys." .. group, keys) then
+            for action, lhs in pairs(keys) do
+              if M.defaults.keys[group][action] == nil then
+                table.insert(problems, string.format("unknown key action `keys.%s.%s`", group, action))
+              elseif lhs ~= false and (type(lhs) ~= "string" or lhs == "") then
+                table.insert(problems, string.format(
+                  "option `keys.%s.%s` must be a key (string) or false (got %s)", group, action, describe(lhs)))
+              else
+                result.keys[group][action] = lhs
+              end
+            end
+          end
+        end
+      end
+    elseif check(key, value) then
+      result[key] = vim.deepcopy(value)
+    end
+  end
+  return result, problems
+end
+
+--- Apply options; report bad ones with one ERROR notification.
+---@param opts table|nil
+function M.setup(opts)
+  local merged, problems = M.validate(opts)
+  M.options = merged
+  M.user_options = opts
+  if #problems > 0 then
+    vim.notify("codex-sessions: bad options in setup():\n- " .. table.concat(problems, "\n- "),
+      vim.log.levels.ERROR)
+  end
+  return problems
+end
+
+--- The sidecar's initializationOptions from the options that are set.
+function M.init_options()
+  local o = M.options
+  local init = vim.empty_dict()
+  local map = {
+    stateDir = o.state_dir and vim.fn.expand(o.state_dir) or nil,
+    codexCommand = o.codex_command,
+    maxSessionsPerProject = o.max_sessions_per_project,
+    maxRunning = o.max_running,
+    outputLimitBytes = o.output_limit_bytes,
+  }
+  for k, v in pairs(map) do
+    init[k] = v
+  end
+  return init
+end
+
+return M

