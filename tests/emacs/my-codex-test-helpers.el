@@ -1,0 +1,152 @@
+;;; my-codex-test-helpers.el --- Shared set-up of the my-codex ERT tests  -*- lexical-binding: t; -*-
+
+;;; Commentary:
+
+;; The tests run `emacs -Q --batch' against the real sidecar, the real
+;; Codex and the scripted model server.  tests/test_emacs.py sets:
+;;   MY_CODEX_TEST_PYTHON   the Python that runs `-m codex_sessions serve'
+;;   MY_CODEX_TEST_PROJECT  a fresh git project named `ultra'
+;;   MY_CODEX_TEST_RESULT   a file that receives the results as Lisp data
+;; plus the sidecar's own CODEX_HOME, CODEX_SESSIONS_STATE_DIR and
+;; CODEX_SESSIONS_CODEX.
+
+;;; Code:
+
+(require 'ert)
+(require 'cl-lib)
+(require 'my-codex)
+
+(defvar my-codex-test-project
+  (file-name-as-directory (or (getenv "MY_CODEX_TEST_PROJECT")
+                              (error "MY_CODEX_TEST_PROJECT is not set")))
+  "The project the tests work in.")
+
+(setq my-codex-sidecar-command
+      (list (or (getenv "MY_CODEX_TEST_PYTHON") "python3") "-m" "codex_sessions" "serve")
+      my-codex-request-timeout 60
+      my-codex-pop-to-buffer-on-start nil)
+
+(defvar my-codex-test-results nil
+  "Alist of results handed back to pytest.")
+
+(defvar my-codex-test-notified nil
+  "Calls of `my-codex-notify-function', most recent first, as (SESSION TEXT).")
+
+(setq my-codex-notify-function
+      (lambda (session text) (push (list session text) my-codex-test-notified)))
+
+(defun my-codex-test-result (key value)
+  "Record VALUE under KEY and write every result to MY_CODEX_TEST_RESULT.
+The file holds a list of (KEY VALUE) lists."
+  (setf (alist-get key my-codex-test-results) value)
+  (when-let ((file (getenv "MY_CODEX_TEST_RESULT")))
+    (let ((coding-system-for-write 'utf-8-unix)
+          (print-length nil) (print-level nil) (print-escape-newlines t))
+      (with-temp-file file
+        (prin1 (mapcar (lambda (cell) (list (car cell) (cdr cell)))
+                       (reverse my-codex-test-results))
+               (current-buffer))))))
+
+(defvar my-codex-test-other-project
+  (and (getenv "MY_CODEX_TEST_OTHER") (file-name-as-directory (getenv "MY_CODEX_TEST_OTHER")))
+  "A second project, named `other'.")
+
+(defvar my-codex-test-messages nil
+  "Messages shown in the echo area during the test, most recent first.")
+
+(advice-add 'message :around
+            (lambda (orig format &rest args)
+              (let ((text (apply orig format args)))
+                (when text (push text my-codex-test-messages))
+                text))
+            '((name . my-codex-test-record-messages)))
+
+(defun my-codex-test-wait (what predicate &optional timeout)
+  "Wait until PREDICATE returns non-nil, or fail after TIMEOUT seconds naming WHAT.
+Return PREDICATE's value."
+  (let ((deadline (+ (float-time) (or timeout 30)))
+        value)
+    (while (and (not (setq value (funcall predicate)))
+                (< (float-time) deadline))
+      (accept-process-output nil 0.05))
+    (or value (ert-fail (list 'timed-out-waiting-for what)))))
+
+(defun my-codex-test-session (name)
+  "Return the cached session plist named NAME in the test project, or nil."
+  (let (found)
+    (maphash (lambda (_ s)
+               (when (and (equal (plist-get s :name) name)
+                          (equal (file-name-as-directory
+                                  (plist-get (plist-get s :project) :root))
+                                 (file-name-as-directory (file-truename my-codex-test-project)))
+                          (not (equal (plist-get s :status) "stopped")))
+                 (setq found s)))
+             my-codex--sessions)
+    found))
+
+(defun my-codex-test-status (name)
+  "Return the cached status of the session NAME."
+  (plist-get (my-codex-test-session name) :status))
+
+(defun my-codex-test-wait-status (name statuses &optional timeout)
+  "Wait until session NAME has one of STATUSES (a string or a list); TIMEOUT seconds."
+  (let ((statuses (if (stringp statuses) (list statuses) statuses)))
+    (my-codex-test-wait (list name statuses)
+                        (lambda () (member (my-codex-test-status name) statuses))
+                        timeout)))
+
+(defun my-codex-test-wait-turns (name turns &optional timeout)
+  "Wait until session NAME has finished TURNS turns and is idle; TIMEOUT seconds."
+  (my-codex-test-wait (list name 'turns turns)
+                      (lambda ()
+                        (let ((s (my-codex-test-session name)))
+                          (and s (>= (or (plist-get s :turns) 0) turns)
+                               (equal (plist-get s :status) "idle"))))
+                      (or timeout 60)))
+
+(defun my-codex-test-text (buffer)
+  "Return the text of BUFFER without properties."
+  (with-current-buffer buffer
+    (buffer-substring-no-properties (point-min) (point-max))))
+
+(defun my-codex-test-wait-text (buffer regexp &optional timeout)
+  "Wait until BUFFER's text matches REGEXP; TIMEOUT seconds."
+  (my-codex-test-wait (list buffer regexp)
+                      (lambda () (string-match-p regexp (my-codex-test-text buffer)))
+                      timeout))
+
+(defun my-codex-test-header ()
+  "Return the current buffer's header line as text.
+`format-mode-line' gives nothing in batch mode, so evaluate the forms."
+  (let ((format header-line-format))
+    (substring-no-properties
+     (cond ((stringp format) format)
+           ((eq (car-safe format) :eval) (or (eval (cadr format) t) ""))
+           (t (error "Unexpected header line %S" format))))))
+
+(defmacro my-codex-test-in-project (&rest body)
+  "Run BODY in the test project, with no handler errors allowed."
+  (declare (indent 0) (debug t))
+  `(progn
+     (set-buffer (my-codex-test-home))
+     (setq my-codex--handler-errors nil)
+     (unwind-protect
+         (progn ,@body)
+       (should-not my-codex--handler-errors))))
+
+(defun my-codex-test-home ()
+  "Return a plain buffer whose `default-directory' is the test project."
+  (with-current-buffer (get-buffer-create "*my-codex-test*")
+    (setq default-directory my-codex-test-project)
+    (current-buffer)))
+
+(defun my-codex-test-user-error (function &rest args)
+  "Call FUNCTION with ARGS; return the message of the `user-error' it signals.
+Fail if it signals none, or another error."
+  (condition-case err
+      (progn (apply function args)
+             (ert-fail (list 'no-user-error function args)))
+    (user-error (error-message-string err))))
+
+(provide 'my-codex-test-helpers)
+;;; my-codex-test-helpers.el ends here

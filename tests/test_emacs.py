@@ -1,0 +1,188 @@
+"""The Emacs front-end, elisp/my-codex.el, in `emacs -Q --batch`.
+
+Each ERT test in tests/emacs/my-codex-tests.el runs in its own Emacs, which
+drives the real sidecar, the real Codex and the scripted model server with a
+fresh state folder and a fresh git project named `ultra`. ERT asserts inside
+Emacs; the test also writes results as Lisp data, which are read back here with
+sexpdata and checked independently of the Lisp code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sexpdata
+
+from codex_sessions.testing.sandbox import make_git_project
+
+ROOT = Path(__file__).resolve().parents[1]
+ELISP = ROOT / "elisp"
+ERT_DIR = ROOT / "tests" / "emacs"
+EMACS = shutil.which("emacs") or "emacs"
+
+
+def run_emacs(args: list[str], env: dict[str, str], timeout: float = 170) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EMACS, "-Q", "--batch", *args], cwd=ROOT, env=env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    data = sexpdata.loads(path.read_text(encoding="utf-8"))
+    return {sexpdata.dumps(key): value for key, value in data}
+
+
+def run_ert(name: str, offline, project: Path, tmp_path: Path) -> dict[str, Any]:
+    """Run the ERT test NAME alone; fail with its output unless it passed."""
+    other = make_git_project(tmp_path / "other")
+    result_file = tmp_path / "result.el"
+    env = offline.env(MY_CODEX_TEST_PYTHON=sys.executable,
+                      MY_CODEX_TEST_PROJECT=str(project),
+                      MY_CODEX_TEST_OTHER=str(other),
+                      MY_CODEX_TEST_RESULT=str(result_file))
+    proc = run_emacs(["-L", str(ELISP), "-L", str(ERT_DIR), "-l", "my-codex-tests",
+                      "--eval", f'(ert-run-tests-batch-and-exit "\\\\`{name}\\\\\'")'], env)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-12000:]
+    assert re.search(r"Ran 1 tests?, 1 results? as expected", output), output[-4000:]
+    return read_results(result_file)
+
+
+def expected_buffer_name(root: str, session: str) -> str:
+    digest = hashlib.sha1((root + "/").encode()).hexdigest()[:8]
+    return f"*codex:{Path(root).name}:{session}:{digest}*"
+
+
+def test_start_buffer_names_and_streaming(offline, project, tmp_path):
+    r = run_ert("my-codex-test-start-names-and-streaming", offline, project, tmp_path)
+    assert r["root"] == str(project)
+    assert r["main-buffer"] == r["main-buffer-name"] == expected_buffer_name(str(project), "main")
+    assert r["review-buffer"] == r["review-buffer-name"] == expected_buffer_name(str(project), "review")
+    assert r["main-buffer"] == "*codex:ultra:main:%s*" % r["project-hash"]
+    snapshots = r["snapshots"]
+    assert len(set(snapshots)) >= 3 and snapshots == sorted(snapshots) and snapshots[-1] == 8
+
+
+def test_buffer_prompt_commands_and_files(offline, project, tmp_path):
+    r = run_ert("my-codex-test-buffer-prompt-commands-and-files", offline, project, tmp_path)
+    assert r["numbers"] == "".join(f"{i}\n" for i in range(1, 21))
+    assert r["opened"] == str(project / "numbers.txt")
+
+
+def test_approval_round_trip(offline, project, tmp_path):
+    r = run_ert("my-codex-test-approval-round-trip", offline, project, tmp_path)
+    assert r["approved"] is True
+    assert (project / "approved.txt").exists()
+    assert not (project / "declined.txt").exists()
+
+
+def test_kill_and_kill_all(offline, project, tmp_path):
+    r = run_ert("my-codex-test-kill-and-kill-all", offline, project, tmp_path)
+    assert r["after-kill-all"] == [["other", "main", "idle"]]
+    assert r["killed-all"] is True
+
+
+def test_rename_buffer_follows(offline, project, tmp_path):
+    r = run_ert("my-codex-test-rename-buffer-follows", offline, project, tmp_path)
+    assert r["old-buffer"] == expected_buffer_name(str(project), "main")
+    assert r["new-buffer"] == r["new-buffer-name"] == expected_buffer_name(str(project), "review")
+
+
+def test_list_ordering_and_keys(offline, project, tmp_path):
+    r = run_ert("my-codex-test-list-ordering-and-keys", offline, project, tmp_path)
+    rows = [line.split() for line in r["list-text"].splitlines() if line.strip()]
+    assert [(row[0], row[1], row[2]) for row in rows] == [
+        ("ultra", "beta", "waiting"), ("ultra", "gamma", "failed"),
+        ("ultra", "delta", "running"), ("ultra", "alpha", "idle")]
+    assert re.search(r"Project\s+Name\s+Status\s+Elapsed\s+Title / summary", r["list-header"])
+
+
+def test_errors_are_user_errors(offline, project, tmp_path):
+    r = run_ert("my-codex-test-errors-are-user-errors", offline, project, tmp_path)
+    assert r["bad-name"].startswith("name: ")
+    assert "'bad name'" in r["bad-name"] or '"bad name"' in r["bad-name"]
+    assert r["bad-new-name"].startswith("newName:")
+    assert "nothing to cancel" in r["nothing-to-cancel"]
+
+
+def test_cancel_report_and_notify(offline, project, tmp_path):
+    r = run_ert("my-codex-test-cancel-report-and-notify", offline, project, tmp_path)
+    assert r["report"].splitlines()[0] == "Session: main"
+    assert [line.split(":")[0] for line in r["report"].splitlines()] == [
+        "Session", "Status", "Summary", "Changed", "Verified", "Blockers", "Next"]
+
+
+def test_switch_rebuilds_after_restart(offline, project, tmp_path):
+    r = run_ert("my-codex-test-switch-rebuilds-after-restart", offline, project, tmp_path)
+    assert "> say: remember the lighthouse" in r["before"]
+    assert "> say: remember the lighthouse" in r["rebuilt"]
+    assert "remember the lighthouse\n" in r["rebuilt"].split("> say: remember the lighthouse", 1)[1]
+
+
+def test_sidecar_crash_restarts(offline, project, tmp_path):
+    r = run_ert("my-codex-test-sidecar-crash-restarts", offline, project, tmp_path)
+    text = r["after-crash"]
+    assert text.index("before the crash") < text.index("after the crash")
+
+
+def test_append_cost_is_flat(offline, project, tmp_path):
+    r = run_ert("my-codex-test-append-cost-is-flat", offline, project, tmp_path)
+    short, long = r["append-seconds"]
+    assert long < 4 * short + 0.05
+
+
+def test_byte_compiles_cleanly_and_checkdoc_is_silent(tmp_path):
+    script = tmp_path / "lint.el"
+    script.write_text(r'''
+(require 'checkdoc)
+(setq byte-compile-error-on-warn t
+      byte-compile-dest-file-function
+      (lambda (file) (expand-file-name (concat (file-name-nondirectory file) "c")
+                                       (getenv "LINT_OUT"))))
+(let ((problems nil))
+  (dolist (file (directory-files (getenv "LINT_ELISP") t "\\.el\\'"))
+    (unless (byte-compile-file file)
+      (push (list 'compile file) problems))
+    (let ((checkdoc-create-error-function
+           (lambda (text start _end &optional _unfixable)
+             (push (list 'checkdoc file text
+                         (with-current-buffer (find-file-noselect file)
+                           (line-number-at-pos start)))
+                   problems)
+             nil))
+          (checkdoc-autofix-flag 'never))
+      (with-current-buffer (find-file-noselect file)
+        (checkdoc-current-buffer t))))
+  (prin1 (list 'problems problems)))
+''')
+    env = dict(os.environ, LINT_OUT=str(tmp_path), LINT_ELISP=str(ELISP))
+    proc = run_emacs(["-L", str(ELISP), "-l", str(script)], env, timeout=120)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "(problems nil)" in proc.stdout, output
+    assert "Warning" not in proc.stderr and "Error" not in proc.stderr, output
+    compiled = sorted(p.name for p in tmp_path.glob("*.elc"))
+    assert compiled == sorted(p.name + "c" for p in ELISP.glob("*.el")) and compiled
+    assert not list(ELISP.glob("*.elc"))
+
+
+def test_package_headers_and_autoloads():
+    text = (ELISP / "my-codex.el").read_text()
+    assert text.startswith(";;; my-codex.el --- ")
+    assert "lexical-binding: t" in text.splitlines()[0]
+    assert ';; Package-Requires: ((emacs "28.1"))' in text
+    assert ";;; my-codex.el ends here" in text
+    for command in ("my-codex-start-session", "my-codex-list-sessions", "my-codex-switch-session",
+                    "my-codex-kill-session", "my-codex-kill-all-sessions", "my-codex-rename-session",
+                    "my-codex-send", "my-codex-cancel", "my-codex-session-report",
+                    "my-codex-resume-session"):
+        assert f";;;###autoload\n(defun {command} " in text, command
