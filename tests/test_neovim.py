@@ -343,3 +343,260 @@ def test_list_orders_waiting_and_failed_on_top_and_its_keys_work(editor, project
     editor.wait("return vim.bo.filetype ~= 'codex_sessions_list'", what="the list to close")
     assert editor.lua("return #vim.api.nvim_tabpage_list_wins(0)") == wins - 1
     assert not editor.errors()
+
+
+def wait_note(editor: Editor, needle: str, level: str | None = None, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for note in editor.notes(level):
+            if needle in note:
+                return note
+        time.sleep(0.05)
+    raise AssertionError(f"no {level or ''} notification with {needle!r}: {editor.notes()!r}")
+
+
+def test_subcommands_start_send_switch_cancel_rename_report_kill_resume(editor, project):
+    # start without a prompt, then write in the prompt area and send with <C-s>
+    editor.cmd("CodexSessions start")
+    main = buffer_name(project, "main")
+    editor.wait("return vim.fn.bufname() == ...", main, what="main's buffer")
+    buf = editor.buf_by_name(main)
+    editor.wait_status(project, "main", "idle")
+    editor.lua("vim.api.nvim_buf_set_lines(0, -2, -1, false, { 'say: typed in the prompt area' })")
+    feed(editor, "<C-s>")
+    editor.wait_text(buf, "typed in the prompt area\n")
+    editor.wait("return require('codex_sessions.buffer').prompt_text(0) == ''", what="the prompt area to clear")
+    editor.wait_status(project, "main", "idle")
+    assert not editor.notes("INFO")  # a session in view does not notify
+
+    # send NAME PROMPT from another window: a background session notifies when done
+    editor.cmd("only | enew")
+    editor.cmd("CodexSessions send main say: from the command line")
+    note = wait_note(editor, "Summary: from the command line", "INFO")
+    assert note.startswith("codex-sessions: Session: main\nStatus: done\n")
+    assert "from the command line" in editor.text(buf)
+
+    # switch opens the buffer of a named session
+    editor.cmd("CodexSessions switch main")
+    editor.wait("return vim.fn.bufname() == ...", main, what="switch")
+
+    # cancel interrupts a running turn
+    editor.cmd("CodexSessions send slow: 20")
+    editor.wait_status(project, "main", "running")
+    editor.wait_text(buf, "tick")  # streamed while the turn runs
+    editor.cmd("CodexSessions cancel")
+    s = editor.wait_status(project, "main", "idle")
+    editor.wait("return (function(id) local s = require('codex_sessions.state').get(id) "
+                "return s and s.lastTurn ~= vim.NIL and s.lastTurn.status == 'interrupted' end)(...)", s["id"],
+                what="the interrupted turn")
+
+    # rename: the buffer follows the sidecar's new bufferName
+    editor.cmd("CodexSessions rename main review")
+    review = buffer_name(project, "review")
+    editor.wait("local b, n = ... return vim.fn.bufname(b) == n", buf, review, what="the renamed buffer")
+    assert editor.buf_by_name(main) is None
+    assert editor.session(project, "review")["bufferName"] == review
+
+    # report of a named session
+    editor.cmd("CodexSessions report review")
+    editor.wait("return vim.bo.filetype == 'codex_sessions_report'", what="the report")
+    assert "Session:" in editor.text(0) and "Status:" in editor.text(0)
+    editor.cmd("close")
+
+    # kill, then resume
+    editor.cmd("CodexSessions kill review")
+    editor.wait_status(project, "review", "stopped")
+    editor.wait_text(buf, "stopped")
+    editor.cmd("only | enew")
+    editor.cmd("CodexSessions resume review")
+    editor.wait_status(project, "review", "idle")
+    editor.wait("return vim.fn.bufname() == ...", review, what="the resumed session's buffer")
+    editor.cmd("CodexSessions send review say: back again")
+    editor.wait_text(buf, "back again\n")
+    assert not editor.errors(), editor.errors()
+
+
+def test_killall_kills_this_project_and_bang_kills_every_project(editor, project, other_project):
+    editor.cmd("CodexSessions start one")
+    editor.cmd("CodexSessions start two")
+    editor.cmd(f"cd {other_project}")
+    editor.cmd("enew")
+    editor.cmd("CodexSessions start elsewhere")
+    editor.wait_status(other_project, "elsewhere", "idle")
+    editor.wait_status(project, "one", "idle")
+    editor.wait_status(project, "two", "idle")
+    other_buf = buffer_name(other_project, "elsewhere")
+    assert editor.buf_by_name(other_buf)
+    editor.cmd(f"cd {project}")
+    editor.cmd("enew")
+    editor.cmd("CodexSessions killall")
+    wait_note(editor, "killed 2 sessions")
+    assert editor.session(project, "one")["status"] == "stopped"
+    assert editor.session(project, "two")["status"] == "stopped"
+    assert editor.session(other_project, "elsewhere")["status"] == "idle"
+    editor.cmd("CodexSessions killall!")
+    wait_note(editor, "killed 1 session in every project")
+    assert editor.session(other_project, "elsewhere")["status"] == "stopped"
+    assert not editor.errors()
+
+
+def test_errors_reach_the_user_as_error_notifications(editor, project):
+    editor.cmd("CodexSessions start bad.name")
+    note = wait_note(editor, "bad.name", "ERROR")
+    assert note.startswith("codex-sessions: name: ")  # the sidecar's message, naming the field
+    editor.cmd("CodexSessions switch nosuch")
+    note = wait_note(editor, "nosuch", "ERROR")
+    editor.cmd("CodexSessions frobnicate")
+    wait_note(editor, "unknown subcommand", "ERROR")
+    editor.cmd("CodexSessions rename")
+    wait_note(editor, "usage: :CodexSessions rename", "ERROR")
+    # a busy session refuses a second prompt
+    editor.cmd("CodexSessions start main slow: 10")
+    editor.wait_status(project, "main", "running")
+    editor.cmd("CodexSessions send main say: too soon")
+    wait_note(editor, "session 'main' is running", "ERROR")
+    editor.cmd("CodexSessions cancel main")
+    editor.wait_status(project, "main", "idle")
+    # nothing of this stopped the sidecar
+    assert editor.lua("return require('codex_sessions.rpc').is_running()")
+
+
+def test_background_waiting_notifies_fires_autocommands_and_counts_in_statusline(editor, project):
+    editor.cmd("CodexSessions start bg")
+    editor.wait_status(project, "bg", "idle")
+    editor.cmd("only | enew")
+    assert editor.lua("return require('codex_sessions').statusline()") == ""
+    editor.cmd("CodexSessions send bg run-approved: touch bg.txt")
+    note = wait_note(editor, "bg waits for approval: touch bg.txt", "WARN")
+    assert editor.lua("return require('codex_sessions').statusline()") == "codex: 1 waiting"
+    assert editor.lua("return require('codex_sessions').counts().waiting") == 1
+    events = editor.lua("local out = {} for _, e in ipairs(_G.events) do table.insert(out, e.pattern) end return out")
+    assert "CodexSessionChanged" in events and "CodexSessionWaiting" in events
+    assert "CodexSessionSidecarStarted" in events
+    editor.cmd("CodexSessions switch bg")
+    editor.wait("return vim.fn.bufname() == ...", buffer_name(project, "bg"))
+    feed(editor, "gx")
+    editor.wait_status(project, "bg", "idle")
+    editor.wait("for _, e in ipairs(_G.events) do if e.pattern == 'CodexSessionFinished' and "
+                "e.data.session.name == 'bg' then return true end end", what="CodexSessionFinished")
+    # a running turn counts as running
+    editor.cmd("CodexSessions send bg slow: 10")
+    editor.wait("return require('codex_sessions').statusline() == 'codex: 1 running'", what="1 running")
+    editor.cmd("CodexSessions cancel bg")
+    editor.wait("return require('codex_sessions').statusline() == ''", what="nothing running")
+
+
+def test_the_sidecar_restarts_after_dying_and_stops_with_neovim(editor, project, offline):
+    editor.cmd("CodexSessions start main")
+    editor.wait_status(project, "main", "idle")
+    (pid,) = sidecar_pids(editor)
+    os.kill(pid, signal.SIGKILL)
+    wait_note(editor, "the sidecar exited", "ERROR")
+    assert not editor.lua("return require('codex_sessions.rpc').is_running()")
+    editor.cmd("CodexSessions send main say: too early")
+    wait_note(editor, "resume it first", "ERROR")  # the new sidecar found it interrupted
+    (new_pid,) = sidecar_pids(editor)
+    assert new_pid != pid
+    editor.cmd("CodexSessions resume main")
+    editor.wait_status(project, "main", "idle")
+    editor.cmd("CodexSessions send main say: after the restart")
+    editor.wait_text(editor.buf_by_name(buffer_name(project, "main")), "after the restart\n")
+    codex_pid = editor.session(project, "main")["pid"]
+    assert codex_pid
+    # VimLeavePre stops the sidecar, which stops its Codex
+    try:
+        editor.nvim.command("qa!")
+    except Exception:
+        pass
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (alive(new_pid) or alive(codex_pid)):
+        time.sleep(0.1)
+    assert not alive(new_pid) and not alive(codex_pid)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purpose
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_completion_of_subcommands_and_session_names(editor, project):
+    subs = editor.lua("return vim.fn.getcompletion('CodexSessions ', 'cmdline')")
+    for sub in ["start", "switch", "kill", "killall", "killall!", "rename", "send", "cancel", "report",
+                "resume", "list"]:
+        assert sub in subs
+    assert editor.lua("return vim.fn.getcompletion('CodexSessions ki', 'cmdline')") == ["kill", "killall", "killall!"]
+    editor.cmd("CodexSessions start alpha")
+    editor.cmd("CodexSessions start beta")
+    editor.wait_status(project, "alpha", "idle")
+    editor.wait_status(project, "beta", "idle")
+    names = editor.lua("return vim.fn.getcompletion('CodexSessions kill ', 'cmdline')")
+    assert sorted(names) == ["alpha", "beta"]
+    assert editor.lua("return vim.fn.getcompletion('CodexSessions switch al', 'cmdline')") == ["alpha"]
+    assert editor.lua("return vim.fn.getcompletion('CodexSessions rename beta ', 'cmdline')") == []
+    editor.cmd("CodexSessions kill beta")
+    editor.wait_status(project, "beta", "stopped")
+    assert editor.lua("return vim.fn.getcompletion('CodexSessions resume ', 'cmdline')") == ["beta"]
+
+
+def test_setup_validates_options_and_reports_bad_ones(editor):
+    problems = editor.lua("""return require('codex_sessions').setup({
+        cmd = 'codex-sessions serve', open = 'float', notify = { finished = 'yes' },
+        keys = { list = { open = 1, nosuch = 'x' } }, max_running = 0, bogus = true })""")
+    assert len(problems) == 7, problems
+    (note,) = editor.errors()
+    for needle in ["`cmd` must be a non-empty list of strings", "`open` must be", "`notify.finished` must be a boolean",
+                   "`keys.list.open` must be a key", "keys.list.nosuch", "`max_running` must be a positive integer",
+                   "unknown option `bogus`"]:
+        assert needle in note, (needle, note)
+    # bad options keep their defaults, good ones apply
+    opts = editor.lua("require('codex_sessions').setup({ open = 'vsplit', keys = { list = { kill = 'x' } } }) "
+                      "return require('codex_sessions.config').options")
+    assert opts["cmd"] == ["codex-sessions", "serve"] and opts["open"] == "vsplit"
+    assert opts["keys"]["list"]["kill"] == "x" and opts["keys"]["list"]["open"] == "<CR>"
+    assert len(editor.errors()) == 1
+
+
+def test_checkhealth_reports_each_check(editor, offline):
+    editor.cmd("checkhealth codex_sessions")
+    text = editor.text(0)
+    assert "OK Neovim 0." in text
+    assert "OK setup() options are valid" in text
+    assert "OK sidecar command:" in text
+    assert f"OK Codex: {offline.codex}" in text
+    assert f"OK state: {offline.state_dir}" in text
+    assert "ERROR" not in text
+    # and with a sidecar that is not installed: an error with advice
+    editor.lua("require('codex_sessions').setup({ cmd = { '/nonexistent/codex-sessions', 'serve' } })")
+    editor.cmd("checkhealth codex_sessions")
+    text = editor.text(0)
+    assert "ERROR sidecar command `/nonexistent/codex-sessions serve` not found" in text
+    assert "pip install codex-sessions" in text
+
+
+def test_help_documents_commands_keys_options_highlights_autocommands(editor, tmp_path):
+    doc = tmp_path / "rtp" / "doc"
+    doc.mkdir(parents=True)
+    shutil.copy(ROOT / "doc" / "codex-sessions.txt", doc)
+    editor.cmd(f"set runtimepath^={tmp_path / 'rtp'}")
+    editor.cmd(f"helptags {doc}")
+    for tag in ["codex-sessions", ":CodexSessions", "codex-sessions-setup", "codex-sessions-commands",
+                "codex-sessions-keys", "codex-sessions-options", "codex-sessions-highlights",
+                "codex-sessions-autocommands", "codex-sessions-statusline", "codex-sessions-health"]:
+        editor.cmd(f"help {tag}")
+        assert editor.lua("return vim.bo.buftype") == "help", tag
+        editor.cmd("close")
+    text = (doc / "codex-sessions.txt").read_text()
+    for sub in ["start", "switch", "kill", "killall", "rename", "send", "cancel", "report", "resume"]:
+        assert f":CodexSessions {sub}" in text
+    for group in ["CodexSessionsRequest", "CodexSessionsStatusWaiting"]:
+        assert group in text
+    for event in ["CodexSessionChanged", "CodexSessionWaiting", "CodexSessionFinished"]:
+        assert event in text
