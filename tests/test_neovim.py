@@ -9,9 +9,11 @@ what a user would see (buffers, notifications, files in the project).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -178,8 +180,27 @@ def test_start_names_the_buffer_and_streams_into_it(editor, project):
     s = editor.session(project, "main")
     assert s["bufferName"] == want
     buf = editor.buf_by_name(want)
-    text = editor.wait_text(buf, "alpha beta gamma delta")
+    text = editor.wait_text(buf, "\nalpha beta gamma delta\n")
     assert "> stream: alpha beta gamma delta" in text
+    editor.wait_status(project, "main", "idle")
+    assert editor.text(buf).count("alpha beta gamma delta") == 2  # the prompt and the answer, once each
+
+    # a slow answer shows up piece by piece while the turn runs
+    editor.cmd("CodexSessions send main slow: 2")
+    editor.wait_text(buf, "tick tick")
+    assert editor.session(project, "main")["status"] == "running"
+    editor.wait_status(project, "main", "idle")
+    assert editor.lua("return require('codex_sessions.buffer').state(...).deltas", buf) >= 5
+    assert editor.text(buf).count("tick tick tick tick tick tick tick tick tick tick") == 1
+
+    # a command: its exit code, and its output folded
+    editor.cmd("CodexSessions send main run: seq 1 5")
+    text = editor.wait_text(buf, "$ seq 1 5  [exit 0]")
+    text = editor.wait_text(buf, "Command finished")
+    lines = text.split("\n")
+    row = lines.index("  │ 3") + 1
+    assert editor.lua("return vim.fn.foldclosed(...)", row) != -1  # folded
+    assert editor.lua("return vim.fn.foldclosedend(...)", row) - editor.lua("return vim.fn.foldclosed(...)", row) == 4
     assert not editor.errors()
 
 
@@ -600,3 +621,29 @@ def test_help_documents_commands_keys_options_highlights_autocommands(editor, tm
         assert group in text
     for event in ["CodexSessionChanged", "CodexSessionWaiting", "CodexSessionFinished"]:
         assert event in text
+
+
+EMACS = shutil.which("emacs")
+
+
+def test_emacs_and_neovim_give_a_session_the_same_buffer_name(editor, project, offline):
+    """Emacs (elisp/my-codex.el, batch) starts `shared`; Neovim then starts `shared` too."""
+    assert EMACS, "emacs is needed (the Emacs front-end's tests need it too)"
+    python, directory = json.dumps(sys.executable), json.dumps(str(project) + "/")
+    code = f"""
+(progn
+  (require 'my-codex)
+  (setq my-codex-sidecar-command (list {python} "-m" "codex_sessions" "serve")
+        my-codex-pop-to-buffer-on-start nil)
+  (let ((default-directory {directory}))
+    (princ (format "BUFFER=%s\\n" (buffer-name (my-codex-start-session "shared")))))
+  (my-codex-shutdown))"""
+    proc = subprocess.run([EMACS, "-Q", "--batch", "-L", str(ROOT / "elisp"), "--eval", code],
+                          env=offline.env(), cwd=project, text=True, capture_output=True, timeout=90)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    emacs_name = proc.stdout.split("BUFFER=")[1].split("\n")[0]
+    assert emacs_name == buffer_name(project, "shared")
+    editor.cmd("CodexSessions start shared")
+    editor.wait("return vim.fn.bufname():find('shared', 1, true) ~= nil", what="shared's buffer")
+    assert editor.current_name() == emacs_name
+    assert not editor.errors(), editor.errors()

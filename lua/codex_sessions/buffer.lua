@@ -279,6 +279,9 @@ local function show(st, item)
     st.last_seq = item.seq
   end
   local rendered = M.render_item(item)
+  if item.itemId then
+    st.complete[item.itemId] = true
+  end
   if item.itemId and st.tail and st.tail.id == item.itemId then
     replace_tail(st, rendered)
     st.tail = nil
@@ -482,7 +485,7 @@ local function map_keys(buf)
           end
         end)
       else
-        vim.cmd("normal! za")
+        pcall(vim.cmd, "normal! za")
       end
     end
   end, "send (in the prompt area), answer a request, or toggle a fold")
@@ -506,7 +509,7 @@ local function new_buffer(session)
   vim.bo[buf].swapfile = false
   local st = {
     buf = buf, id = session.id, session = session, last_seq = nil, loading = true, backlog = {},
-    tail = nil, streamed = {}, request_marks = {}, deltas = 0,
+    tail = nil, streamed = {}, complete = {}, request_marks = {}, deltas = 0,
   }
   H.by_buf[buf] = st
   H.by_id[session.id] = buf
@@ -525,7 +528,7 @@ local function new_buffer(session)
       set_window_options(vim.api.nvim_get_current_win())
     end,
   })
-  vim.api.nvim_create_autocmd("BufWipeout", {
+  vim.api.nvim_create_autocmd({ "BufWipeout", "BufUnload" }, {
     buffer = buf,
     callback = function()
       H.by_buf[buf] = nil
@@ -541,7 +544,7 @@ end
 local function reassign(st, session)
   H.by_id[st.id] = nil
   st.id, st.session = session.id, session
-  st.last_seq, st.loading, st.backlog, st.tail, st.streamed = nil, true, {}, nil, {}
+  st.last_seq, st.loading, st.backlog, st.tail, st.streamed, st.complete = nil, true, {}, nil, {}, {}
   st.request_marks, st.deltas = {}, 0
   H.by_id[session.id] = st.buf
   local sep = sep_row(st)
@@ -576,8 +579,8 @@ local function load_transcript(st, after)
     local backlog = st.backlog
     st.backlog = {}
     for _, item in ipairs(backlog) do
-      -- pieces streamed while loading are covered by the complete items
-      if item.seq then
+      -- a piece of a message that is complete by now is covered by the complete item
+      if item.seq or not (item.itemId and st.complete[item.itemId]) then
         show(st, item)
       end
     end
