@@ -1,0 +1,76 @@
+"""Figure 5: the sidecar's resident size idle, with 10 idle sessions, and with 10 sessions
+holding 10 MiB of transcript each; Codex's own processes summed separately."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from codex_sessions.testing.sandbox import OfflineCodex, make_git_project
+
+from .util import MIB, SIDECAR, Results, TimedClient, descendants, finished, rss_bytes, start_session
+
+SESSIONS = 10
+FILL = 10 * MIB
+
+
+def hwm_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def codex_rss(pid: int) -> tuple[int, int]:
+    kids = descendants(pid)
+    return sum(rss_bytes(k) for k in kids), len(kids)
+
+
+async def run(res: Results, quick: bool) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-mem-"))
+    offline = OfflineCodex(tmp / "world")
+    project = make_git_project(tmp / "proj")
+    client = TimedClient(SIDECAR, env=offline.env())
+    try:
+        await client.start()
+        await client.request("codex/session/list", {})  # opens the database
+        await asyncio.sleep(1.0)
+        pid = client.pid
+        idle = rss_bytes(pid)
+        res.add("memory: sidecar RSS idle", f"{idle / MIB:.1f} MiB")
+
+        ids = []
+        for i in range(SESSIONS):
+            ids.append((await start_session(client, project, f"m{i}"))["id"])
+        for sid in ids:
+            await client.wait_status(sid, "idle", timeout=120)
+        await asyncio.sleep(1.0)
+        ten_idle = rss_bytes(pid)
+        c_rss, c_count = codex_rss(pid)
+        res.add(f"memory: sidecar RSS with {SESSIONS} idle sessions", f"{ten_idle / MIB:.1f} MiB")
+        res.add(f"memory: Codex processes with {SESSIONS} idle sessions (separate)",
+                f"{c_rss / MIB:.0f} MiB in {c_count} processes ({c_rss / MIB / SESSIONS:.0f} MiB a session)")
+
+        for sid in ids:
+            await client.request("codex/session/send", {"id": sid, "text": f"stream-bytes: {FILL}"})
+        for sid in ids:
+            await finished(client, sid, 1, timeout=600)
+        client.notifications.clear()  # the client's copy, not the sidecar's
+        client.stamps.clear()
+        await asyncio.sleep(1.0)
+        full = rss_bytes(pid)
+        peak = hwm_bytes(pid)
+        c_rss, c_count = codex_rss(pid)
+        row = res.add(f"memory: sidecar RSS with {SESSIONS} sessions x 10 MiB transcript",
+                      f"{full / MIB:.1f} MiB (peak {peak / MIB:.1f} MiB)", "< 150 MiB", full < 150 * MIB)
+        row.note = (f"{full / MIB:.0f} MiB, {full / MIB - 150:.0f} MiB over 150 MiB "
+                    f"({(full - ten_idle) / MIB / SESSIONS:.1f} MiB per 10 MiB session)")
+        res.add(f"memory: Codex processes with {SESSIONS} full sessions (separate)",
+                f"{c_rss / MIB:.0f} MiB in {c_count} processes")
+        res.raw.update(mem_idle=idle, mem_ten_idle=ten_idle, mem_full=full, mem_peak=peak,
+                       codex_rss_full=c_rss)
+    finally:
+        await client.stop()
+        offline.close()
