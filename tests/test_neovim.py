@@ -247,6 +247,24 @@ def test_decline_from_the_buffer_leaves_the_project_alone(editor, project):
     assert "[exit 0]" not in text
 
 
+def test_accept_for_session_from_the_buffer(editor, project):
+    editor.cmd("CodexSessions start trust run-approved: touch trusted.txt")
+    buf = editor.wait("return (function(n) for _, b in ipairs(vim.api.nvim_list_bufs()) do "
+                      "if vim.fn.bufname(b) == n then return b end end end)(...)",
+                      buffer_name(project, "trust"))
+    editor.wait_status(project, "trust", "waiting")
+    editor.wait_text(buf, "approval needed")
+    feed(editor, "gA")
+    editor.wait_text(buf, ": acceptForSession")
+    editor.wait_status(project, "trust", "idle")
+    assert (project / "trusted.txt").exists()
+    # undo in the prompt area never takes the transcript away
+    before = editor.text(buf)
+    feed(editor, "u")
+    assert editor.text(buf) == before
+    assert not editor.errors()
+
+
 def list_rows(editor: Editor) -> list[tuple[str, str]]:
     """(name, status) of the rows of the list in the current buffer, top to bottom."""
     rows = editor.lua("""
@@ -458,6 +476,14 @@ def test_killall_kills_this_project_and_bang_kills_every_project(editor, project
     editor.cmd("CodexSessions killall!")
     wait_note(editor, "killed 1 session in every project")
     assert editor.session(other_project, "elsewhere")["status"] == "stopped"
+    # the bang on the command works the same
+    editor.cmd(f"cd {other_project}")
+    editor.cmd("CodexSessions start again")
+    editor.wait_status(other_project, "again", "idle")
+    editor.cmd(f"cd {project}")
+    editor.cmd("enew")
+    editor.cmd("CodexSessions! killall")
+    editor.wait_status(other_project, "again", "stopped")
     assert not editor.errors()
 
 
@@ -513,6 +539,7 @@ def test_the_sidecar_restarts_after_dying_and_stops_with_neovim(editor, project,
     (pid,) = sidecar_pids(editor)
     os.kill(pid, signal.SIGKILL)
     wait_note(editor, "the sidecar exited", "ERROR")
+    editor.wait_text(editor.buf_by_name(buffer_name(project, "main")), "! the sidecar exited")
     assert not editor.lua("return require('codex_sessions.rpc').is_running()")
     editor.cmd("CodexSessions send main say: too early")
     wait_note(editor, "resume it first", "ERROR")  # the new sidecar found it interrupted
@@ -585,7 +612,7 @@ def test_setup_validates_options_and_reports_bad_ones(editor):
     assert len(editor.errors()) == 1
 
 
-def test_checkhealth_reports_each_check(editor, offline):
+def test_checkhealth_reports_each_check(editor, offline, tmp_path):
     editor.cmd("checkhealth codex_sessions")
     text = editor.text(0)
     assert "OK Neovim 0." in text
@@ -600,6 +627,18 @@ def test_checkhealth_reports_each_check(editor, offline):
     text = editor.text(0)
     assert "ERROR sidecar command `/nonexistent/codex-sessions serve` not found" in text
     assert "pip install codex-sessions" in text
+    # a missing Codex and an unusable state folder: errors with advice
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    editor.lua("local cmd, dir = ... require('codex_sessions').setup({ cmd = cmd, "
+               "codex_command = { '/nonexistent/codex' }, state_dir = dir })", SIDECAR, str(blocker / "state"))
+    editor.cmd("checkhealth codex_sessions")
+    text = editor.text(0)
+    assert "OK sidecar command:" in text
+    assert "ERROR Codex: '/nonexistent/codex' not found" in text
+    assert "npm install -g @openai/codex" in text
+    assert "ERROR state:" in text
+    assert "writable folder" in text
 
 
 def test_help_documents_commands_keys_options_highlights_autocommands(editor, tmp_path):

@@ -54,8 +54,13 @@ local function split_lines(text)
   return vim.split(text or "", "\n", { plain = true })
 end
 
+--- Write lines outside the undo history, so that `u` in the prompt area never undoes
+--- the transcript.
 local function set_lines(st, first, last, lines)
+  local undolevels = vim.bo[st.buf].undolevels
+  vim.bo[st.buf].undolevels = -1
   vim.api.nvim_buf_set_lines(st.buf, first, last, false, lines)
+  vim.bo[st.buf].undolevels = undolevels
 end
 
 --- Highlight whole lines [first, first + count) with `group`.
@@ -633,6 +638,17 @@ function M.visible(id)
     end
   end
   return false
+end
+
+--- The sidecar exited: say so in every session buffer.
+function M.on_sidecar_exit()
+  for buf, st in pairs(H.by_buf) do
+    if valid(buf) then
+      st.tail = nil
+      append(st, { { string.format("! the sidecar exited; :CodexSessions resume %s brings this session back",
+        st.session.name), "CodexSessionsError" } })
+    end
+  end
 end
 
 --- Every session buffer: { [buf] = id }.

@@ -306,6 +306,18 @@ function M.open(path, callback)
   end)
 end
 
+--- The sidecar exited: lists show that their rows are stale.
+function M.on_sidecar_exit()
+  for buf, st in pairs(H.by_buf) do
+    if valid(buf) then
+      st.error = "the sidecar exited; " .. (config.options.keys.list.refresh or ":CodexSessions")
+        .. " starts it again"
+      st.sessions = {}
+      render(buf)
+    end
+  end
+end
+
 --- Every list buffer: { [buf] = root }.
 function M.all()
   local out = {}

@@ -102,7 +102,8 @@ end
 local function on_exited()
   -- what that sidecar said is stale now; the next one tells afresh
   H.sessions = {}
-  require("codex_sessions.list").schedule_refresh()
+  require("codex_sessions.buffer").on_sidecar_exit()
+  require("codex_sessions.list").on_sidecar_exit()
   vim.cmd("redrawstatus")
 end
 
