@@ -225,21 +225,19 @@ called from your own function instead."
               :noquery t
               :stderr (get-buffer-create (format "*%s stderr*" name)))))))
     (setq my-codex--connection conn)
-    (condition-case err
-        (jsonrpc-request conn :initialize
-                         (list :processId (emacs-pid)
-                               :clientInfo (list :name "my-codex"
-                                                 :version my-codex-version)
-                               :capabilities (make-hash-table)
-                               :initializationOptions
-                               (my-codex--initialization-options))
-                         :timeout my-codex-request-timeout)
-      (jsonrpc-error
-       (let ((my-codex--shutting-down t))
-         (ignore-errors (jsonrpc-shutdown conn)))
-       (setq my-codex--connection nil)
-       (user-error "The codex-sessions sidecar did not start: %s (see M-x my-codex-show-stderr)"
-                   (or (alist-get 'jsonrpc-error-message (cdr err)) err))))
+    (let ((answer (my-codex--call
+                   conn "initialize"
+                   (list :processId (emacs-pid)
+                         :clientInfo (list :name "my-codex" :version my-codex-version)
+                         :capabilities (make-hash-table)
+                         :initializationOptions (my-codex--initialization-options))
+                   my-codex-request-timeout)))
+      (when (eq (car answer) 'error)
+        (let ((my-codex--shutting-down t))
+          (ignore-errors (jsonrpc-shutdown conn)))
+        (setq my-codex--connection nil)
+        (user-error "The codex-sessions sidecar did not start: %s (see M-x my-codex-show-stderr)"
+                    (my-codex--error-text (cdr answer) "initialize" my-codex-request-timeout))))
     (jsonrpc-notify conn :initialized (make-hash-table))
     (my-codex--install-mode-line)
     (my-codex--after-connect)
@@ -300,27 +298,50 @@ called from your own function instead."
      (push (list method err) my-codex--handler-errors)
      (message "my-codex: error handling %s: %s" method (error-message-string err)))))
 
-(defun my-codex--error-text (err method)
-  "Return a sentence for the `jsonrpc-error' ERR of a request for METHOD."
-  (let ((code (alist-get 'jsonrpc-error-code (cdr err)))
-        (text (alist-get 'jsonrpc-error-message (cdr err))))
+(defun my-codex--call (conn method params timeout)
+  "Send METHOD with PARAMS on CONN and wait at most TIMEOUT seconds for the answer.
+Return (result . RESULT) or (error . ERROR), ERROR being a JSON-RPC
+error plist.  Unlike `jsonrpc-request', this never leaves the
+process filter non-locally, so notifications that arrive in the same
+read as the answer are handled at once rather than on the next read."
+  (let* ((answer nil)
+         (quit t))
+    (jsonrpc-async-request
+     conn (intern method) (or params (make-hash-table))
+     :success-fn (lambda (result) (setq answer (cons 'result result)))
+     :error-fn (lambda (error) (setq answer (cons 'error error)))
+     :timeout timeout
+     :timeout-fn (lambda () (setq answer (list 'error :code 'timeout))))
+    (unwind-protect
+        (progn
+          (while (not answer)
+            (accept-process-output nil 0.05))
+          (setq quit nil))
+      (when quit
+        (message "Stopped waiting for codex-sessions to answer %s" method)))
+    answer))
+
+(defun my-codex--error-text (error method timeout)
+  "Return a sentence for ERROR, the JSON-RPC error answering METHOD.
+TIMEOUT is how long the request was allowed to take."
+  (let ((code (plist-get error :code))
+        (text (plist-get error :message)))
     (cond ((eql code -1)
            "The codex-sessions sidecar exited; it restarts on next use (see M-x my-codex-show-stderr)")
-          ((equal text "Timed out")
-           (format "codex-sessions did not answer %s within %s seconds" method
-                   my-codex-request-timeout))
-          (text text)
-          (t (format "codex-sessions failed: %S" err)))))
+          ((eq code 'timeout)
+           (format "codex-sessions did not answer %s within %s seconds" method timeout))
+          ((and (stringp text) (not (string-empty-p text))) text)
+          (t (format "codex-sessions failed: %S" error)))))
 
 (defun my-codex--request (method params &optional timeout)
   "Send METHOD with PARAMS to the sidecar and return its result.
 Wait at most TIMEOUT seconds, by default `my-codex-request-timeout'.
 Any failure becomes a `user-error' with the sidecar's message."
-  (let ((conn (my-codex--ensure-connection)))
-    (condition-case err
-        (jsonrpc-request conn (intern method) (or params (make-hash-table))
-                         :timeout (or timeout my-codex-request-timeout))
-      (jsonrpc-error (user-error "%s" (my-codex--error-text err method))))))
+  (let* ((timeout (or timeout my-codex-request-timeout))
+         (answer (my-codex--call (my-codex--ensure-connection) method params timeout)))
+    (if (eq (car answer) 'result)
+        (cdr answer)
+      (user-error "%s" (my-codex--error-text (cdr answer) method timeout)))))
 
 (defun my-codex--async (method params on-result)
   "Send METHOD with PARAMS to a live sidecar; call ON-RESULT with its result.
@@ -342,13 +363,12 @@ sidecar is not running."
 The sidecar keeps the records of every session."
   (interactive)
   (when-let ((conn (my-codex--live-connection)))
-    (let ((my-codex--shutting-down t)
-          (proc (jsonrpc--process conn)))
-      (ignore-errors (jsonrpc-request conn :shutdown nil :timeout 15))
+    (let ((my-codex--shutting-down t))
+      (ignore-errors (my-codex--call conn "shutdown" nil 15))
       (ignore-errors (jsonrpc-notify conn :exit nil))
       (with-timeout (5 nil)
-        (while (process-live-p proc)
-          (accept-process-output proc 0.1)))
+        (while (jsonrpc-running-p conn)
+          (accept-process-output nil 0.05)))
       (ignore-errors (jsonrpc-shutdown conn))
       (setq my-codex--connection nil)))
   (force-mode-line-update t))
@@ -394,7 +414,18 @@ The sidecar keeps the records of every session."
      default-directory)))
 
 (defun my-codex--remember (session)
-  "Record SESSION, the sidecar's latest word on it, and return it."
+  "Record SESSION, the sidecar's word on it, and return the newest record.
+An answer to a request can arrive after notifications that are newer
+than it; a SESSION older than the one recorded is ignored."
+  (let* ((id (plist-get session :id))
+         (old (and id (gethash id my-codex--sessions))))
+    (if (and old (string< (or (plist-get session :updatedAt) "")
+                          (or (plist-get old :updatedAt) "")))
+        old
+      (my-codex--record session))))
+
+(defun my-codex--record (session)
+  "Record SESSION, rename its buffer if needed, and return SESSION."
   (when session
     (let* ((id (plist-get session :id))
            (old (gethash id my-codex--sessions))
@@ -519,6 +550,10 @@ session without asking, unless ASK."
          (name (completing-read (format-prompt prompt default) names nil nil nil
                                 'my-codex--name-history default)))
     (if (string-empty-p name) default name)))
+
+(defun my-codex--first-line (text)
+  "Return the first line of TEXT, at most 120 characters."
+  (truncate-string-to-width (car (split-string (or text "") "\n")) 120 nil nil "..."))
 
 ;;;; Time
 
@@ -700,7 +735,7 @@ prompt below it and send it with \\[my-codex-send] or RET.
          (if (my-codex--live-connection) ""
            (propertize "  sidecar not running" 'face 'my-codex-error-face))
          (if-let ((error (plist-get session :error)))
-             (propertize (concat "  " error) 'face 'my-codex-error-face)
+             (propertize (concat "  " (my-codex--first-line error)) 'face 'my-codex-error-face)
            ""))))))
 
 (defun my-codex--status-face (status)
@@ -1059,12 +1094,16 @@ transcript.  Return the buffer."
   "Send TEXT as the next prompt of SESSION, by default the current buffer's.
 Interactively, TEXT is the prompt typed at the end of the session
 buffer, or read from the minibuffer.  A session that is not running
-\(stopped, interrupted or failed) is resumed first."
+\(stopped, interrupted or failed) is resumed first.  Return the new
+turn's id."
   (interactive
-   (list (or (and (derived-mode-p 'my-codex-session-mode)
-                  (let ((typed (my-codex--prompt-text)))
-                    (and (not (string-empty-p typed)) typed)))
-             (read-string "Prompt: " nil 'my-codex--prompt-history))))
+   (let ((session (my-codex--read-session "Send to Codex session: ")))
+     (list (or (and (derived-mode-p 'my-codex-session-mode)
+                    (let ((typed (my-codex--prompt-text)))
+                      (and (not (string-empty-p typed)) typed)))
+               (read-string (format "Prompt for %s: " (my-codex--label session))
+                            nil 'my-codex--prompt-history))
+           session)))
   (when (or (null text) (string-empty-p (string-trim text)))
     (user-error "Nothing to send: type a prompt first"))
   (let* ((session (my-codex--session session))
@@ -1244,7 +1283,10 @@ Show its buffer unless QUIET.  Return the session."
                   (plist-get session :name)
                   (propertize status 'face (my-codex--status-face status))
                   (my-codex--elapsed session)
-                  (cond ((and summary (not (member status my-codex--active-statuses)))
+                  (cond ((and (equal status "failed") (plist-get session :error))
+                         (propertize (my-codex--first-line (plist-get session :error))
+                                     'face 'my-codex-error-face))
+                        ((and summary (not (member status my-codex--active-statuses)))
                          (if (string-empty-p title) summary (concat title " -- " summary)))
                         (t title))))))
 

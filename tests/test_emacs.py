@@ -140,6 +140,12 @@ def test_append_cost_is_flat(offline, project, tmp_path):
     assert long < 4 * short + 0.05
 
 
+def test_polite_exit_and_troubleshooting(offline, project, tmp_path):
+    r = run_ert("my-codex-test-polite-exit-and-troubleshooting", offline, project, tmp_path)
+    with pytest.raises(ProcessLookupError):
+        os.kill(r["codex-pid"], 0)
+
+
 def test_byte_compiles_cleanly_and_checkdoc_is_silent(tmp_path):
     script = tmp_path / "lint.el"
     script.write_text(r'''

@@ -130,9 +130,25 @@ Return PREDICATE's value."
   `(progn
      (set-buffer (my-codex-test-home))
      (setq my-codex--handler-errors nil)
-     (unwind-protect
+     (condition-case err
          (progn ,@body)
-       (should-not my-codex--handler-errors))))
+       ((error ert-test-failed)
+        (my-codex-test-dump-stderr)
+        (signal (car err) (cdr err))))
+     (should-not my-codex--handler-errors)))
+
+(defun my-codex-test-dump-stderr ()
+  "Print the sidecar's standard error, to explain a failure."
+  (let ((buf (get-buffer " *my-codex stderr*")))
+    (when (buffer-live-p buf)
+      (message "---- sidecar stderr ----\n%s\n---- end of sidecar stderr ----"
+               (with-current-buffer buf (buffer-string)))))
+  (let ((events (get-buffer "*my-codex events*")))
+    (when (buffer-live-p events)
+      (message "---- events (tail) ----\n%s\n---- end of events ----"
+               (with-current-buffer events
+                 (buffer-substring-no-properties (max (point-min) (- (point-max) 8000))
+                                                 (point-max)))))))
 
 (defun my-codex-test-home ()
   "Return a plain buffer whose `default-directory' is the test project."

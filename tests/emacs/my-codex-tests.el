@@ -37,11 +37,11 @@
         (should (equal snapshots (sort (copy-sequence snapshots) #'<)))
         (should (= (car (last snapshots)) 8))
         ;; Once complete, the message is shown once, not twice.
-        (should (string-match-p "^Codex:\n\\(tick \\)\\{8\\}\n\\[idle\\]"
-                                (my-codex-test-text buf)))
+        (my-codex-test-wait-text buf "^Codex:\n\\(tick \\)\\{8\\}\n\\[idle\\]")
         (should (= 1 (with-current-buffer buf (how-many "^Codex:$" (point-min) (point-max)))))
         (should (string-match-p "^> slow: 1.6$" (my-codex-test-text buf)))
-        (should (string-match-p "^Report:\n  Session: main\n  Status: done" (my-codex-test-text buf)))
+        ;; The report follows the end of the turn.
+        (my-codex-test-wait-text buf "^Report:\n  Session: main\n  Status: done")
         ;; Starting `main' again reuses it and its buffer.
         (should (eq (my-codex-start-session "main") buf))
         (should (equal (plist-get (my-codex-test-session "main") :id) (plist-get session :id)))
@@ -53,6 +53,23 @@
           (my-codex-test-result 'review-buffer (buffer-name review))
           (my-codex-test-result 'review-buffer-name
                                 (plist-get (my-codex-test-session "review") :bufferName)))
+        ;; Interactively: completion over the project's names, `main' when none is typed.
+        (let (offered default prompts)
+          (cl-letf (((symbol-function 'completing-read)
+                     (lambda (prompt collection &rest args)
+                       (setq offered (all-completions "" collection)
+                             default (nth 4 args))
+                       (push prompt prompts)
+                       ""))
+                    ((symbol-function 'read-string)
+                     (lambda (prompt &rest _) (push prompt prompts) "")))
+            (let ((my-codex-pop-to-buffer-on-start t))
+              (should (eq (call-interactively #'my-codex-start-session) buf))))
+          (should (equal (sort offered #'string<) '("main" "review")))
+          (should (equal default "main"))
+          (should (equal (reverse prompts)
+                         '("Start Codex session (default main): " "First prompt (optional): ")))
+          (should (eq (current-buffer) buf)))
         (my-codex-test-result 'snapshots snapshots)
         (my-codex-test-result 'main-buffer (buffer-name buf))
         (my-codex-test-result 'main-buffer-name (plist-get session :bufferName))
@@ -269,6 +286,7 @@
         (let ((text (buffer-substring-no-properties (point-min) (point-max))))
           (my-codex-test-result 'list-text text)
           (should (string-match-p "ultra +beta +waiting .*run-approved: touch beta.txt" text))
+          (should (string-match-p "ultra +gamma +failed .*Codex exited" text))
           (should (string-match-p "ultra +alpha +idle .*say: alpha is done -- " text)))
         (my-codex-test-result 'list-header (my-codex-test-header))
         ;; c cancels the running turn of the line.
@@ -479,6 +497,33 @@
             (long (min (timing 20000) (timing 20000))))
         (my-codex-test-result 'append-seconds (list short long))
         (should (< long (+ (* 4 short) 0.05)))))))
+
+(ert-deftest my-codex-test-polite-exit-and-troubleshooting ()
+  "The events and stderr buffers are one command away; Emacs exiting stops everything."
+  (my-codex-test-in-project
+    (my-codex-start-session "main" "say: hello")
+    (my-codex-test-wait-turns "main" 1)
+    (let* ((conn (my-codex--live-connection))
+           (proc (jsonrpc--process conn))
+           (codex-pid (plist-get (my-codex-test-session "main") :pid))
+           (events (window-buffer (my-codex-show-events)))
+           (stderr (window-buffer (my-codex-show-stderr))))
+      (should (integerp codex-pid))
+      (should (process-attributes codex-pid))
+      (with-current-buffer events
+        (should (string-match-p "codex/session/start" (buffer-string)))
+        (should (string-match-p "codex/session/output" (buffer-string))))
+      (should (eq stderr (jsonrpc-stderr-buffer conn)))
+      ;; What `kill-emacs' runs.
+      (should (memq #'my-codex--kill-emacs kill-emacs-hook))
+      (run-hooks 'kill-emacs-hook)
+      (should-not (process-live-p proc))
+      (should (eql (process-exit-status proc) 0))
+      (should-not (my-codex--live-connection))
+      (my-codex-test-wait "Codex gone" (lambda () (not (process-attributes codex-pid))) 15)
+      (my-codex-test-result 'codex-pid codex-pid)
+      ;; The session was kept: a new sidecar knows it.
+      (should (equal (plist-get (my-codex--get "main") :status) "interrupted")))))
 
 (provide 'my-codex-tests)
 ;;; my-codex-tests.el ends here
