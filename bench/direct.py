@@ -89,6 +89,7 @@ class DirectCodex:
             info["start"] = time.monotonic()
             await self.request("turn/start", {"threadId": self.thread_id,
                                               "input": [{"type": "text", "text": prompt}]})
+            info["accepted"] = time.monotonic()
             await asyncio.wait_for(done, timeout)
         finally:
             self._listeners.remove(listen)

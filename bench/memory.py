@@ -29,6 +29,9 @@ def codex_rss(pid: int) -> tuple[int, int]:
 
 
 async def run(res: Results, quick: bool) -> None:
+    # A 10 MiB agent message takes Codex itself ~8 s of streaming; --quick fills 2 MiB
+    # a session and so cannot judge the 10 MiB target.
+    fill = 2 * MIB if quick else FILL
     tmp = Path(tempfile.mkdtemp(prefix="bench-mem-"))
     offline = OfflineCodex(tmp / "world")
     project = make_git_project(tmp / "proj")
@@ -54,7 +57,7 @@ async def run(res: Results, quick: bool) -> None:
                 f"{c_rss / MIB:.0f} MiB in {c_count} processes ({c_rss / MIB / SESSIONS:.0f} MiB a session)")
 
         for sid in ids:
-            await client.request("codex/session/send", {"id": sid, "text": f"stream-bytes: {FILL}"})
+            await client.request("codex/session/send", {"id": sid, "text": f"stream-bytes: {fill}"})
         for sid in ids:
             await finished(client, sid, 1, timeout=600)
         client.notifications.clear()  # the client's copy, not the sidecar's
@@ -63,6 +66,10 @@ async def run(res: Results, quick: bool) -> None:
         full = rss_bytes(pid)
         peak = hwm_bytes(pid)
         c_rss, c_count = codex_rss(pid)
+        if quick:
+            res.add(f"memory: sidecar RSS with {SESSIONS} sessions x 2 MiB transcript (--quick)",
+                    f"{full / MIB:.1f} MiB (peak {peak / MIB:.1f} MiB); the full run judges 10 MiB")
+            return
         row = res.add(f"memory: sidecar RSS with {SESSIONS} sessions x 10 MiB transcript",
                       f"{full / MIB:.1f} MiB (peak {peak / MIB:.1f} MiB)", "< 150 MiB", full < 150 * MIB)
         row.note = (f"{full / MIB:.0f} MiB, {full / MIB - 150:.0f} MiB over 150 MiB "

@@ -14,10 +14,10 @@ import sys
 import time
 import traceback
 
-from . import memory, roundtrip, startup, turns
+from . import editors, memory, roundtrip, startup, turns
 from .util import Results, Row, machine
 
-FIGURES = {"list": roundtrip, "turns": turns, "memory": memory, "startup": startup}
+FIGURES = {"list": roundtrip, "turns": turns, "editors": editors, "memory": memory, "startup": startup}
 
 
 def table(rows: list[Row]) -> str:
@@ -58,6 +58,7 @@ def main() -> int:
     print()
     print(f"Machine: {m['nproc']} cores, {m['cpu']}, Python {m['python']}, {m['date']}"
           f"{' (--quick)' if args.quick else ''}")
+    print(f"Tools: {m['tools']}")
     print(m["free"])
     print()
     print(table(res.rows))

@@ -48,6 +48,7 @@ class World:
         mark = len(c.notifications)
         t0 = time.monotonic()
         await c.request("codex/session/send", {"id": self.sid, "text": prompt})
+        accepted = time.monotonic()  # the answer comes once Codex answered turn/start
         self.turns += 1
         await finished(c, self.sid, self.turns)
         outputs = c.since(mark, "codex/session/output", self.sid)
@@ -58,7 +59,7 @@ class World:
                for st, p in outputs]
         cmd = [(st, n) for st, n in cmd if n]
         pieces = sum(1 for _, p in outputs for i in p["items"] if i["kind"] == "commandDelta")
-        return {"start": t0, "first_text": first_text, "end": end, "cmd": cmd, "pieces": pieces,
+        return {"start": t0, "accepted": accepted, "first_text": first_text, "end": end, "cmd": cmd, "pieces": pieces,
                 "outputs": len(outputs),
                 "notifications": len([m for m in c.notifications[mark:]
                                       if (m["params"].get("id") or (m["params"].get("session") or {}).get("id")) == self.sid])}
@@ -76,7 +77,7 @@ async def run_turns(res: Results, quick: bool) -> None:
     try:
         await w.sidecar_turn(TURN_PROMPT)  # warm both paths
         await w.direct.turn(TURN_PROMPT)
-        side_first, side_end, dir_first, dir_end = [], [], [], []
+        side_first, side_end, dir_first, dir_end, side_acc, dir_acc = [], [], [], [], [], []
         for _ in range(reps):  # interleaved, so drift of a noisy machine hits both alike
             s = await w.sidecar_turn(TURN_PROMPT)
             d = await w.direct.turn(TURN_PROMPT)
@@ -84,10 +85,14 @@ async def run_turns(res: Results, quick: bool) -> None:
             side_end.append(s["end"] - s["start"])
             dir_first.append(d["first_text"] - d["start"])
             dir_end.append(d["end"] - d["start"])
+            side_acc.append(s["accepted"] - s["start"])
+            dir_acc.append(d["accepted"] - d["start"])
     finally:
         await w.close()
     res.raw.update(turn_side_first=side_first, turn_side_end=side_end,
                    turn_dir_first=dir_first, turn_dir_end=dir_end)
+    res.add("turn: turn/start answered (sidecar: codex/session/send answered)",
+            f"median {ms(median(side_acc))} through the sidecar vs {ms(median(dir_acc))} direct")
     r1 = median(side_first) / median(dir_first)
     r2 = median(side_end) / median(dir_end)
     row = res.add("turn: turn/start to first agent text, sidecar / direct",

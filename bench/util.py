@@ -168,8 +168,20 @@ def machine() -> dict[str, str]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    free = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.strip()
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "free": free,
+    free = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.rstrip()
+
+    def version(argv: list[str]) -> str:
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=20).stdout
+            return out.strip().splitlines()[0] if out.strip() else "?"
+        except (OSError, subprocess.SubprocessError):
+            return "not found"
+    import shutil
+    from codex_sessions.testing.sandbox import find_codex
+    tools = ", ".join([version([find_codex() or "codex", "--version"]),
+                       version([shutil.which("emacs") or "emacs", "--version"]),
+                       version([shutil.which("nvim", path=str(VENV_BIN)) or "nvim", "--version"])])
+    return {"nproc": str(os.cpu_count()), "cpu": cpu, "free": free, "tools": tools,
             "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
