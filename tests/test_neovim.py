@@ -129,6 +129,14 @@ class Editor:
             end
             return nil""", name)
 
+    def wait_buf(self, name: str, timeout: float = 30.0) -> int:
+        """The buffer named `name`, once it exists."""
+        return self.wait("""
+            for _, b in ipairs(vim.api.nvim_list_bufs()) do
+              if vim.fn.bufname(b) == ... then return b end
+            end
+            return nil""", name, timeout=timeout, what=f"buffer {name}")
+
     def text(self, buf: int = 0) -> str:
         return "\n".join(self.lua("return vim.api.nvim_buf_get_lines(..., 0, -1, false)", buf))
 
@@ -534,7 +542,8 @@ def test_background_waiting_notifies_fires_autocommands_and_counts_in_statusline
 
 
 def test_the_sidecar_restarts_after_dying_and_stops_with_neovim(editor, project, offline):
-    editor.cmd("CodexSessions start main")
+    editor.cmd("CodexSessions start main say: before")
+    editor.wait_text(editor.wait_buf(buffer_name(project, "main")), "\nbefore\n")
     editor.wait_status(project, "main", "idle")
     (pid,) = sidecar_pids(editor)
     os.kill(pid, signal.SIGKILL)
@@ -545,11 +554,11 @@ def test_the_sidecar_restarts_after_dying_and_stops_with_neovim(editor, project,
     wait_note(editor, "resume it first", "ERROR")  # the new sidecar found it interrupted
     (new_pid,) = sidecar_pids(editor)
     assert new_pid != pid
-    editor.cmd("CodexSessions resume main")
-    editor.wait_status(project, "main", "idle")
-    editor.cmd("CodexSessions send main say: after the restart")
-    editor.wait_text(editor.buf_by_name(buffer_name(project, "main")), "after the restart\n")
-    codex_pid = editor.session(project, "main")["pid"]
+    # the new sidecar runs new sessions as usual
+    editor.cmd("CodexSessions start later say: after the restart")
+    editor.wait_text(editor.wait_buf(buffer_name(project, "later")), "\nafter the restart\n")
+    editor.wait_status(project, "later", "idle")
+    codex_pid = editor.session(project, "later")["pid"]
     assert codex_pid
     # VimLeavePre stops the sidecar, which stops its Codex
     try:

@@ -125,9 +125,16 @@ local function start()
       return
     end
     if err then
-      M.notify_error(err, "initialize failed")
       local queued = H.queue
+      if #queued == 0 then
+        M.notify_error(err, "the sidecar refused to initialize (check the options)")
+      end
       H.queue = {}
+      -- not usable: end it, so that the next command starts a fresh one
+      H.stopping = true
+      if H.client and not H.client.is_closing() then
+        H.client.terminate()
+      end
       for _, q in ipairs(queued) do
         q.callback(err, nil)
       end
@@ -171,12 +178,8 @@ function M.request(method, params, callback)
     table.insert(H.queue, { method = method, params = params, callback = callback })
     return
   end
-  local gen = H.generation
   local ok = H.client.request(method, params, function(err, result)
     vim.schedule(function()
-      if gen ~= H.generation and not err then
-        return
-      end
       callback(err, result)
     end)
   end)
