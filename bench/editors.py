@@ -87,7 +87,10 @@ def report(res: Results, label: str, a: dict, size: int, limit: float, log: str)
                   "< 1.5x", ratio < 1.5 and done)
     row.note = (f"{label}: MiB {a['mib']} cost {ratio:.1f}x MiB 1 of its CPU "
                 f"({a['cpu'][-1] * 1000:.0f} vs {a['cpu'][0] * 1000:.0f} ms)"
-                + ("" if done else f"; only {a['mib']} of {size // MIB} MiB within {limit:.0f} s"))
+                + ("" if done else f"; only {a['mib']} of {size // MIB} MiB within {limit:.0f} s")
+                + (". Diagnosed cause: lua/codex_sessions/buffer.lua re-renders the whole streaming "
+                   "message (st.tail.text .. piece, replace_tail) for every agentDelta piece: "
+                   "quadratic in the message length" if "Neovim" in label else ""))
 
 
 async def run(res: Results, quick: bool) -> None:

@@ -73,7 +73,11 @@ async def run(res: Results, quick: bool) -> None:
         row = res.add(f"memory: sidecar RSS with {SESSIONS} sessions x 10 MiB transcript",
                       f"{full / MIB:.1f} MiB (peak {peak / MIB:.1f} MiB)", "< 150 MiB", full < 150 * MIB)
         row.note = (f"{full / MIB:.0f} MiB, {full / MIB - 150:.0f} MiB over 150 MiB "
-                    f"({(full - ten_idle) / MIB / SESSIONS:.1f} MiB per 10 MiB session)")
+                    f"({(full - ten_idle) / MIB / SESSIONS:.1f} MiB per 10 MiB session). Diagnosed "
+                    "cause: three copies of each message stay alive (the transcript item, and the raw "
+                    "last line and parsed message that AppServer._read_stdout holds while awaiting the "
+                    "next line), plus glibc heap kept after freeing; and 53 MiB + 10 x 10 MiB of "
+                    "in-memory transcript is over 150 MiB by itself")
         res.add(f"memory: Codex processes with {SESSIONS} full sessions (separate)",
                 f"{c_rss / MIB:.0f} MiB in {c_count} processes")
         res.raw.update(mem_idle=idle, mem_ten_idle=ten_idle, mem_full=full, mem_peak=peak,
