@@ -188,7 +188,7 @@ async def test_two_sidecars_share_one_database(offline, project, tmp_path):
         await a.stop()
         await b.stop()
     for log in logs:
-        assert "locked" not in log.read_text()
+        assert "locked" not in log.read_text(), log.read_text()
 
 
 async def test_corrupt_database_is_moved_aside_not_overwritten(offline, project, tmp_path):

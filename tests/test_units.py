@@ -31,10 +31,16 @@ def test_project_symlinks_are_resolved_and_plain_folders_are_their_own_root(tmp_
     real.mkdir()
     link = tmp_path / "link"
     link.symlink_to(real)
-    assert resolve_project(str(link)).root == str(real)
-    (real / "file.txt").write_text("x")
-    with pytest.raises(InvalidProject):
-        resolve_project(str(real / "file.txt"))
+    # Codex's sandbox may leave an empty /tmp/.git behind: the rule, not the place, is tested
+    above = next((p for p in real.resolve().parents if (p / ".git").exists()), None)
+    assert resolve_project(str(link)).root == str(above or real.resolve())
+    (real / ".git").mkdir()
+    assert resolve_project(str(link)).root == str(real.resolve())
+    (real / ".git").rmdir()
+    if above is None:
+        (real / "file.txt").write_text("x")
+        with pytest.raises(InvalidProject):
+            resolve_project(str(real / "file.txt"))
     with pytest.raises(InvalidProject):
         resolve_project("not/absolute")
 
@@ -104,3 +110,30 @@ def test_params_errors_name_the_field():
         parse(TranscriptParams, {"id": "x", "limit": 0})
     assert info.value.data == {"field": "limit"}
     assert parse(StartParams, {"project": "/x", "approvalPolicy": "never"}).approval_policy == "never"
+
+
+async def test_changes_are_credited_to_the_command_whose_run_they_fall_in(tmp_path):
+    import time as _time
+
+    from codex_sessions.changes import ProjectWatch
+    from codex_sessions.testing.sandbox import make_git_project
+
+    root = make_git_project(tmp_path / "p")
+    watch = ProjectWatch(str(root))
+    await watch.reset()
+    now = lambda: _time.time() * 1000  # noqa: E731
+    a_start = now()
+    (root / "a.txt").write_text("from a")
+    a_end = now()
+    _time.sleep(0.2)
+    (root / "user-edit.txt").write_text("typed by hand")  # in nobody's run
+    _time.sleep(0.2)
+    b_start = now()
+    (root / "b.txt").write_text("from b")
+    (root / "README.md").write_text("changed by b")
+    b_end = now()
+    # b's command is observed first; it must not take a's file or the user's
+    assert await watch.changes_during(b_start, b_end) == [
+        {"path": "README.md", "kind": "update"}, {"path": "b.txt", "kind": "add"}]
+    assert await watch.changes_during(a_start, a_end) == [{"path": "a.txt", "kind": "add"}]
+    assert await watch.changes_during(b_start, b_end) == []  # each change credited once

@@ -62,21 +62,49 @@ def changed_between(before: Snapshot | None, after: Snapshot | None) -> list[dic
 
 
 class ProjectWatch:
-    """The last snapshot of one project's work tree, shared by its sessions.
+    """The last seen state of one project's work tree, shared by its sessions.
 
-    Each observation takes a new snapshot and returns what changed since the
-    previous one, so concurrent sessions each get the changes that appeared
-    around their own commands, not each other's.
+    A command is credited with the files that changed since the last look and whose
+    modification time falls inside the command's own run (Codex reports when it
+    started and ended), so sessions running side by side in one work tree each get
+    their own changes, and an edit the user makes meanwhile is nobody's.
     """
+
+    SLACK_MS = 50  # file times come from the kernel's coarse clock
 
     def __init__(self, root: str) -> None:
         self.root = root
         self.last: Snapshot | None = None
         self._lock = asyncio.Lock()
 
-    async def advance(self) -> list[dict[str, str]]:
+    async def lock_free(self) -> None:
+        """Wait for the observations already under way."""
+        async with self._lock:
+            pass
+
+    async def reset(self) -> None:
+        """Take the current state as the baseline."""
+        async with self._lock:
+            self.last = await snapshot(self.root)
+
+    async def changes_during(self, start_ms: float, end_ms: float) -> list[dict[str, str]]:
+        """Changed files whose modification time lies in [start_ms, end_ms]."""
         async with self._lock:
             now = await snapshot(self.root)
-            found = changed_between(self.last, now)
-            self.last = now
-            return found
+            if now is None or self.last is None:
+                self.last = now
+                return []
+            credited = []
+            for change in changed_between(self.last, now):
+                path = change["path"]
+                state = now.get(path)
+                if state is not None and state[1] != -1:
+                    mtime_ms = state[2] / 1e6
+                    if not start_ms - self.SLACK_MS <= mtime_ms <= end_ms + self.SLACK_MS:
+                        continue  # someone else's change
+                credited.append(change)
+                if state is None:
+                    self.last.pop(path, None)
+                else:
+                    self.last[path] = state
+            return credited

@@ -43,7 +43,7 @@ async def _demo(keep: bool) -> int:
     world = OfflineCodex(workdir / "offline")
     project = make_git_project(workdir / "demo-project",
                                {"README.md": "# demo-project\n", "app.py": "print('hi')\n"})
-    os.environ["CODEX_HOME"] = str(world.codex_home)  # Codex processes inherit it
+    os.environ.update(HOME=str(world.home), CODEX_HOME=str(world.codex_home))  # Codex inherits them
     began = time.monotonic()
     statuses: dict[str, str] = {}
     reports: dict[str, dict[str, Any]] = {}
@@ -64,7 +64,9 @@ async def _demo(keep: bool) -> int:
             request = params["request"]
             print(f"           {session.name} asks to run `{request.get('command')}` "
                   f"({request.get('reason')}): accepting", flush=True)
-            manager.respond(session, request["requestId"], "accept")
+            # answered after a moment, as a person would
+            asyncio.get_running_loop().call_later(
+                0.5, manager.respond, session, request["requestId"], "accept")
         elif method == "codex/session/finished":
             reports[params["session"]["name"]] = params["report"]
 

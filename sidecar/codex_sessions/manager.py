@@ -12,6 +12,7 @@ import collections
 import logging
 import os
 import shlex
+import time
 import uuid
 from functools import partial
 from pathlib import Path
@@ -340,6 +341,8 @@ class Manager:
         session.next_prompt = None
         session.turn_active = True
         session.turn_id = None
+        session.turns += 1
+        session.started_at = session.started_at or now()
         session.log = type(session.log)()
         self._turn_tasks[session.id] = asyncio.create_task(self._run_turn(session, prompt))
         self._changed(session)
@@ -351,7 +354,7 @@ class Manager:
         quiet = not any(s.turn_active for s in self.sessions.values()
                         if s is not session and s.project.root == session.project.root)
         if quiet or watch.last is None:
-            await watch.advance()  # what changed while no turn ran is not this turn's
+            await watch.reset()
         try:
             result = await server.request("turn/start", {
                 "threadId": session.thread_id, "input": [{"type": "text", "text": prompt}]})
@@ -364,8 +367,6 @@ class Manager:
         turn_id = result["turn"]["id"]
         if session.turn_active and session.server is server:
             session.turn_id = turn_id
-            session.turns += 1
-            session.started_at = session.started_at or now()
             session.last_turn = {"id": turn_id, "status": "inProgress", "error": None}
             self._changed(session)
         return turn_id
@@ -376,9 +377,12 @@ class Manager:
             self._watches[root] = changes.ProjectWatch(root)
         return self._watches[root]
 
-    async def _observe(self, session: Session) -> None:
-        """Attribute what changed in the work tree since the last look to this session."""
-        found = await self._watch(session).advance()
+    async def _observe(self, session: Session, command: dict[str, Any]) -> None:
+        """Credit this session with the files its command changed."""
+        end = command.get("completedAtMs") or time.time() * 1000
+        start = min(command.get("startedAtMs") or end,
+                    session.command_floor.pop(command.get("id", ""), end))
+        found = await self._watch(session).changes_during(start, end)
         fresh = [c for c in found if c["path"] not in session.log.changed]
         if fresh and session.turn_active:
             session.note_changed([c["path"] for c in fresh])
@@ -386,7 +390,7 @@ class Manager:
             self._changed(session)
 
     async def _complete_turn(self, session: Session, turn: dict[str, Any]) -> None:
-        await self._observe(session)
+        await self._watch(session).lock_free()  # observations of its commands come first
         if session.turn_active:
             self._end_turn(session, turn)
 
@@ -420,6 +424,7 @@ class Manager:
     # ---- events from Codex ----------------------------------------------------------------
 
     def _on_event(self, session: Session, method: str, params: dict[str, Any]) -> None:
+        previous, session.last_event_ms = session.last_event_ms, time.time() * 1000
         if method == "item/agentMessage/delta":
             self._piece(session, {"kind": "agentDelta", "itemId": params.get("itemId"),
                                   "text": params.get("delta", "")})
@@ -433,9 +438,12 @@ class Manager:
                 if item["kind"] == "fileChange":
                     self._changed(session)
                 elif item["kind"] == "command":
-                    asyncio.create_task(self._observe(session))
+                    asyncio.create_task(self._observe(session, params["item"]))
         elif method == "item/started":
-            session.started_item(params.get("item") or {})
+            item = params.get("item") or {}
+            if item.get("type") == "commandExecution":
+                session.command_floor[item.get("id", "")] = previous
+            session.started_item(item)
         elif method == "turn/started":
             session.turn_id = session.turn_id or (params.get("turn") or {}).get("id")
         elif method == "turn/completed":
@@ -553,6 +561,8 @@ class Manager:
                                 f"{request_id!r}")
         assert session.server
         session.server.respond(pending.codex_id, answer_for(pending, decision))
+        if pending.params.get("itemId"):  # the command cannot have run before this answer
+            session.command_floor[pending.params["itemId"]] = time.time() * 1000
         if decision in ("decline", "cancel"):
             session.log.declined.append(describe(pending))
         self._record(session, session.item(

@@ -8,12 +8,13 @@ before the process exits; on SIGKILL the reaper does it.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import signal
 import sys
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from lsprotocol import types
 from pygls.io_ import StdinAsyncReader, StdoutWriter, run_async
@@ -131,12 +132,6 @@ async def session_list(ls: SessionServer, raw: Any) -> dict[str, Any]:
     return {"sessions": [s.to_wire() for s in found]}
 
 
-@server.feature("codex/session/get")
-async def session_get(ls: SessionServer, raw: Any) -> dict[str, Any]:
-    _, _, session = await _session(ls, SessionRef, raw)
-    return {"session": session.to_wire()}
-
-
 @server.feature("codex/session/send")
 async def session_send(ls: SessionServer, raw: Any) -> dict[str, Any]:
     manager, p, session = await _session(ls, SendParams, raw)
@@ -144,46 +139,11 @@ async def session_send(ls: SessionServer, raw: Any) -> dict[str, Any]:
     return {"session": session.to_wire(), "turnId": turn_id}
 
 
-@server.feature("codex/session/cancel")
-async def session_cancel(ls: SessionServer, raw: Any) -> dict[str, Any]:
-    manager, _, session = await _session(ls, SessionRef, raw)
-    await manager.cancel(session)
-    return {"session": session.to_wire()}
-
-
-@server.feature("codex/session/respond")
-async def session_respond(ls: SessionServer, raw: Any) -> dict[str, Any]:
-    manager, p, session = await _session(ls, RespondParams, raw)
-    manager.respond(session, p.request_id, p.decision)
-    return {"session": session.to_wire()}
-
-
-@server.feature("codex/session/rename")
-async def session_rename(ls: SessionServer, raw: Any) -> dict[str, Any]:
-    manager, p, session = await _session(ls, RenameParams, raw)
-    manager.rename(session, p.new_name)
-    return {"session": session.to_wire()}
-
-
-@server.feature("codex/session/kill")
-async def session_kill(ls: SessionServer, raw: Any) -> dict[str, Any]:
-    manager, _, session = await _session(ls, SessionRef, raw)
-    await manager.kill(session)
-    return {"session": session.to_wire()}
-
-
 @server.feature("codex/session/killAll")
 async def session_kill_all(ls: SessionServer, raw: Any) -> dict[str, Any]:
     p = parse(KillAllParams, raw)
     manager = await ls.ready()
     return {"killed": await manager.kill_all(p.project)}
-
-
-@server.feature("codex/session/resume")
-async def session_resume(ls: SessionServer, raw: Any) -> dict[str, Any]:
-    manager, _, session = await _session(ls, SessionRef, raw)
-    await manager.resume(session)
-    return {"session": session.to_wire()}
 
 
 @server.feature("codex/session/transcript")
@@ -196,6 +156,31 @@ async def session_transcript(ls: SessionServer, raw: Any) -> dict[str, Any]:
 async def session_report(ls: SessionServer, raw: Any) -> dict[str, Any]:
     manager, _, session = await _session(ls, SessionRef, raw)
     return manager.report(session)
+
+
+# Methods that act on one session and answer `{session}`: params model, and the action.
+SESSION_ACTIONS: dict[str, tuple[type, Callable[[Manager, Any, Any], Any]]] = {
+    "codex/session/get": (SessionRef, lambda m, s, p: None),
+    "codex/session/cancel": (SessionRef, lambda m, s, p: m.cancel(s)),
+    "codex/session/respond": (RespondParams, lambda m, s, p: m.respond(s, p.request_id, p.decision)),
+    "codex/session/rename": (RenameParams, lambda m, s, p: m.rename(s, p.new_name)),
+    "codex/session/kill": (SessionRef, lambda m, s, p: m.kill(s)),
+    "codex/session/resume": (SessionRef, lambda m, s, p: m.resume(s)),
+}
+
+
+def _register_session_action(method: str, model: type, action: Callable[..., Any]) -> None:
+    async def handler(ls: SessionServer, raw: Any) -> dict[str, Any]:
+        manager, p, session = await _session(ls, model, raw)
+        result = action(manager, session, p)
+        if inspect.isawaitable(result):
+            await result
+        return {"session": session.to_wire()}
+    server.feature(method)(handler)
+
+
+for _method, (_model, _action) in SESSION_ACTIONS.items():
+    _register_session_action(_method, _model, _action)
 
 
 class _QuietProtocolErrors(logging.Filter):

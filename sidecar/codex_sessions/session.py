@@ -118,6 +118,10 @@ class Session:
     transcript: Transcript = field(default_factory=lambda: Transcript(10 * 1024 * 1024))
     request_counter: int = 0
     file_changes: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    # When Codex last told us anything, and per running command the moment before it
+    # began: Codex stamps a quick command's start after it already ran.
+    last_event_ms: float = 0.0
+    command_floor: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def new(cls, name: str, project: Project, limit_bytes: int, **options: Any) -> "Session":

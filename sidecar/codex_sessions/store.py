@@ -102,23 +102,21 @@ class Store:
         os.chmod(self.path, 0o600)
         self.db = await aiosqlite.connect(self.path, timeout=30, isolation_level=None)
         await self.db.execute("PRAGMA busy_timeout = 30000")
-        await self.db.execute("PRAGMA journal_mode = WAL")
+        await self.db.execute_fetchall("PRAGMA journal_mode = WAL")
         await self.db.execute("PRAGMA synchronous = NORMAL")
-        async with self.db.execute("PRAGMA user_version") as cur:
-            version = (await cur.fetchone())[0]  # type: ignore[index]
+        version = (await self.db.execute_fetchall("PRAGMA user_version"))[0][0]  # type: ignore[index]
         if version > SCHEMA_VERSION:
             raise StoreError(f"the database {self.path} has schema {version}, newer than this "
                              f"codex-sessions knows ({SCHEMA_VERSION}); upgrade codex-sessions")
         if version < SCHEMA_VERSION:
             await self.db.execute("BEGIN IMMEDIATE")
-            async with self.db.execute("PRAGMA user_version") as cur:
-                version = (await cur.fetchone())[0]  # type: ignore[index]
+            version = (await self.db.execute_fetchall("PRAGMA user_version"))[0][0]  # type: ignore[index]
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[target]:
                     await self.db.execute(statement)
             await self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             await self.db.execute("COMMIT")
-        await self.db.execute("SELECT count(*) FROM sessions")  # a corrupt file fails here
+        await self.db.execute_fetchall("SELECT count(*) FROM sessions")  # a corrupt file fails here
 
     async def close(self) -> None:
         if self._writer:
@@ -170,13 +168,21 @@ class Store:
                           os.getpid() if token else None, token, json.dumps(r))
                          for r, token in sessions.values()])
                 await self.db.execute("COMMIT")
-            except sqlite3.Error:
-                log.exception("writing to %s failed; %d items and %d sessions not saved",
-                              self.path, len(items), len(sessions))
+            except sqlite3.Error as exc:
                 try:
                     await self.db.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
+                if "locked" in str(exc) or "busy" in str(exc):
+                    # another sidecar holds the lock: keep the batch and try again
+                    self._items[:0] = items
+                    self._sessions = {**sessions, **self._sessions}
+                    self._in_flight = False
+                    await asyncio.sleep(0.05)
+                    self._wake.set()
+                    continue
+                log.exception("writing to %s failed; %d items and %d sessions not saved",
+                              self.path, len(items), len(sessions))
             self._in_flight = False
             if not (self._sessions or self._items):
                 self._flushed.set()
@@ -186,24 +192,27 @@ class Store:
     async def load_sessions(self, since: str = "") -> list[tuple[dict[str, Any], int | None, str | None]]:
         """Session records (with owner pid and token) updated after `since`."""
         assert self.db
-        async with self.db.execute(
-                "SELECT data, owner_pid, owner_token FROM sessions WHERE updated_at >= ? "
-                "ORDER BY updated_at", (since,)) as cur:
-            return [(json.loads(data), pid, token) async for data, pid, token in cur]
+        # One fetch, never a cursor left open across awaits: an open read snapshot
+        # makes this connection's next write fail with "database is locked".
+        rows = await self.db.execute_fetchall(
+            "SELECT data, owner_pid, owner_token FROM sessions WHERE updated_at >= ? "
+            "ORDER BY updated_at", (since,))
+        return [(json.loads(data), pid, token) for data, pid, token in rows]
 
     async def next_seqs(self) -> dict[str, int]:
         """For each session, the seq its next transcript item gets."""
         assert self.db
-        async with self.db.execute("SELECT session_id, max(seq) FROM items GROUP BY session_id") as cur:
-            return {sid: top + 1 async for sid, top in cur}
+        rows = await self.db.execute_fetchall(
+            "SELECT session_id, max(seq) FROM items GROUP BY session_id")
+        return {sid: top + 1 for sid, top in rows}
 
     async def items(self, session_id: str, after: int, limit: int) -> list[dict[str, Any]]:
         assert self.db
         await self.flush()
-        async with self.db.execute(
-                "SELECT data FROM items WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (session_id, after, limit)) as cur:
-            return [json.loads(data) async for (data,) in cur]
+        rows = await self.db.execute_fetchall(
+            "SELECT data FROM items WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (session_id, after, limit))
+        return [json.loads(data) for (data,) in rows]
 
 
 def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:

@@ -48,7 +48,11 @@ class OfflineCodex:
         self.model = ModelServer().start()
         self.codex_home = root / "codex-home"
         self.state_dir = root / "state"
+        # Codex runs commands in login shells: a private HOME keeps the machine's shell
+        # start-up files (pyenv rehash and its lock, prompts) out of the scripted world.
+        self.home = root / "home"
         self.codex_home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(parents=True, exist_ok=True)
 
     @property
     def codex_command(self) -> list[str]:
@@ -57,7 +61,7 @@ class OfflineCodex:
     def env(self, **extra: str) -> dict[str, str]:
         """The environment for a sidecar: CODEX_HOME, state folder and Codex command."""
         env = dict(os.environ)
-        env.update(CODEX_HOME=str(self.codex_home),
+        env.update(HOME=str(self.home), CODEX_HOME=str(self.codex_home),
                    CODEX_SESSIONS_STATE_DIR=str(self.state_dir),
                    CODEX_SESSIONS_CODEX=shlex.join(self.codex_command))
         env.update(extra)
