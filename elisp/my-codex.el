@@ -761,6 +761,7 @@ prompt below it and send it with \\[my-codex-send] or RET.
                         'read-only t 'front-sticky t 'rear-nonsticky t
                         'my-codex-separator t))
     (setq my-codex--prompt-start (copy-marker (point)))
+    (setq buffer-undo-list nil)
     (puthash id (current-buffer) my-codex--buffers)))
 
 (defun my-codex--follow-name (session)
@@ -826,17 +827,48 @@ prompt below it and send it with \\[my-codex-send] or RET.
                    (when (= (length items) limit) (my-codex--resync)))))))
         (setq my-codex--resyncing nil)))))
 
+(defmacro my-codex--transcript-change (&rest body)
+  "Run BODY, an edit of the transcript above the prompt, outside undo.
+The prompt edits that undo remembers are moved along with the prompt."
+  (declare (indent 0) (debug t))
+  (let ((size (make-symbol "size")))
+    `(let ((,size (buffer-size)))
+       (prog1 (let ((buffer-undo-list t)
+                    (inhibit-read-only t))
+                ,@body)
+         (my-codex--shift-undo (- (buffer-size) ,size))))))
+
+(defun my-codex--shift-undo (delta)
+  "Move the positions recorded in `buffer-undo-list' by DELTA characters."
+  (unless (or (zerop delta) (eq buffer-undo-list t))
+    (setq buffer-undo-list
+          (mapcar (lambda (entry) (my-codex--shift-undo-entry entry delta))
+                  buffer-undo-list))))
+
+(defun my-codex--shift-undo-entry (entry delta)
+  "Return the undo ENTRY with its positions moved by DELTA."
+  (pcase entry
+    ((pred integerp) (+ entry delta))
+    (`(,(and beg (pred integerp)) . ,(and end (pred integerp)))
+     (cons (+ beg delta) (+ end delta)))
+    (`(,(and text (pred stringp)) . ,(and pos (pred integerp)))
+     (cons text (if (< pos 0) (- pos delta) (+ pos delta))))
+    (`(nil ,prop ,value ,(and beg (pred integerp)) . ,(and end (pred integerp)))
+     (cons nil (cons prop (cons value (cons (+ beg delta) (+ end delta))))))
+    (_ entry)))
+
 (defun my-codex--insert-items (items)
   "Insert ITEMS, transcript items and streamed pieces, in order."
-  (seq-doseq (item items)
-    (let ((seq (plist-get item :seq)))
-      (cond ((null seq)
-             (unless my-codex--resyncing (my-codex--insert-piece item)))
-            ((<= seq my-codex--last-seq))
-            ((= seq (1+ my-codex--last-seq))
-             (my-codex--insert-item item)
-             (setq my-codex--last-seq seq))
-            (t (my-codex--resync))))))
+  (my-codex--transcript-change
+    (seq-doseq (item items)
+      (let ((seq (plist-get item :seq)))
+        (cond ((null seq)
+               (unless my-codex--resyncing (my-codex--insert-piece item)))
+              ((<= seq my-codex--last-seq))
+              ((= seq (1+ my-codex--last-seq))
+               (my-codex--insert-item item)
+               (setq my-codex--last-seq seq))
+              (t (my-codex--resync)))))))
 
 (defmacro my-codex--at (pos &rest body)
   "Run BODY at POS with read-only text writable; make its insertions read-only."
@@ -1012,10 +1044,11 @@ prompt below it and send it with \\[my-codex-send] or RET.
 
 (defun my-codex--insert-report (text)
   "Insert the report TEXT of a finished turn."
-  (my-codex--at my-codex--output-end
-    (my-codex--line "Report:" 'my-codex-heading-face)
-    (my-codex--line (replace-regexp-in-string "^" "  " (string-trim-right (or text "")))
-                    'my-codex-status-face)))
+  (my-codex--transcript-change
+    (my-codex--at my-codex--output-end
+      (my-codex--line "Report:" 'my-codex-heading-face)
+      (my-codex--line (replace-regexp-in-string "^" "  " (string-trim-right (or text "")))
+                      'my-codex-status-face))))
 
 (defun my-codex-toggle-output ()
   "Fold or unfold the output of the command at point, else move to the next button."
@@ -1025,10 +1058,11 @@ prompt below it and send it with \\[my-codex-send] or RET.
         (forward-button 1 t)
       (save-excursion
         (when-let ((match (text-property-search-forward 'my-codex-output key t)))
-          (let ((inhibit-read-only t)
-                (hidden (get-text-property (prop-match-beginning match) 'invisible)))
-            (put-text-property (prop-match-beginning match) (prop-match-end match)
-                               'invisible (not hidden))))))))
+          (let ((hidden (get-text-property (prop-match-beginning match) 'invisible)))
+            (with-silent-modifications
+              (my-codex--transcript-change
+                (put-text-property (prop-match-beginning match) (prop-match-end match)
+                                   'invisible (not hidden))))))))))
 
 (defun my-codex--prompt-text ()
   "Return the prompt typed in the current session buffer, trimmed."
@@ -1116,9 +1150,12 @@ turn's id."
                                      (append (my-codex--ref session) (list :text text))
                                      (max 60 my-codex-request-timeout))))
       (my-codex--remember (plist-get result :session))
+      (add-to-history 'my-codex--prompt-history text)
       (when from-prompt
         (let ((inhibit-read-only t))
-          (delete-region my-codex--prompt-start (point-max))))
+          (delete-region my-codex--prompt-start (point-max)))
+        ;; Undo remembers the edits of the next prompt only.
+        (setq buffer-undo-list nil))
       (plist-get result :turnId))))
 
 ;;;###autoload

@@ -146,6 +146,17 @@ def test_polite_exit_and_troubleshooting(offline, project, tmp_path):
         os.kill(r["codex-pid"], 0)
 
 
+def test_undo_in_the_prompt(offline, project, tmp_path):
+    run_ert("my-codex-test-undo-in-the-prompt", offline, project, tmp_path)
+
+
+def test_configuration_reaches_the_sidecar(offline, project, tmp_path):
+    r = run_ert("my-codex-test-configuration", offline, project, tmp_path)
+    assert r["state-files"], "the sidecar kept no records in my-codex-state-directory"
+    assert not (offline.state_dir.exists() and any(offline.state_dir.iterdir()))
+    assert "model_reasoning_effort=low" in r["codex-command"]
+
+
 def test_byte_compiles_cleanly_and_checkdoc_is_silent(tmp_path):
     script = tmp_path / "lint.el"
     script.write_text(r'''

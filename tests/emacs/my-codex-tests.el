@@ -525,5 +525,62 @@
       ;; The session was kept: a new sidecar knows it.
       (should (equal (plist-get (my-codex--get "main") :status) "interrupted")))))
 
+(ert-deftest my-codex-test-undo-in-the-prompt ()
+  "Undo in the prompt undoes the user's typing, not the transcript streaming in."
+  (let ((my-codex--sessions (make-hash-table :test #'equal))
+        (my-codex--buffers (make-hash-table :test #'equal)))
+    (with-temp-buffer
+      (my-codex-session-mode)
+      (my-codex--reset "fake")
+      (my-codex--insert-items (vector (list :seq 1 :kind "user" :text "first")))
+      (goto-char (point-max))
+      (insert "hello")
+      (undo-boundary)
+      (insert " world")
+      (undo-boundary)
+      ;; Output arrives while the user types.
+      (my-codex--insert-items
+       (vector (list :kind "agentDelta" :itemId "m1" :text "streaming ")
+               (list :kind "agentDelta" :itemId "m1" :text "text")
+               (list :seq 2 :kind "agent" :itemId "m1" :text "streaming text")
+               (list :seq 3 :kind "command" :command "ls" :exitCode 0
+                     :output (mapconcat #'number-to-string (number-sequence 1 20) "\n"))))
+      (my-codex--insert-report "Session: fake\nStatus: done")
+      (goto-char (point-min))
+      (re-search-forward "^\\$ ls")
+      (my-codex-toggle-output)
+      (goto-char (point-max))
+      (let ((transcript (buffer-substring-no-properties (point-min) my-codex--prompt-start)))
+        (should (equal (my-codex--prompt-text) "hello world"))
+        (let ((last-command nil)) (undo))
+        (should (equal (my-codex--prompt-text) "hello"))
+        (let ((last-command 'undo)) (undo-more 1))
+        (should (equal (my-codex--prompt-text) ""))
+        (should (equal (buffer-substring-no-properties (point-min) my-codex--prompt-start)
+                       transcript))))))
+
+(ert-deftest my-codex-test-configuration ()
+  "The state folder and extra Codex arguments from the options reach the sidecar."
+  (let* ((state (make-temp-file "my-codex-state" t))
+         (my-codex-state-directory state)
+         (my-codex-codex-extra-args '("-c" "model_reasoning_effort=low"))
+         (options (my-codex--initialization-options)))
+    (should (equal (plist-get options :stateDir) (expand-file-name state)))
+    (should (equal (append (plist-get options :codexCommand) nil)
+                   (append (split-string-shell-command (getenv "CODEX_SESSIONS_CODEX"))
+                           '("-c" "model_reasoning_effort=low"))))
+    (my-codex-test-in-project
+      (let ((buf (my-codex-start-session "main" "say: configured")))
+        (my-codex-test-wait-turns "main" 1)
+        (my-codex-test-wait-text buf "^configured$")
+        (should (directory-files state nil "\\`[^.]"))
+        (my-codex-test-result 'state-files (directory-files state nil "\\`[^.]"))
+        (my-codex-test-result 'codex-command
+                              (split-string (with-temp-buffer
+                                              (call-process "ps" nil t nil "-o" "args=" "-p"
+                                                            (number-to-string
+                                                             (plist-get (my-codex-test-session "main") :pid)))
+                                              (buffer-string))))))))
+
 (provide 'my-codex-tests)
 ;;; my-codex-tests.el ends here
