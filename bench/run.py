@@ -53,12 +53,15 @@ def main() -> int:
     parser.add_argument("--json", help="also write the rows and raw samples here")
     args = parser.parse_args()
     began = time.monotonic()
+    load_before = machine()["load"]
     res = asyncio.run(main_async(args))
     m = machine()
     print()
     print(f"Machine: {m['nproc']} cores, {m['cpu']}, Python {m['python']}, {m['date']}"
           f"{' (--quick)' if args.quick else ''}")
     print(f"Tools: {m['tools']}")
+    print(f"Load average (1, 5, 15 min): {load_before} before, {m['load']} after"
+          " (a shared machine: other work running meanwhile shows here)")
     print(m["free"])
     print()
     print(table(res.rows))
@@ -73,7 +76,7 @@ def main() -> int:
     print(f"\n(total {time.monotonic() - began:.0f} s)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": m, "quick": args.quick,
+            json.dump({"machine": m, "load_before": load_before, "quick": args.quick,
                        "rows": [r.__dict__ for r in res.rows], "raw": res.raw}, f, indent=1)
     return 0
 

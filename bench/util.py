@@ -181,7 +181,9 @@ def machine() -> dict[str, str]:
     tools = ", ".join([version([find_codex() or "codex", "--version"]),
                        version([shutil.which("emacs") or "emacs", "--version"]),
                        version([shutil.which("nvim", path=str(VENV_BIN)) or "nvim", "--version"])])
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "free": free, "tools": tools,
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    return {"nproc": str(os.cpu_count()), "cpu": cpu, "free": free, "tools": tools, "load": load,
             "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
