@@ -83,6 +83,7 @@ def test_approval_round_trip(offline, project, tmp_path):
     assert r["approved"] is True
     assert (project / "approved.txt").exists()
     assert not (project / "declined.txt").exists()
+    assert (project / "for-session.txt").exists()
 
 
 def test_kill_and_kill_all(offline, project, tmp_path):

@@ -175,6 +175,15 @@
       (my-codex-test-wait-turns "main" 2)
       (my-codex-test-wait-text buf "^Approval r2: decline$")
       (should-not (file-exists-p (expand-file-name "declined.txt" my-codex-test-project)))
+      ;; A third, accepted for the rest of the session with C-c C-s.
+      (with-current-buffer buf
+        (my-codex-send "run-approved: touch for-session.txt")
+        (my-codex-test-wait-status "main" "waiting")
+        (should (eq (key-binding (kbd "C-c C-s")) #'my-codex-accept-for-session))
+        (call-interactively #'my-codex-accept-for-session))
+      (my-codex-test-wait-turns "main" 3)
+      (my-codex-test-wait-text buf "^Approval r3: acceptForSession$")
+      (should (file-exists-p (expand-file-name "for-session.txt" my-codex-test-project)))
       (should (equal (my-codex-mode-line) ""))
       (my-codex-test-result 'approved t))))
 
@@ -313,6 +322,11 @@
         (search-forward-regexp "^ *ultra +omega")
         (call-interactively #'my-codex-list-kill)
         (should-not (member "omega" (my-codex-test-list-names list)))
+        ;; g refreshes from the sidecar.
+        (should (eq (key-binding (kbd "g")) #'revert-buffer))
+        (setq tabulated-list-entries nil)
+        (call-interactively #'revert-buffer)
+        (should (equal (my-codex-test-list-names list) '("beta" "gamma" "delta")))
         ;; RET visits.
         (goto-char (point-min))
         (search-forward-regexp "^ *ultra +beta")
