@@ -615,17 +615,19 @@ session without asking, unless ASK."
                 "")
               "]"))))
 
-(defvar my-codex--mode-line-construct '(:eval (my-codex-mode-line))
+(defconst my-codex--mode-line-construct '(:eval (my-codex-mode-line))
   "The mode-line construct added to `global-mode-string'.")
-(put 'my-codex--mode-line-construct 'risky-local-variable t)
 
 (defun my-codex--install-mode-line ()
   "Add the session counts to the global mode line."
-  (unless (member 'my-codex--mode-line-construct global-mode-string)
+  (unless (member my-codex--mode-line-construct global-mode-string)
+    ;; A list that starts with a symbol would be a conditional construct,
+    ;; so the list starts with a string.
     (setq global-mode-string
-          (append (if (listp global-mode-string) global-mode-string
-                    (list global-mode-string))
-                  '(my-codex--mode-line-construct)))))
+          (append (cond ((null global-mode-string) (list ""))
+                        ((listp global-mode-string) global-mode-string)
+                        (t (list "" global-mode-string)))
+                  (list my-codex--mode-line-construct)))))
 
 ;;;; Notifications
 
@@ -829,12 +831,12 @@ prompt below it and send it with \\[my-codex-send] or RET.
 
 (defmacro my-codex--transcript-change (&rest body)
   "Run BODY, an edit of the transcript above the prompt, outside undo.
-The prompt edits that undo remembers are moved along with the prompt."
+The prompt edits that undo remembers are moved along with the prompt,
+and the buffer's modified flag is left alone."
   (declare (indent 0) (debug t))
   (let ((size (make-symbol "size")))
     `(let ((,size (buffer-size)))
-       (prog1 (let ((buffer-undo-list t)
-                    (inhibit-read-only t))
+       (prog1 (with-silent-modifications
                 ,@body)
          (my-codex--shift-undo (- (buffer-size) ,size))))))
 
@@ -1059,10 +1061,9 @@ The prompt edits that undo remembers are moved along with the prompt."
       (save-excursion
         (when-let ((match (text-property-search-forward 'my-codex-output key t)))
           (let ((hidden (get-text-property (prop-match-beginning match) 'invisible)))
-            (with-silent-modifications
-              (my-codex--transcript-change
-                (put-text-property (prop-match-beginning match) (prop-match-end match)
-                                   'invisible (not hidden))))))))))
+            (my-codex--transcript-change
+              (put-text-property (prop-match-beginning match) (prop-match-end match)
+                                 'invisible (not hidden)))))))))
 
 (defun my-codex--prompt-text ()
   "Return the prompt typed in the current session buffer, trimmed."

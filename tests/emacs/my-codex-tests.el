@@ -153,6 +153,9 @@
                           (lambda () (cl-some (lambda (m) (string-match-p "waits for approval: touch approved.txt" m))
                                               my-codex-test-messages)))
       (should (string-match-p "1 waiting" (my-codex-mode-line)))
+      ;; The counts are in the global mode line, as a valid construct.
+      (should (stringp (car global-mode-string)))
+      (should (member '(:eval (my-codex-mode-line)) global-mode-string))
       (with-current-buffer buf
         (should (string-match-p "1 approval pending" (my-codex-test-header)))
         (should-not (file-exists-p (expand-file-name "approved.txt" my-codex-test-project)))
