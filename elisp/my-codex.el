@@ -6,7 +6,6 @@
 ;; Version: 0.1.0
 ;; Package-Requires: ((emacs "28.1"))
 ;; Keywords: tools, processes, convenience
-;; URL: https://github.com/codex-sessions/codex-sessions
 
 ;; This file is not part of GNU Emacs.
 
@@ -807,7 +806,7 @@ prompt below it and send it with \\[my-codex-send] or RET.
                                               :after my-codex--last-seq
                                               :limit limit)))
              (items (plist-get result :items)))
-        (my-codex--insert-items items)
+        (my-codex--insert-items items t)
         (setq more (= (length items) limit))))))
 
 (defun my-codex--resync ()
@@ -825,9 +824,22 @@ prompt below it and send it with \\[my-codex-send] or RET.
                (with-current-buffer buf
                  (setq my-codex--resyncing nil)
                  (let ((items (plist-get result :items)))
-                   (my-codex--insert-items items)
+                   (my-codex--insert-items items t)
                    (when (= (length items) limit) (my-codex--resync)))))))
         (setq my-codex--resyncing nil)))))
+
+(defmacro my-codex--at (pos &rest body)
+  "Run BODY at POS with read-only text writable; make its insertions read-only."
+  (declare (indent 1) (debug t))
+  (let ((start (make-symbol "start")))
+    `(let ((inhibit-read-only t)
+           (,start nil))
+       (save-excursion
+         (goto-char ,pos)
+         (setq ,start (point))
+         ,@body
+         (add-text-properties ,start (point)
+                              '(read-only t front-sticky t rear-nonsticky t))))))
 
 (defmacro my-codex--transcript-change (&rest body)
   "Run BODY, an edit of the transcript above the prompt, outside undo.
@@ -859,31 +871,26 @@ and the buffer's modified flag is left alone."
      (cons nil (cons prop (cons value (cons (+ beg delta) (+ end delta))))))
     (_ entry)))
 
-(defun my-codex--insert-items (items)
-  "Insert ITEMS, transcript items and streamed pieces, in order."
+(defun my-codex--insert-items (items &optional complete)
+  "Insert ITEMS, transcript items and streamed pieces, in order.
+An item that skips some seq numbers means items were missed: they
+are fetched again, unless COMPLETE says ITEMS come from the
+transcript itself, which then no longer holds the missing ones."
   (my-codex--transcript-change
     (seq-doseq (item items)
       (let ((seq (plist-get item :seq)))
         (cond ((null seq)
                (unless my-codex--resyncing (my-codex--insert-piece item)))
               ((<= seq my-codex--last-seq))
-              ((= seq (1+ my-codex--last-seq))
+              ((or (= seq (1+ my-codex--last-seq)) complete)
+               (when (> seq (1+ my-codex--last-seq))
+                 (my-codex--at my-codex--output-end
+                   (my-codex--line (format "[%d earlier transcript item(s) no longer kept]"
+                                           (- seq my-codex--last-seq 1))
+                                   'my-codex-status-face)))
                (my-codex--insert-item item)
                (setq my-codex--last-seq seq))
               (t (my-codex--resync)))))))
-
-(defmacro my-codex--at (pos &rest body)
-  "Run BODY at POS with read-only text writable; make its insertions read-only."
-  (declare (indent 1) (debug t))
-  (let ((start (make-symbol "start")))
-    `(let ((inhibit-read-only t)
-           (,start nil))
-       (save-excursion
-         (goto-char ,pos)
-         (setq ,start (point))
-         ,@body
-         (add-text-properties ,start (point)
-                              '(read-only t front-sticky t rear-nonsticky t))))))
 
 (defun my-codex--insert-piece (piece)
   "Append the streamed PIECE to the text of its item, creating it if new."

@@ -151,6 +151,10 @@ def test_undo_in_the_prompt(offline, project, tmp_path):
     run_ert("my-codex-test-undo-in-the-prompt", offline, project, tmp_path)
 
 
+def test_items_in_order_once(offline, project, tmp_path):
+    run_ert("my-codex-test-items-in-order-once", offline, project, tmp_path)
+
+
 def test_configuration_reaches_the_sidecar(offline, project, tmp_path):
     r = run_ert("my-codex-test-configuration", offline, project, tmp_path)
     assert r["state-files"], "the sidecar kept no records in my-codex-state-directory"

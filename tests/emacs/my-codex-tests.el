@@ -576,6 +576,30 @@
         (should (equal (buffer-substring-no-properties (point-min) my-codex--prompt-start)
                        transcript))))))
 
+(ert-deftest my-codex-test-items-in-order-once ()
+  "Transcript items are shown once each, in seq order; a gap is refetched, not shown."
+  (let ((my-codex--sessions (make-hash-table :test #'equal))
+        (my-codex--buffers (make-hash-table :test #'equal))
+        (my-codex--connection nil))
+    (with-temp-buffer
+      (my-codex-session-mode)
+      (my-codex--reset "fake")
+      (my-codex--insert-items (vector (list :seq 1 :kind "user" :text "one")
+                                      (list :seq 2 :kind "agent" :text "two")))
+      ;; Repeated items (a resync overlapping live output) are dropped.
+      (my-codex--insert-items (vector (list :seq 2 :kind "agent" :text "two")
+                                      (list :seq 3 :kind "error" :text "three")))
+      ;; An item past a gap is not shown; the missing ones are fetched first.
+      (my-codex--insert-items (vector (list :seq 5 :kind "agent" :text "five")))
+      (should (= my-codex--last-seq 3))
+      ;; What the transcript itself no longer holds is said so.
+      (my-codex--insert-items (vector (list :seq 5 :kind "agent" :text "five")) t)
+      (should (= my-codex--last-seq 5))
+      (should (equal (buffer-substring-no-properties (point-min) my-codex--prompt-start)
+                     (concat "\n> one\nCodex:\ntwo\nError: three\n"
+                             "[1 earlier transcript item(s) no longer kept]\n"
+                             "Codex:\nfive\n\n--- prompt (C-c C-c or RET sends) ---\n"))))))
+
 (ert-deftest my-codex-test-configuration ()
   "The state folder and extra Codex arguments from the options reach the sidecar."
   (let* ((state (make-temp-file "my-codex-state" t))
