@@ -433,9 +433,9 @@ def test_subcommands_start_send_switch_cancel_rename_report_kill_resume(editor, 
     editor.wait_text(buf, "tick")  # streamed while the turn runs
     editor.cmd("CodexSessions cancel")
     s = editor.wait_status(project, "main", "idle")
-    editor.wait("return (function(id) local s = require('codex_sessions.state').get(id) "
-                "return s and s.lastTurn ~= vim.NIL and s.lastTurn.status == 'interrupted' end)(...)", s["id"],
-                what="the interrupted turn")
+    assert s["lastTurn"]["status"] == "interrupted", s["lastTurn"]
+    editor.wait("return require('codex_sessions.state').get(...).lastTurn.status == 'interrupted'", s["id"],
+                timeout=10, what="the plugin to hear of the interrupted turn")
 
     # rename: the buffer follows the sidecar's new bufferName
     editor.cmd("CodexSessions rename main review")
