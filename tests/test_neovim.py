@@ -514,6 +514,12 @@ def test_errors_reach_the_user_as_error_notifications(editor, project):
     editor.wait_status(project, "main", "idle")
     # nothing of this stopped the sidecar
     assert editor.lua("return require('codex_sessions.rpc').is_running()")
+    # a sidecar that cannot start: an error that says what to do
+    editor.lua("require('codex_sessions').stop() "
+               "require('codex_sessions').setup({ cmd = { '/nonexistent/codex-sessions', 'serve' } })")
+    editor.cmd("CodexSessions start")
+    note = wait_note(editor, "cannot start the sidecar", "ERROR")
+    assert "/nonexistent/codex-sessions serve" in note and ":checkhealth codex_sessions" in note
 
 
 def test_background_waiting_notifies_fires_autocommands_and_counts_in_statusline(editor, project):

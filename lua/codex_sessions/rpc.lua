@@ -12,7 +12,6 @@ local H = {
   generation = 0, -- which sidecar a callback belongs to
   handlers = {}, -- notification method -> function(params)
   server_info = nil,
-  pid = nil,
 }
 
 --- Register the handler of a sidecar notification (one per method).
@@ -25,7 +24,7 @@ function M.is_running()
 end
 
 function M.info()
-  return { running = M.is_running(), ready = H.ready, server = H.server_info, pid = H.pid }
+  return { running = M.is_running(), ready = H.ready, server = H.server_info }
 end
 
 local function error_message(err)
@@ -80,7 +79,7 @@ local function start()
           return
         end
         local expected = H.stopping
-        H.client, H.ready, H.pid = nil, false, nil
+        H.client, H.ready = nil, false
         local queued = H.queue
         H.queue = {}
         for _, q in ipairs(queued) do
