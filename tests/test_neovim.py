@@ -209,6 +209,13 @@ def test_start_names_the_buffer_and_streams_into_it(editor, project):
     row = lines.index("  │ 3") + 1
     assert editor.lua("return vim.fn.foldclosed(...)", row) != -1  # folded
     assert editor.lua("return vim.fn.foldclosedend(...)", row) - editor.lua("return vim.fn.foldclosed(...)", row) == 4
+    editor.wait_status(project, "main", "idle")
+
+    # a model error shows in the buffer
+    editor.cmd("CodexSessions send main fail")
+    editor.wait_text(buf, "\n! ")
+    s = editor.wait_status(project, "main", "idle")
+    assert s["lastTurn"]["status"] == "failed"
     assert not editor.errors()
 
 
@@ -237,6 +244,7 @@ def test_approval_round_trip_from_the_buffer(editor, project):
     text = editor.wait_text(buf, f"? {request_id}: accept")
     text = editor.wait_text(buf, "[exit 0]")
     assert "$ touch approved.txt" in text
+    editor.wait_text(buf, "~ approved.txt (add)")  # the file change, as the sidecar observed it
     editor.wait_status(project, "asks", "idle")
     assert not editor.errors()
 
