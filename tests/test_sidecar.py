@@ -130,14 +130,24 @@ async def test_streaming_pieces_then_the_whole_message(sidecar, project):
     done = await finished(sidecar, s["id"])
     items = sidecar.output_items(s["id"])
     deltas = [i for i in items if i["kind"] == "agentDelta"]
-    assert len(deltas) == 5
-    assert "".join(d["text"] for d in deltas) == "one two three four five"
+    assert deltas and "".join(d["text"] for d in deltas) == "one two three four five"
     assert agent_text(sidecar, s["id"]) == "one two three four five"
     statuses = [i["status"] for i in items if i["kind"] == "status"]
     assert statuses[-2:] == ["running", "idle"]
     seqs = [i["seq"] for i in items if "seq" in i]
     assert seqs == list(range(1, len(seqs) + 1))
     assert done["report"]["summary"] == "one two three four five"
+
+
+async def test_a_paced_stream_arrives_in_pieces_before_the_message(sidecar, project):
+    s = await start(sidecar, project, "main", "slow: 1.2")
+    await finished(sidecar, s["id"])
+    batches = [[i["kind"] for i in m["params"]["items"]] for m in sidecar.notifications
+               if m["method"] == "codex/session/output" and m["params"]["id"] == s["id"]]
+    with_pieces = [n for n, kinds in enumerate(batches) if "agentDelta" in kinds]
+    whole = next(n for n, kinds in enumerate(batches) if "agent" in kinds)
+    assert len(with_pieces) >= 3 and with_pieces[0] < whole
+    assert agent_text(sidecar, s["id"]) == "tick " * 6
 
 
 async def test_follow_up_prompt_and_busy_session(sidecar, project):

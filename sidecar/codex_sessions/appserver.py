@@ -96,23 +96,28 @@ class AppServer:
 
     async def _read_stdout(self) -> None:
         assert self.proc and self.proc.stdout
+        stdout = self.proc.stdout
         while True:
             try:
-                line = await self.proc.stdout.readline()
+                line = await stdout.readline()
             except (ValueError, asyncio.LimitOverrunError):
                 log.warning("dropped an over-long line from Codex")
                 continue
             if not line:
                 break
-            try:
-                message = json.loads(line)
-            except ValueError:
-                log.warning("not JSON from Codex: %r", line[:200])
-                continue
-            try:
-                self._dispatch(message)
-            except Exception:  # a bug in one handler must not stop the session
-                log.exception("handling %s", message.get("method"))
+            self._handle_line(line)
+            del line  # a line can hold megabytes: do not keep it while waiting for the next
+
+    def _handle_line(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            log.warning("not JSON from Codex: %r", line[:200])
+            return
+        try:
+            self._dispatch(message)
+        except Exception:  # a bug in one handler must not stop the session
+            log.exception("handling %s", message.get("method"))
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         method = message.get("method")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import logging
 import os
 import shlex
@@ -78,6 +79,7 @@ class Manager:
         self._outbox: dict[str, list[dict[str, Any]]] = {}
         self._dirty: set[str] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._last_output: dict[str, float] = {}
         self._last_status: dict[str, str] = {}
         self._turn_tasks: dict[str, asyncio.Task[str | None]] = {}
         self._watches: dict[str, changes.ProjectWatch] = {}
@@ -98,6 +100,7 @@ class Manager:
             self.emit("window/showMessage", {"type": 2, "message": f"codex-sessions: {self.store.notice}"})
         self.reaper = Reaper()
         await self._sync(first=True)
+        gc.freeze()  # what was loaded lives long: keep it out of every collection
 
     async def _sync(self, first: bool = False) -> None:
         """Read sessions other sidecars wrote (and, the first time, all of them)."""
@@ -199,13 +202,22 @@ class Manager:
     def _record(self, session: Session, item: dict[str, Any]) -> dict[str, Any]:
         item, encoded = session.transcript.append(item)
         self.store.append_item(session.id, item["seq"], encoded)
-        self._outbox.setdefault(session.id, []).append(item)
-        self._schedule(session.id, OUTPUT_INTERVAL)
+        self._output(session.id, item)
         return item
 
-    def _piece(self, session: Session, piece: dict[str, Any]) -> None:
-        self._outbox.setdefault(session.id, []).append(piece)
-        self._schedule(session.id, OUTPUT_INTERVAL)
+    def _output(self, session_id: str, item: dict[str, Any]) -> None:
+        """Queue output; sent at once if none went out in the last interval, else batched."""
+        box = self._outbox.setdefault(session_id, [])
+        last = box[-1] if box else None
+        if "seq" in item:
+            box.append(item)
+        elif (last is not None and "parts" in last and last["kind"] == item["kind"]
+              and last["itemId"] == item.get("itemId")):
+            last["parts"].append(item["text"])  # one piece per item per batch
+        else:
+            box.append({"kind": item["kind"], "itemId": item.get("itemId"), "parts": [item["text"]]})
+        since = asyncio.get_running_loop().time() - self._last_output.get(session_id, 0.0)
+        self._schedule(session_id, max(0.0, OUTPUT_INTERVAL - since))
 
     def _schedule(self, session_id: str, delay: float) -> None:
         loop = asyncio.get_running_loop()
@@ -222,6 +234,10 @@ class Manager:
             timer.cancel()
         items = self._outbox.pop(session_id, None)
         if items:
+            for item in items:
+                if "parts" in item:
+                    item["text"] = "".join(item.pop("parts"))
+            self._last_output[session_id] = asyncio.get_running_loop().time()
             self.emit("codex/session/output", {"id": session_id, "items": items})
         if session_id in self._dirty:
             self._dirty.discard(session_id)
@@ -303,6 +319,8 @@ class Manager:
             return
         if session.server is not server:
             return  # killed meanwhile
+        if self._watch(session).last is None:
+            await self._watch(session).reset()  # the baseline its commands are compared with
         session.thread_id = result["thread"]["id"]
         self._quietly(server.request("thread/name/set", {"threadId": session.thread_id,
                                                          "name": session.name}))
@@ -350,11 +368,6 @@ class Manager:
     async def _run_turn(self, session: Session, prompt: str) -> str | None:
         server = session.server
         assert server
-        watch = self._watch(session)
-        quiet = not any(s.turn_active for s in self.sessions.values()
-                        if s is not session and s.project.root == session.project.root)
-        if quiet or watch.last is None:
-            await watch.reset()
         try:
             result = await server.request("turn/start", {
                 "threadId": session.thread_id, "input": [{"type": "text", "text": prompt}]})
@@ -426,11 +439,11 @@ class Manager:
     def _on_event(self, session: Session, method: str, params: dict[str, Any]) -> None:
         previous, session.last_event_ms = session.last_event_ms, time.time() * 1000
         if method == "item/agentMessage/delta":
-            self._piece(session, {"kind": "agentDelta", "itemId": params.get("itemId"),
-                                  "text": params.get("delta", "")})
+            self._output(session.id, {"kind": "agentDelta", "itemId": params.get("itemId"),
+                                      "text": params.get("delta", "")})
         elif method == "item/commandExecution/outputDelta":
-            self._piece(session, {"kind": "commandDelta", "itemId": params.get("itemId"),
-                                  "text": params.get("delta", "")})
+            self._output(session.id, {"kind": "commandDelta", "itemId": params.get("itemId"),
+                                      "text": params.get("delta", "")})
         elif method == "item/completed":
             item = session.completed_item(params.get("item") or {})
             if item is not None:

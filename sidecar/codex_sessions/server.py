@@ -8,6 +8,8 @@ before the process exits; on SIGKILL the reaper does it.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import gc
 import inspect
 import logging
 import os
@@ -19,8 +21,8 @@ from typing import Any, Callable
 from lsprotocol import types
 from pygls.io_ import StdinAsyncReader, StdoutWriter, run_async
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import (JsonRPCNotification, JsonRPCRequestMessage, LanguageServerProtocol,
-                            default_converter, lsp_method)
+from pygls.protocol import (JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage,
+                            LanguageServerProtocol, default_converter, lsp_method)
 
 from . import __version__
 from .errors import ProtocolError
@@ -46,6 +48,19 @@ def converter():
 
 
 class Protocol(LanguageServerProtocol):
+    def _send_data(self, data: Any) -> None:
+        """Our answers and notifications are plain JSON already: skip cattrs' walk of them."""
+        payload = getattr(data, "result", None) if isinstance(data, JsonRPCResponseMessage) \
+            else getattr(data, "params", None) if isinstance(data, JsonRPCNotification) else None
+        if isinstance(payload, dict):
+            plain: dict[str, Any] = {"jsonrpc": data.jsonrpc}
+            if isinstance(data, JsonRPCResponseMessage):
+                plain.update(id=data.id, result=payload)
+            else:
+                plain.update(method=data.method, params=payload)
+            data = plain
+        super()._send_data(data)
+
     @lsp_method(types.EXIT)
     def lsp_exit(self, *args: Any) -> None:
         """End the serve loop; cleanup runs in `serve` rather than via sys.exit here."""
@@ -183,6 +198,21 @@ for _method, (_model, _action) in SESSION_ACTIONS.items():
     _register_session_action(_method, _model, _action)
 
 
+def tune_memory() -> None:
+    """Fewer, cheaper collections, and big strings returned to the system when freed.
+
+    Every answer allocates many small dicts, so the default GC thresholds fire often;
+    and glibc, after the first large transcript strings are freed, raises its mmap
+    threshold and fragments the heap with later ones.
+    """
+    gc.set_threshold(50_000, 20, 20)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD: fixed, so no dynamic raise
+    except (OSError, AttributeError):
+        pass
+
+
 class _QuietProtocolErrors(logging.Filter):
     """pygls logs every error answer with a traceback; ours are expected answers."""
 
@@ -200,6 +230,7 @@ def serve(log_file: str | None = None, verbose: bool = False) -> int:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
     if not verbose:
         logging.getLogger("pygls").setLevel(logging.ERROR)
+    tune_memory()
     # Anything else that prints must not corrupt the protocol stream.
     stdout = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

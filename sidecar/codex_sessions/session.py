@@ -9,9 +9,11 @@ slot) rather than stored, so it cannot drift.
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import os
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -40,13 +42,19 @@ def command_text(item: dict[str, Any]) -> str:
 
 
 class Transcript:
-    """The items kept in memory: numbered, bounded in bytes, oldest dropped first."""
+    """The items kept in memory: numbered, bounded in bytes, oldest dropped first.
+
+    The bound counts each item's JSON; items are kept compressed (they are read
+    only when a client pages through the transcript), so a session holding its
+    full `outputLimitBytes` costs far less memory than that.
+    """
 
     def __init__(self, limit_bytes: int, next_seq: int = 1) -> None:
         self.limit_bytes = limit_bytes
-        self.items: collections.deque[tuple[dict[str, Any], int]] = collections.deque()
+        self.items: collections.deque[tuple[bytes, int]] = collections.deque()
         self.size = 0
         self.next_seq = next_seq
+        self.first_seq = next_seq
         self.dropped = next_seq > 1  # older items live only in the database
 
     def append(self, item: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -54,24 +62,22 @@ class Transcript:
         item["seq"] = self.next_seq
         self.next_seq += 1
         encoded = json.dumps(item, ensure_ascii=False)
-        self.items.append((item, len(encoded)))
+        self.items.append((zlib.compress(encoded.encode(), 1), len(encoded)))
         self.size += len(encoded)
         while self.size > self.limit_bytes and len(self.items) > 1:
             _, size = self.items.popleft()
             self.size -= size
+            self.first_seq += 1
             self.dropped = True
         return item, encoded
-
-    @property
-    def first_seq(self) -> int:
-        return self.items[0][0]["seq"] if self.items else self.next_seq
 
     def page(self, after: int, limit: int) -> list[dict[str, Any]] | None:
         """Items with seq > after, or None when some of them were dropped."""
         if after + 1 < self.first_seq:
             return None
         start = after + 1 - self.first_seq
-        return [item for item, _ in list(self.items)[start:start + limit]]
+        return [json.loads(zlib.decompress(blob))
+                for blob, _ in itertools.islice(self.items, start, start + limit)]
 
 
 @dataclass

@@ -105,7 +105,7 @@ class Script:
                 pieces = [chunk] * (total // len(chunk)) + [chunk[: total % len(chunk)]]
                 return self._message([p for p in pieces if p])
             if key == "slow":
-                count = max(1, int(float(value) / 0.2))
+                count = max(1, round(float(value) / 0.2))
                 return self._message(["tick "] * count, pause=0.2)
             if key in {"run", "run-approved"}:
                 return self._tool_call(value, escalate=key == "run-approved")
