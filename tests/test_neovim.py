@@ -340,6 +340,16 @@ def test_list_orders_waiting_and_failed_on_top_and_its_keys_work(editor, project
     assert "all good" in text  # summary of a finished one
     assert "error:" in text  # why the failed one failed
 
+    # the elapsed time of the waiting turn moves on while the list is shown
+    def elapsed_of(name: str) -> int:
+        line = next(l for l in editor.text(0).split("\n") if l.startswith(name + " "))
+        value = line.split()[2]
+        assert value.endswith("s") and value[:-1].isdigit(), line
+        return int(value[:-1])
+    first = elapsed_of("asks")
+    time.sleep(2.5)
+    assert elapsed_of("asks") >= first + 2
+
     # d kills the session on the cursor line; the list follows without a refresh
     goto_row(editor, "broken")
     feed(editor, "d")

@@ -67,13 +67,15 @@ function M.describe(s)
   return ""
 end
 
---- Elapsed: time since the session last changed (updatedAt).
+--- Elapsed: how long the current turn has run (active sessions) or the last one ran.
 local function elapsed(s)
-  local t = util.parse_time(s.updatedAt) or util.parse_time(s.createdAt)
-  if not t then
+  local state = require("codex_sessions.state")
+  local start = state.turn_start(s)
+  local finish = state.active(s.status) and os.time() or util.parse_time(s.finishedAt)
+  if not start or not finish or finish < start then
     return "-"
   end
-  return util.format_duration(os.time() - t)
+  return util.format_duration(finish - start)
 end
 
 local function render(buf)
@@ -143,6 +145,10 @@ function M.refresh(buf, callback)
     else
       st.error = nil
       st.sessions = result.sessions or {}
+      local state = require("codex_sessions.state")
+      for _, s in ipairs(st.sessions) do
+        state.remember(s)
+      end
     end
     render(buf)
     if callback then

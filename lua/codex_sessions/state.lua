@@ -7,7 +7,21 @@ local M = {}
 
 local H = {
   sessions = {}, -- id -> session object
+  turn_starts = {}, -- id -> os.time() when this Neovim saw the current turn begin
 }
+
+local ACTIVE = { queued = true, starting = true, running = true, waiting = true }
+
+--- Is `status` one of a session at work (queued, starting, running, waiting)?
+function M.active(status)
+  return ACTIVE[status] == true
+end
+
+--- When the session's current or last turn began (seconds), if known.
+function M.turn_start(session)
+  local util = require("codex_sessions.util")
+  return util.parse_time(session.turnStartedAt) or H.turn_starts[session.id] or util.parse_time(session.startedAt)
+end
 
 local function fire(pattern, data)
   vim.api.nvim_exec_autocmds("User", { pattern = pattern, modeline = false, data = data })
@@ -23,13 +37,23 @@ function M.all()
   return vim.tbl_values(H.sessions)
 end
 
+--- Record a session object in the cache only; return the one it replaces.
+function M.remember(session)
+  local old = H.sessions[session.id]
+  H.sessions[session.id] = session
+  -- when the current turn began, as far as this Neovim saw it (for the elapsed time)
+  if M.active(session.status) and not (old and M.active(old.status)) then
+    H.turn_starts[session.id] = os.time()
+  end
+  return old
+end
+
 --- Record a session object from any answer or notification; update its buffer and lists.
 function M.update(session)
   if type(session) ~= "table" or not session.id then
     return
   end
-  local old = H.sessions[session.id]
-  H.sessions[session.id] = session
+  local old = M.remember(session)
   require("codex_sessions.buffer").on_changed(session)
   require("codex_sessions.list").schedule_refresh()
   vim.cmd("redrawstatus")
