@@ -510,6 +510,15 @@ def test_killall_kills_this_project_and_bang_kills_every_project(editor, project
     editor.cmd("enew")
     editor.cmd("CodexSessions! killall")
     editor.wait_status(other_project, "again", "stopped")
+    # a stopped session's name is free again; the new session takes over its buffer
+    one = editor.buf_by_name(buffer_name(project, "one"))
+    old_id = editor.lua("return require('codex_sessions.buffer').state(...).id", one)
+    editor.cmd("CodexSessions start one say: born again")
+    text = editor.wait_text(one, "\nborn again\n")
+    new_id = editor.session(project, "one")["id"]
+    assert new_id != old_id
+    assert editor.lua("return require('codex_sessions.buffer').state(...).id", one) == new_id
+    assert "stopped" not in text and text.count("── prompt") == 1
     assert not editor.errors()
 
 
