@@ -277,7 +277,14 @@ called from your own function instead."
                       (error-message-string err))))))
 
 (defun my-codex--after-connect ()
-  "Bring every open session buffer up to date with a new sidecar."
+  "Learn the sessions from a new sidecar and bring every open buffer up to date."
+  ;; What an earlier sidecar said no longer holds.
+  (clrhash my-codex--sessions)
+  (my-codex--async "codex/session/list" (list :project nil)
+                   (lambda (result)
+                     (seq-doseq (session (plist-get result :sessions))
+                       (my-codex--remember session))
+                     (force-mode-line-update t)))
   (dolist (buf (my-codex--session-buffers))
     (let ((id (buffer-local-value 'my-codex--session-id buf)))
       (my-codex--async "codex/session/get" (list :id id)
@@ -597,13 +604,15 @@ session without asking, unless ASK."
 ;;;; Mode line
 
 (defun my-codex-mode-line ()
-  "Return the global mode-line text: counts of running and waiting sessions."
+  "Return the global mode-line text: counts of running and waiting sessions.
+Nothing is counted while the sidecar is not running."
   (let ((running 0) (waiting 0))
-    (maphash (lambda (_ s)
-               (pcase (plist-get s :status)
-                 ("running" (cl-incf running))
-                 ("waiting" (cl-incf waiting))))
-             my-codex--sessions)
+    (when (my-codex--live-connection)
+      (maphash (lambda (_ s)
+                 (pcase (plist-get s :status)
+                   ("running" (cl-incf running))
+                   ("waiting" (cl-incf waiting))))
+               my-codex--sessions))
     (if (and (zerop running) (zerop waiting))
         ""
       (concat " Codex["
