@@ -15,8 +15,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from codex_sessions.testing.sandbox import OfflineCodex, make_git_project
+from codex_sessions.testing.sandbox import make_git_project
 
+from .textmodel import offline_world
 from .util import MIB, PYTHON, ROOT, VENV_BIN, Results
 
 
@@ -70,6 +71,16 @@ async def run_editor(argv: list[str], env: dict[str, str], out: Path, timeout: f
     return (text or b"").decode(errors="replace")
 
 
+def pick(runs: list[dict]) -> dict:
+    """The run with the median last/first ratio (runs that took under 2 MiB rank last)."""
+    def ratio(a: dict) -> float:
+        return a["cpu"][-1] / a["cpu"][0] if a.get("mib", 0) >= 2 and a["cpu"][0] > 0 else float("inf")
+    ranked = sorted(runs, key=ratio)
+    chosen = dict(ranked[(len(ranked) - 1) // 2])
+    chosen["ratios"] = [ratio(a) for a in runs]
+    return chosen
+
+
 def report(res: Results, label: str, a: dict, size: int, limit: float, log: str) -> None:
     if a.get("mib", 0) < 2:
         row = res.add(f"editor: {label} takes {size // MIB} MiB of streamed agent text",
@@ -81,50 +92,67 @@ def report(res: Results, label: str, a: dict, size: int, limit: float, log: str)
     done = a["mib"] >= size // MIB
     took = (f"{a['mib']} MiB in {a['total_wall']:.1f} s wall, {a['total_cpu']:.1f} s of its CPU"
             + ("" if done else f" (stopped at the {limit:.0f} s limit, short of {size // MIB} MiB)"))
-    row = res.add(f"editor: {label}, cost of the last MiB / the first",
-                  f"{ratio:.2f}x (CPU {a['cpu'][0] * 1000:.0f} ms for MiB 1, "
+    runs = ", ".join(f"{r:.2f}" for r in a.get("ratios", [ratio]))
+    row = res.add(f"editor: {label}, CPU cost of the last MiB / the first (paced stream)",
+                  f"{ratio:.2f}x, median of {len(a.get('ratios', [1]))} runs ({runs}); median run: (CPU {a['cpu'][0] * 1000:.0f} ms for MiB 1, "
                   f"{a['cpu'][-1] * 1000:.0f} ms for MiB {a['mib']}; {took})",
                   "< 1.5x", ratio < 1.5 and done)
     row.note = (f"{label}: MiB {a['mib']} cost {ratio:.1f}x MiB 1 of its CPU "
                 f"({a['cpu'][-1] * 1000:.0f} vs {a['cpu'][0] * 1000:.0f} ms)"
                 + ("" if done else f"; only {a['mib']} of {size // MIB} MiB within {limit:.0f} s")
-                + (". Diagnosed cause: lua/codex_sessions/buffer.lua re-renders the whole streaming "
-                   "message (st.tail.text .. piece, replace_tail) for every agentDelta piece: "
-                   "quadratic in the message length" if "Neovim" in label else ""))
+                + f"; CPU per MiB in that run: {', '.join(f'{c * 1000:.0f}' for c in a['cpu'])} ms")
 
 
 async def run(res: Results, quick: bool) -> None:
     size = (3 if quick else 10) * MIB
     limit = 45.0 if quick else 150.0
+    reps = 1 if quick else 3
     tmp = Path(tempfile.mkdtemp(prefix="bench-editors-"))
-    offline = OfflineCodex(tmp / "world")
+    offline = offline_world(tmp / "world")
     sidecar = shlex.join([PYTHON, "-m", "codex_sessions", "serve"])
+    emacs = shutil.which("emacs")
+    nvim = shutil.which("nvim", path=str(VENV_BIN)) or shutil.which("nvim")
+    editors = {
+        "Emacs (batch)": (emacs and (ROOT / "elisp" / "my-codex.el").exists(),
+                          [emacs or "emacs", "-Q", "--batch", "-L", str(ROOT / "elisp"), "-l",
+                           str(ROOT / "bench" / "emacs_stream.el")]),
+        "Neovim (headless)": (nvim and (ROOT / "lua" / "codex_sessions" / "init.lua").exists(),
+                              [nvim or "nvim", "--headless", "--clean", "-l",
+                               str(ROOT / "bench" / "nvim_stream.lua")]),
+    }
+    count = 0
+
+    async def once(argv: list[str], directive: str) -> tuple[dict, str]:
+        nonlocal count
+        count += 1
+        project = make_git_project(tmp / f"proj{count}")
+        out = tmp / f"samples{count}.txt"
+        env = offline.env(BENCH_OUT=str(out), BENCH_BYTES=str(size), BENCH_LIMIT=str(limit),
+                          BENCH_PROJECT=str(project), BENCH_SIDECAR=sidecar, BENCH_ROOT=str(ROOT),
+                          BENCH_DIRECTIVE=directive)
+        log = await run_editor(argv, env, out, limit + 60)
+        return analyse(read_samples(out)), log
+
     try:
-        emacs = shutil.which("emacs")
-        if not (ROOT / "elisp" / "my-codex.el").exists() or not emacs:
-            res.add("editor: Emacs", "not measured: front-end not available", "last/first MiB < 1.5x")
-        else:
-            project = make_git_project(tmp / "emacs-proj")
-            out = tmp / "emacs.txt"
-            env = offline.env(BENCH_OUT=str(out), BENCH_BYTES=str(size), BENCH_LIMIT=str(limit),
-                              BENCH_PROJECT=str(project), BENCH_SIDECAR=sidecar)
-            log = await run_editor([emacs, "-Q", "--batch", "-L", str(ROOT / "elisp"), "-l",
-                                    str(ROOT / "bench" / "emacs_stream.el")], env, out, limit + 60)
-            a = analyse(read_samples(out))
-            res.raw["emacs"] = a
-            report(res, "Emacs (batch)", a, size, limit, log)
-        nvim = shutil.which("nvim", path=str(VENV_BIN)) or shutil.which("nvim")
-        if not (ROOT / "lua" / "codex_sessions" / "init.lua").exists() or not nvim:
-            res.add("editor: Neovim", "not measured: front-end not available", "last/first MiB < 1.5x")
-        else:
-            project = make_git_project(tmp / "nvim-proj")
-            out = tmp / "nvim.txt"
-            env = offline.env(BENCH_OUT=str(out), BENCH_BYTES=str(size), BENCH_LIMIT=str(limit),
-                              BENCH_PROJECT=str(project), BENCH_SIDECAR=sidecar, BENCH_ROOT=str(ROOT))
-            log = await run_editor([nvim, "--headless", "--clean", "-l",
-                                    str(ROOT / "bench" / "nvim_stream.lua")], env, out, limit + 60)
-            a = analyse(read_samples(out))
-            res.raw["nvim"] = a
-            report(res, "Neovim (headless)", a, size, limit, log)
+        for label, (available, argv) in editors.items():
+            if not available:
+                res.add(f"editor: {label}", "not measured: front-end not available",
+                        "last/first MiB < 1.5x")
+                continue
+            # As fast as Codex streams: how long the front-end takes for the whole text.
+            fast, log = await once(argv, "stream-bytes")
+            if fast.get("mib", 0) >= 1:
+                res.add(f"editor: {label} takes {size // MIB} MiB streamed as fast as Codex sends it",
+                        f"{fast['mib']} MiB in {fast['total_wall']:.1f} s wall, "
+                        f"{fast['total_cpu']:.2f} s of its CPU")
+            # Paced, so each MiB arrives in ~10 batches: the cost of each MiB.
+            found = []
+            for _ in range(reps):
+                a, log = await once(argv, "stream-bytes-paced")
+                found.append(a)
+                if a.get("mib", 0) < size // MIB:
+                    break  # it hit the time limit: once is enough
+            res.raw[label] = {"fast": fast, "paced": found}
+            report(res, label, pick(found), size, limit, log)
     finally:
         offline.close()

@@ -17,7 +17,7 @@
        (my-codex-pop-to-buffer-on-start nil)
        (my-codex-request-timeout 60)
        (start (float-time))
-       (buf (my-codex-start-session "bench" (format "stream-bytes: %d" bytes)))
+       (buf (my-codex-start-session "bench" (format "%s: %d" (getenv "BENCH_DIRECTIVE") bytes)))
        (base (buffer-size buf))
        (last -1)
        (samples nil))

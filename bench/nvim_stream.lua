@@ -28,7 +28,7 @@ end
 
 local started = now()
 local sid
-cs.start("bench", "stream-bytes: " .. bytes, env.BENCH_PROJECT, function(result)
+cs.start("bench", env.BENCH_DIRECTIVE .. ": " .. bytes, env.BENCH_PROJECT, function(result)
   sid = result.session.id
 end)
 vim.wait(60000, function() return sid ~= nil end, 10)

@@ -100,17 +100,18 @@ async def run_turns(res: Results, quick: bool) -> None:
                   f"{r1:.2f}x (median {ms(median(side_first))} vs {ms(median(dir_first))}; n={reps})",
                   "< 1.05x", r1 < 1.05)
     row.note = (f"{r1:.2f}x: {ms(median(side_first) - median(dir_first))} more than Codex alone "
-                f"(median {ms(median(side_first))} vs {ms(median(dir_first))}). Codex answers turn/start "
-                f"{ms(median(side_acc) - median(dir_acc))} later through the sidecar (it takes a git-status "
-                "snapshot before sending turn/start), and streamed pieces wait for the 50 ms output "
-                "timer (or an unrelated immediate flush) instead of the first piece going out at once")
+                f"(median {ms(median(side_first))} vs {ms(median(dir_first))}). turn/start is answered "
+                f"{ms(median(side_acc) - median(dir_acc))} later through the sidecar (work before it "
+                f"forwards turn/start), and the first text comes "
+                f"{ms(median([f - a for f, a in zip(side_first, side_acc)]))} after that answer vs "
+                f"{ms(median([f - a for f, a in zip(dir_first, dir_acc)]))} direct (batching of pieces)")
     row = res.add("turn: turn/start to turn end, sidecar / direct",
                   f"{r2:.2f}x (median {ms(median(side_end))} vs {ms(median(dir_end))}; n={reps})",
                   "< 1.05x", r2 < 1.05)
     row.note = (f"{r2:.2f}x: {ms(median(side_end) - median(dir_end))} more than Codex alone "
-                f"(median {ms(median(side_end))} vs {ms(median(dir_end))}): the pre-turn snapshot "
-                f"({ms(median(side_acc) - median(dir_acc))} before turn/start) and a git status after "
-                "turn/completed before codex/session/finished")
+                f"(median {ms(median(side_end))} vs {ms(median(dir_end))}); "
+                f"{ms(median(side_acc) - median(dir_acc))} of it before turn/start is forwarded, the rest "
+                "between Codex's turn/completed and codex/session/finished")
 
 
 def span_rate(stamps: list[float], total: int, first: int) -> tuple[float, float]:
