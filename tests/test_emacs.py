@@ -162,6 +162,26 @@ def test_configuration_reaches_the_sidecar(offline, project, tmp_path):
     assert "model_reasoning_effort=low" in r["codex-command"]
 
 
+def test_header_and_mode_line_in_a_terminal(offline, project, tmp_path):
+    """format-mode-line gives nothing in batch, so this runs emacs -nw under script(1)."""
+    assert shutil.which("script"), "script(1) (util-linux) is needed for a pseudo-terminal"
+    other = make_git_project(tmp_path / "other")
+    result_file, messages = tmp_path / "result.el", tmp_path / "messages.txt"
+    env = offline.env(MY_CODEX_TEST_PYTHON=sys.executable, MY_CODEX_TEST_PROJECT=str(project),
+                      MY_CODEX_TEST_OTHER=str(other), MY_CODEX_TEST_RESULT=str(result_file),
+                      MY_CODEX_TEST_MESSAGES=str(messages), TERM="xterm-256color")
+    command = " ".join([EMACS, "-nw", "-Q", "-L", str(ELISP), "-L", str(ERT_DIR),
+                        "-l", "my-codex-tty-tests", "-f", "my-codex-tty-run"])
+    proc = subprocess.run(["script", "-qec", command, "/dev/null"], cwd=ROOT, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=170)
+    log = messages.read_text() if messages.exists() else proc.stdout.decode(errors="replace")[-4000:]
+    assert proc.returncode == 0, log
+    r = read_results(result_file)
+    assert "ultra/main" in r["header"] and "1 approval pending" in r["header"]
+    assert "Codex[1 waiting]" in r["mode-line"] and "*invalid*" not in r["mode-line"]
+    assert (project / "tty.txt").exists()
+
+
 def test_byte_compiles_cleanly_and_checkdoc_is_silent(tmp_path):
     script = tmp_path / "lint.el"
     script.write_text(r'''

@@ -38,7 +38,8 @@
 (defun my-codex-test-result (key value)
   "Record VALUE under KEY and write every result to MY_CODEX_TEST_RESULT.
 The file holds a list of (KEY VALUE) lists."
-  (setf (alist-get key my-codex-test-results) value)
+  (setf (alist-get key my-codex-test-results)
+        (if (stringp value) (substring-no-properties value) value))
   (when-let ((file (getenv "MY_CODEX_TEST_RESULT")))
     (let ((coding-system-for-write 'utf-8-unix)
           (print-length nil) (print-level nil) (print-escape-newlines t))
