@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import signal
 import sys
@@ -403,3 +404,38 @@ async def test_nothing_but_protocol_on_stdout(offline, project):
     assert out.startswith(b"Content-Length: ")
     header, _, rest = out.partition(b"\r\n\r\n")
     assert len(rest) == int(header.split(b":")[1].split(b"\r\n")[0])
+
+
+async def test_malformed_messages_never_stop_the_sidecar(offline, project):
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "codex_sessions", "serve", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=offline.env())
+
+    def frame(body: bytes) -> bytes:
+        return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    bad = [b"{not json", b"[1, 2, 3]", b'"a string"',
+           b'{"jsonrpc":"2.0","id":2,"method":"codex/session/start","params":"oops"}',
+           b'{"jsonrpc":"2.0","id":3,"method":"codex/session/start","params":{"project":42}}',
+           b'{"jsonrpc":"2.0","id":4,"method":"codex/no/such/method","params":{}}',
+           b'{"jsonrpc":"2.0","id":5,"method":"codex/session/list","params":{"status":["nope"]}}',
+           b'{"jsonrpc":"2.0","method":"codex/session/kill","params":{"id":"x"}}']
+    good = b'{"jsonrpc":"2.0","id":9,"method":"codex/session/list","params":{"project":"%s"}}' % (
+        str(project).encode())
+    proc.stdin.write(b"".join(frame(b) for b in bad) + frame(good))
+    answers = {}
+    try:
+        while 9 not in answers:
+            header = await asyncio.wait_for(proc.stdout.readuntil(b"\r\n\r\n"), 30)
+            length = int(header.split(b"Content-Length:")[1].split(b"\r\n")[0])
+            message = json.loads(await proc.stdout.readexactly(length))
+            if "id" in message:
+                answers[message["id"]] = message
+    finally:
+        proc.kill()
+        await proc.wait()
+    assert answers[9]["result"] == {"sessions": []}
+    assert answers[2]["error"]["code"] == -32602
+    assert answers[3]["error"]["code"] == -32602 and "project" in answers[3]["error"]["message"]
+    assert answers[4]["error"]["code"] == -32601
+    assert answers[5]["error"]["code"] == -32602 and "status" in answers[5]["error"]["message"]
