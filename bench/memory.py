@@ -13,7 +13,10 @@ from .textmodel import compress_ratio, offline_world
 from .util import MIB, SIDECAR, Results, TimedClient, descendants, finished, rss_bytes, start_session
 
 SESSIONS = 10
-FILL = 10 * MIB
+# 16 KiB short of 10 MiB, so that the message (with its JSON) fits the default 10 MiB
+# outputLimitBytes and stays in the session's in-memory transcript; a message of exactly
+# 10 MiB exceeds it and would be kept in SQLite only.
+FILL = 10 * MIB - 16 * 1024
 
 
 def hwm_bytes(pid: int) -> int:
@@ -67,7 +70,7 @@ async def run(res: Results, quick: bool) -> None:
         full = rss_bytes(pid)
         peak = hwm_bytes(pid)
         c_rss, c_count = codex_rss(pid)
-        label = f"{SESSIONS} sessions x {fill // MIB} MiB transcript"
+        label = f"{SESSIONS} sessions x {fill / MIB:.0f} MiB transcript"
         if quick:
             res.add(f"memory: sidecar RSS with {label} (--quick)",
                     f"{full / MIB:.1f} MiB (peak {peak / MIB:.1f} MiB); the full run judges 10 MiB")
@@ -94,6 +97,12 @@ async def run(res: Results, quick: bool) -> None:
                 f"{prose / MIB:.1f} MiB (peak {hwm_bytes(pid) / MIB:.1f} MiB; not judged: a check that "
                 "the figure above is not flattered by its very compressible text)")
         res.raw.update(mem_prose=prose)
+        # Check (after measuring) that the message is what the sidecar keeps for the session.
+        page = await client.request("codex/session/transcript", {"id": ids[0], "after": 0, "limit": 1000})
+        kept = max((len(i.get("text") or "") for i in page["items"] if i["kind"] == "agent"), default=0)
+        res.add("memory: check: the last agent message in the transcript",
+                f"{kept / MIB:.2f} MiB served by codex/session/transcript "
+                f"({'the whole message' if kept >= fill else 'NOT the whole message'})")
         res.raw.update(mem_idle=idle, mem_ten_idle=ten_idle, mem_full=full, mem_peak=peak,
                        codex_rss_full=c_rss)
     finally:
