@@ -126,11 +126,21 @@
         (my-codex-test-result 'opened (buffer-file-name (current-buffer)))
         (should (equal (buffer-file-name (current-buffer))
                        (expand-file-name "numbers.txt" (file-truename my-codex-test-project)))))
+      ;; A failing model shows as an error.
+      (with-current-buffer buf
+        (my-codex-send "fail"))
+      (my-codex-test-wait "the failed turn"
+                          (lambda () (let ((s (my-codex-test-session "main")))
+                                       (and (= (plist-get s :turns) 4)
+                                            (not (member (plist-get s :status)
+                                                         my-codex--active-statuses))))))
+      (my-codex-test-wait-text buf "^Error: .+")
+      (my-codex-test-wait-text buf "Status: failed")
       ;; The header line shows the status and the turns.
       (with-current-buffer buf
         (let ((header (my-codex-test-header)))
           (should (string-match-p "ultra/main +idle" header))
-          (should (string-match-p "turns 3" header))))
+          (should (string-match-p "turns 4" header))))
       (my-codex-test-result 'numbers (with-temp-buffer
                                        (insert-file-contents
                                         (expand-file-name "numbers.txt" my-codex-test-project))
