@@ -720,9 +720,7 @@ prompt below it and send it with \\[my-codex-send] or RET.
   (setq-local font-lock-defaults nil)
   (setq-local header-line-format '(:eval (my-codex--header-line)))
   (setq-local truncate-lines nil)
-  (setq-local word-wrap t)
-  (buffer-disable-undo)
-  (buffer-enable-undo))
+  (setq-local word-wrap t))
 
 (defun my-codex--header-line ()
   "Return the header line of the current session buffer."
