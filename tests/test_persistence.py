@@ -273,3 +273,28 @@ async def test_transcript_pages_through_history_beyond_memory(offline, project):
         assert [i["seq"] for i in small["items"]] == [3, 4] and small["next"] == 4
     finally:
         await client.stop()
+
+
+async def test_resume_after_a_crash_stays_live_under_concurrent_lists(offline, project):
+    first = await new_sidecar(offline)
+    s = await start(first, project, "main")  # never had a turn: Codex has no rollout for it
+    await first.wait_status(s["id"], "idle")
+    first.proc.kill()
+    await first.proc.wait()
+    second = await new_sidecar(offline)
+    try:
+        # pipelined: the sidecar handles these while the resume is under way
+        await asyncio.gather(*[second.request("codex/session/list", {}) for _ in range(10)],
+                             second.request("codex/session/resume", {"id": s["id"]}),
+                             *[second.request("codex/session/list", {}) for _ in range(30)])
+        await second.wait_status(s["id"], "idle")
+        for _ in range(5):
+            got = (await second.request("codex/session/get", {"id": s["id"]}))["session"]
+            assert got["status"] == "idle" and got["live"] and got["pid"]
+            await second.request("codex/session/list", {})
+        await second.request("codex/session/send", {"id": s["id"], "text": "say: back"})
+        done = await finished(second, s["id"])
+        assert done["report"]["summary"] == "back"
+        assert done["session"]["turnStartedAt"] and done["session"]["turnStartedAt"] <= done["session"]["finishedAt"]
+    finally:
+        await second.stop()

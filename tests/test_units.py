@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -137,3 +138,31 @@ async def test_changes_are_credited_to_the_command_whose_run_they_fall_in(tmp_pa
         {"path": "README.md", "kind": "update"}, {"path": "b.txt", "kind": "add"}]
     assert await watch.changes_during(a_start, a_end) == [{"path": "a.txt", "kind": "add"}]
     assert await watch.changes_during(b_start, b_end) == []  # each change credited once
+
+
+async def test_sync_never_swaps_out_a_session_this_sidecar_holds(tmp_path, monkeypatch):
+    """A resume awaits the spawn while the session is not yet live; a list's sync then
+    must not replace it with a copy from its row (the resume would run an orphan)."""
+    from codex_sessions.manager import Manager
+    from codex_sessions.protocol import InitOptions
+    from codex_sessions.store import Store
+
+    seed = Store(tmp_path, "a-dead-sidecar")
+    await seed.open()
+    seed.save_session({"id": "s1", "name": "main", "root": str(tmp_path), "createdAt": "2026",
+                       "updatedAt": "2026-11-21T05:00:00.000Z", "status": "idle"})
+    await seed.close()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with sqlite3.connect(tmp_path / "sessions.db") as conn:  # the sidecar that wrote it is dead
+        conn.execute("UPDATE sessions SET owner_pid = ?", (gone.pid,))
+    manager = Manager(InitOptions(state_dir=str(tmp_path)), lambda method, params: None)
+    try:
+        await manager.ready()
+        held = manager.sessions["s1"]
+        assert held.status == "interrupted"
+        await manager._sync()
+        await manager._sync()
+        assert manager.sessions["s1"] is held
+    finally:
+        await manager.shutdown()

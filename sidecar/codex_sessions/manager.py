@@ -109,17 +109,15 @@ class Manager:
         for rec, pid, token in rows:
             self._synced_at = max(self._synced_at, rec["updatedAt"])
             mine = self.sessions.get(rec["id"])
-            if mine is not None and (mine.owner is None and token == self.token):
-                continue
-            if mine is not None and mine.owner is None and mine.live:
-                continue  # we run it now
+            foreign = bool(token) and token != self.token and _alive(pid)
+            if mine is not None and mine.owner is None and not foreign:
+                continue  # ours (perhaps being resumed right now): the record is older news
             session = Session.from_record(rec, self.options.output_limit_bytes)
             if first:
                 session.transcript.next_seq = max(session.transcript.next_seq,
                                                   next_seqs.get(rec["id"], 1))
                 session.transcript.dropped = session.transcript.next_seq > 1
-            if token and token != self.token and _alive(pid) and rec["status"] not in (
-                    "failed", "stopped", "interrupted"):
+            if foreign and rec["status"] not in ("failed", "stopped", "interrupted"):
                 session.owner = {"pid": pid}  # type: ignore[dict-item]
             elif rec["status"] not in ("failed", "stopped", "interrupted"):
                 session.recorded_status = None  # its sidecar is gone: interrupted
@@ -298,7 +296,7 @@ class Manager:
         assert server
         try:
             await asyncio.wait_for(server.handshake(), START_TIMEOUT)
-            if resume and session.thread_id:
+            if resume and session.thread_id and session.turns:  # no turn, no rollout to resume
                 result = await asyncio.wait_for(server.request(
                     "thread/resume", {"threadId": session.thread_id, "cwd": session.project.root,
                                       "approvalPolicy": session.approval_policy,
@@ -360,7 +358,8 @@ class Manager:
         session.turn_active = True
         session.turn_id = None
         session.turns += 1
-        session.started_at = session.started_at or now()
+        session.turn_started_at = now()
+        session.started_at = session.started_at or session.turn_started_at
         session.log = type(session.log)()
         self._turn_tasks[session.id] = asyncio.create_task(self._run_turn(session, prompt))
         self._changed(session)
@@ -594,6 +593,8 @@ class Manager:
         if session.owner is not None:
             self._drivable(session)
         session.name = new_name
+        if session.report is not None:
+            session.report = {**session.report, "session": new_name}  # type: ignore[typeddict-item]
         if session.server and session.thread_id and session.phase == "ready":
             self._quietly(session.server.request(
                 "thread/name/set", {"threadId": session.thread_id, "name": new_name}))

@@ -157,6 +157,7 @@ class SessionInfo(TypedDict):
     createdAt: str
     updatedAt: str
     startedAt: Optional[str]
+    turnStartedAt: Optional[str]
     finishedAt: Optional[str]
     turns: int
     lastTurn: Optional[TurnInfo]

@@ -103,6 +103,7 @@ class Session:
     title: str | None = None
     updated_at: str = ""
     started_at: str | None = None
+    turn_started_at: str | None = None
     finished_at: str | None = None
     turns: int = 0
     last_turn: dict[str, Any] | None = None
@@ -168,6 +169,7 @@ class Session:
             bufferName=buffer_name(self.project, self.name), status=self.status,  # type: ignore[typeddict-item]
             threadId=self.thread_id, title=self.title, createdAt=self.created_at,
             updatedAt=self.updated_at, startedAt=self.started_at, finishedAt=self.finished_at,
+            turnStartedAt=self.turn_started_at,
             turns=self.turns, lastTurn=self.last_turn,  # type: ignore[typeddict-item]
             pending=[p.wire for p in self.pending.values()],
             changedFiles=list(self.changed_files), usage=dict(self.usage),  # type: ignore[typeddict-item]
@@ -185,6 +187,7 @@ class Session:
                 "status": self.status, "model": self.model, "sandbox": self.sandbox,
                 "approvalPolicy": self.approval_policy, "threadId": self.thread_id,
                 "title": self.title, "startedAt": self.started_at,
+                "turnStartedAt": self.turn_started_at,
                 "finishedAt": self.finished_at, "turns": self.turns,
                 "lastTurn": self.last_turn, "changedFiles": self.changed_files,
                 "usage": self.usage, "error": self.error, "report": self.report,
@@ -200,6 +203,7 @@ class Session:
             approval_policy=rec.get("approvalPolicy", "on-request"),
             thread_id=rec.get("threadId"), title=rec.get("title"),
             started_at=rec.get("startedAt"), finished_at=rec.get("finishedAt"),
+            turn_started_at=rec.get("turnStartedAt"),
             turns=rec.get("turns", 0), last_turn=rec.get("lastTurn"),
             changed_files=rec.get("changedFiles") or [], usage=rec.get("usage") or
             {"inputTokens": 0, "outputTokens": 0}, error=rec.get("error"),
