@@ -482,6 +482,11 @@
            (old (my-codex--live-connection)))
       (my-codex-test-wait-turns "main" 1)
       (signal-process (process-id (jsonrpc--process old)) 'KILL)
+      ;; While it is down, the buffer says so and nothing is counted.
+      (my-codex-test-wait "the sidecar gone" (lambda () (not (my-codex--live-connection))))
+      (with-current-buffer buf
+        (should (string-match-p "sidecar not running" (my-codex-test-header))))
+      (should (equal (my-codex-mode-line) ""))
       (my-codex-test-wait "a new sidecar"
                           (lambda () (let ((conn (my-codex--live-connection)))
                                        (and conn (not (eq conn old))))))
