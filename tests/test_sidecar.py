@@ -56,7 +56,7 @@ async def test_initialize_names_the_server(offline):
 async def test_three_sessions_at_once_outputs_kept_apart(sidecar, project, other_project):
     sessions = {}
     for name in ("main", "review", "tests"):
-        sessions[name] = await start(sidecar, project, name, f"slow: 1.6\nstream: I am {name} here")
+        sessions[name] = await start(sidecar, project, name, f"slow: 3\nstream: I am {name} here")
     sessions["other"] = await start(sidecar, other_project, "main", "stream: I am other here")
     for s in sessions.values():
         await finished(sidecar, s["id"])
@@ -282,13 +282,13 @@ async def test_limits_and_the_run_queue(offline, project):
     client = SidecarClient(env=offline.env())
     await client.start(maxSessionsPerProject=2, maxRunning=1)
     try:
-        first = await start(client, project, "one", "slow: 1.5")
+        first = await start(client, project, "one", "slow: 3")
+        await client.wait_status(first["id"], "running")
         second = await start(client, project, "two", "say: after one")
+        await client.wait_status(second["id"], "queued")
         err = await rpc_error(start(client, project, "three"))
         assert err.code == -32003 and "maxSessionsPerProject" in err.message
         done = [await finished(client, first["id"]), await finished(client, second["id"])]
-        # whichever was ready first ran first; the other waited in the queue
-        done.sort(key=lambda d: d["session"]["finishedAt"])
         assert done[1]["session"]["startedAt"] >= done[0]["session"]["finishedAt"]
         running: set[str] = set()
         queued = set()
