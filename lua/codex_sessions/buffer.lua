@@ -136,6 +136,36 @@ local function replace_tail(st, rendered)
   st.tail.nlines = #rendered
 end
 
+--- Add streamed `text` at the end of the open tail block without re-rendering it, so a
+--- piece costs the same at the end of a long message as at its start.
+local function extend_tail(st, text, prefix, group)
+  local sep = sep_row(st)
+  local pieces = split_lines(text)
+  for i = 2, #pieces do
+    pieces[i] = prefix .. pieces[i]
+  end
+  local first_new
+  local undolevels = vim.bo[st.buf].undolevels
+  follow_windows(st, sep, function()
+    vim.bo[st.buf].undolevels = -1
+    if st.tail.needs_line then -- the block has no text line yet: start one
+      pieces[1] = prefix .. pieces[1]
+      vim.api.nvim_buf_set_lines(st.buf, sep, sep, false, pieces)
+      first_new = sep
+      st.tail.nlines = st.tail.nlines + #pieces
+      st.tail.needs_line = false
+    else
+      local row = sep - 1
+      local col = #(vim.api.nvim_buf_get_lines(st.buf, row, sep, false)[1] or "")
+      vim.api.nvim_buf_set_text(st.buf, row, col, row, col, pieces)
+      first_new = sep
+      st.tail.nlines = st.tail.nlines + #pieces - 1
+    end
+    vim.bo[st.buf].undolevels = undolevels
+    hl_lines(st, first_new, sep_row(st) - first_new, group)
+  end)
+end
+
 -- ---------------------------------------------------------------------------------------
 -- Rendering of transcript items
 
@@ -254,24 +284,23 @@ local function show(st, item)
   local kind = item.kind
   if kind == "agentDelta" then
     if st.tail and st.tail.id == item.itemId and st.tail.kind == "agent" then
-      st.tail.text = st.tail.text .. (item.text or "")
-      replace_tail(st, prefixed(st.tail.text, "", "", "CodexSessionsAgent"))
+      extend_tail(st, item.text or "", "", "CodexSessionsAgent")
     else
       local rendered = prefixed(item.text or "", "", "", "CodexSessionsAgent")
       append(st, rendered)
-      st.tail = { id = item.itemId, kind = "agent", text = item.text or "", nlines = #rendered }
+      st.tail = { id = item.itemId, kind = "agent", nlines = #rendered }
       st.streamed[item.itemId] = true
     end
     st.deltas = st.deltas + 1
     return
   elseif kind == "commandDelta" then
     if st.tail and st.tail.id == item.itemId and st.tail.kind == "command" then
-      st.tail.text = st.tail.text .. (item.text or "")
-      replace_tail(st, render_command({ command = st.tail.command }, st.tail.text))
+      extend_tail(st, item.text or "", OUTPUT_PREFIX, "CodexSessionsOutput")
     else
-      local rendered = render_command({ command = "…" }, item.text or "")
+      local rendered = render_command({ command = "…" }, "")
       append(st, rendered)
-      st.tail = { id = item.itemId, kind = "command", text = item.text or "", nlines = #rendered, command = "…" }
+      st.tail = { id = item.itemId, kind = "command", nlines = #rendered, needs_line = true }
+      extend_tail(st, item.text or "", OUTPUT_PREFIX, "CodexSessionsOutput")
     end
     st.deltas = st.deltas + 1
     return
