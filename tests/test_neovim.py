@@ -668,7 +668,7 @@ def test_checkhealth_reports_each_check(editor, offline, tmp_path):
     editor.cmd("checkhealth codex_sessions")
     text = editor.text(0)
     assert "ERROR sidecar command `/nonexistent/codex-sessions serve` not found" in text
-    assert "pip install codex-sessions" in text
+    assert "pipx install /path/to/codex-sessions" in text
     # a missing Codex and an unusable state folder: errors with advice
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
