@@ -185,14 +185,11 @@ called from your own function instead."
 
 (defun my-codex--initialization-options ()
   "Return the `initializationOptions' built from the user's options."
-  (let ((options nil)
-        (codex (or my-codex-codex-command
-                   (and my-codex-codex-extra-args
-                        (let ((env (getenv "CODEX_SESSIONS_CODEX")))
-                          (if env (split-string-shell-command env) '("codex")))))))
-    (when codex
-      (setq options (plist-put options :codexCommand
-                               (vconcat codex my-codex-codex-extra-args))))
+  (let ((options nil))
+    (when my-codex-codex-command
+      (setq options (plist-put options :codexCommand (vconcat my-codex-codex-command))))
+    (when my-codex-codex-extra-args
+      (setq options (plist-put options :codexArgs (vconcat my-codex-codex-extra-args))))
     (when my-codex-state-directory
       (setq options (plist-put options :stateDir
                                (expand-file-name my-codex-state-directory))))

@@ -39,10 +39,13 @@ START_TIMEOUT = 60.0
 
 
 def codex_command(options: InitOptions) -> list[str]:
+    """codexCommand, else $CODEX_SESSIONS_CODEX, else `codex`; then codexArgs."""
     if options.codex_command:
-        return list(options.codex_command)
-    from_env = os.environ.get("CODEX_SESSIONS_CODEX")
-    return shlex.split(from_env) if from_env else ["codex"]
+        base = list(options.codex_command)
+    else:
+        from_env = os.environ.get("CODEX_SESSIONS_CODEX")
+        base = shlex.split(from_env) if from_env else ["codex"]
+    return base + list(options.codex_args)
 
 
 def state_dir(options: InitOptions) -> Path:

@@ -30,6 +30,7 @@ class Params(BaseModel):
 class InitOptions(Params):
     state_dir: Optional[str] = None
     codex_command: Optional[list[str]] = Field(default=None, min_length=1)
+    codex_args: list[str] = Field(default_factory=list)  # appended to the Codex command
     max_sessions_per_project: int = Field(default=10, ge=1, le=1000)
     max_running: int = Field(default=5, ge=1, le=1000)
     output_limit_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)

@@ -622,9 +622,9 @@
          (my-codex-codex-extra-args '("-c" "model_reasoning_effort=low"))
          (options (my-codex--initialization-options)))
     (should (equal (plist-get options :stateDir) (expand-file-name state)))
-    (should (equal (append (plist-get options :codexCommand) nil)
-                   (append (split-string-shell-command (getenv "CODEX_SESSIONS_CODEX"))
-                           '("-c" "model_reasoning_effort=low"))))
+    (should-not (plist-get options :codexCommand))
+    (should (equal (append (plist-get options :codexArgs) nil)
+                   '("-c" "model_reasoning_effort=low")))
     (my-codex-test-in-project
       (let ((buf (my-codex-start-session "main" "say: configured")))
         (my-codex-test-wait-turns "main" 1)
