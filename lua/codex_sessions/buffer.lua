@@ -94,23 +94,26 @@ local function follow_windows(st, before_sep, fn)
   end
 end
 
+--- Write rendered lines (list of {text, group}) over rows [first, last).
+local function write_rendered(st, first, last, rendered)
+  local lines = {}
+  for _, l in ipairs(rendered) do
+    table.insert(lines, l[1])
+  end
+  set_lines(st, first, last, lines)
+  for i, l in ipairs(rendered) do
+    hl_lines(st, first + i - 1, 1, l[2])
+  end
+end
+
 --- Append rendered lines (list of {text, group}) to the end of the transcript.
 --- Returns the first row written.
 local function append(st, rendered)
-  local first
   local sep = sep_row(st)
   follow_windows(st, sep, function()
-    first = sep
-    local lines = {}
-    for _, l in ipairs(rendered) do
-      table.insert(lines, l[1])
-    end
-    set_lines(st, sep, sep, lines)
-    for i, l in ipairs(rendered) do
-      hl_lines(st, first + i - 1, 1, l[2])
-    end
+    write_rendered(st, sep, sep, rendered)
   end)
-  return first
+  return sep
 end
 
 --- Replace the open tail block (the last `st.tail.nlines` transcript lines).
@@ -119,16 +122,9 @@ local function replace_tail(st, rendered)
   local first = sep - st.tail.nlines
   follow_windows(st, sep, function()
     vim.api.nvim_buf_clear_namespace(st.buf, ns, first, sep)
-    local lines = {}
-    for _, l in ipairs(rendered) do
-      table.insert(lines, l[1])
-    end
-    set_lines(st, first, sep, lines)
-    for i, l in ipairs(rendered) do
-      hl_lines(st, first + i - 1, 1, l[2])
-    end
+    write_rendered(st, first, sep, rendered)
     -- the separator extmark may have moved into the replaced range; put it back
-    local want = first + #lines
+    local want = first + #rendered
     if sep_row(st) ~= want then
       vim.api.nvim_buf_set_extmark(st.buf, ns, want, 0, { id = st.sep })
     end
@@ -682,13 +678,7 @@ end
 
 --- Every session buffer: { [buf] = id }.
 function M.all()
-  local out = {}
-  for buf, st in pairs(H.by_buf) do
-    if valid(buf) then
-      out[buf] = st.id
-    end
-  end
-  return out
+  return util.live_buffers(H.by_buf, "id")
 end
 
 return M

@@ -326,13 +326,7 @@ end
 
 --- Every list buffer: { [buf] = root }.
 function M.all()
-  local out = {}
-  for buf, st in pairs(H.by_buf) do
-    if valid(buf) then
-      out[buf] = st.root
-    end
-  end
-  return out
+  return util.live_buffers(H.by_buf, "root")
 end
 
 return M

@@ -3,6 +3,18 @@ local M = {}
 
 --- Show `buf`: focus a window of the current tab that shows it, else open one as `how`
 --- says ("split", "vsplit", "tab", "current").
+--- For a table of buffer states { [buf] = state }: { [buf] = state[field] } of the
+--- buffers that still exist.
+function M.live_buffers(by_buf, field)
+  local out = {}
+  for buf, st in pairs(by_buf) do
+    if vim.api.nvim_buf_is_valid(buf) then
+      out[buf] = st[field]
+    end
+  end
+  return out
+end
+
 function M.show_buffer(buf, how)
   for _, win in ipairs(vim.api.nvim_tabpage_list_wins(0)) do
     if vim.api.nvim_win_get_buf(win) == buf then
