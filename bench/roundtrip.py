@@ -121,5 +121,5 @@ async def run(res: Results, quick: bool) -> None:
             row.note = (f"p99 {ms(p99(samples))} vs {target * 1000:.0f} ms ({p99(samples) / target:.1f}x the "
                         f"target). The answer is {size_kb:.0f} KiB; plain JSON encode+decode of it takes "
                         f"{ms(median(codec))} here; the rest is the sidecar's own work per answer. "
-                        f"p99 is {p99(samples) / median(samples):.1f}x the median (pauses: GC, a busy machine). "
+                        f"p99 is {p99(samples) / median(samples):.1f}x the median (pauses: scheduling on a busy machine, GC). "
                         "Diagnosis of the published run: doc/bench.md")

@@ -53,13 +53,16 @@ def main() -> int:
     parser.add_argument("--json", help="also write the rows and raw samples here")
     args = parser.parse_args()
     began = time.monotonic()
-    load_before = machine()["load"]
+    before = machine()
+    load_before = before["load"]
     res = asyncio.run(main_async(args))
     m = machine()
     print()
     print(f"Machine: {m['nproc']} cores, {m['cpu']}, Python {m['python']}, {m['date']}"
           f"{' (--quick)' if args.quick else ''}")
     print(f"Tools: {m['tools']}")
+    print(f"Code: {before['code']} at the start" + ("" if m["code"] == before["code"]
+                                                   else f", {m['code']} at the end"))
     print(f"Load average (1, 5, 15 min): {load_before} before, {m['load']} after"
           " (a shared machine: other work running meanwhile shows here)")
     print(m["free"])

@@ -110,8 +110,8 @@ async def run_turns(res: Results, quick: bool) -> None:
                   "< 1.05x", r2 < 1.05)
     row.note = (f"{r2:.2f}x: {ms(median(side_end) - median(dir_end))} more than Codex alone "
                 f"(median {ms(median(side_end))} vs {ms(median(dir_end))}); "
-                f"{ms(median(side_acc) - median(dir_acc))} of it before turn/start is forwarded, the rest "
-                "between Codex's turn/completed and codex/session/finished")
+                f"{ms(median(side_acc) - median(dir_acc))} of it before Codex answers turn/start, the rest "
+                "after (relaying events, the post-turn git status before codex/session/finished)")
 
 
 def span_rate(stamps: list[float], total: int, first: int) -> tuple[float, float]:
@@ -168,7 +168,7 @@ async def run_stream(res: Results, quick: bool) -> None:
     codex_mib = median([x["codex_cpu"] / (x["bytes"] / MIB) for x in side if x["bytes"]])
     row.note = (f"{ratio:.2f}x Codex's own output rate ({s_rate / MIB:.1f} vs {d_rate / MIB:.1f} MiB/s). "
                 f"The sidecar spends {cpu_mib * 1000:.1f} ms CPU per MiB (decoding Codex's JSON lines, "
-                f"re-encoding the pieces through pygls/cattrs), which competes with Codex "
+                f"re-encoding the pieces as notifications), which competes with Codex "
                 f"({codex_mib * 1000:.1f} ms/MiB) and the client for {os.cpu_count()} cores")
     res.add("stream 20 MiB: sidecar CPU time per MiB",
             f"{cpu_mib * 1000:.1f} ms/MiB (Codex's own processes: {codex_mib * 1000:.1f} ms/MiB)")

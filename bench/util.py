@@ -181,9 +181,18 @@ def machine() -> dict[str, str]:
     tools = ", ".join([version([find_codex() or "codex", "--version"]),
                        version([shutil.which("emacs") or "emacs", "--version"]),
                        version([shutil.which("nvim", path=str(VENV_BIN)) or "nvim", "--version"])])
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=20).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    dirty = git("status", "--porcelain", "--", "sidecar", "elisp", "lua", "plugin")
+    code = (git("rev-parse", "--short", "HEAD") or "?") + (
+        f" + uncommitted changes in {len(dirty.splitlines())} files of sidecar/elisp/lua" if dirty else "")
     with open("/proc/loadavg") as f:
         load = " ".join(f.read().split()[:3])
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "free": free, "tools": tools, "load": load,
+    return {"nproc": str(os.cpu_count()), "cpu": cpu, "free": free, "tools": tools, "load": load, "code": code,
             "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
