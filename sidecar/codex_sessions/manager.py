@@ -235,10 +235,13 @@ class Manager:
             timer.cancel()
         items = self._outbox.pop(session_id, None)
         if items:
+            pieces = False
             for item in items:
                 if "parts" in item:
                     item["text"] = "".join(item.pop("parts"))
-            self._last_output[session_id] = asyncio.get_running_loop().time()
+                    pieces = True
+            if pieces:  # only streaming is paced; a status or prompt must not delay it
+                self._last_output[session_id] = asyncio.get_running_loop().time()
             self.emit("codex/session/output", {"id": session_id, "items": items})
         if session_id in self._dirty:
             self._dirty.discard(session_id)

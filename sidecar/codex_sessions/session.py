@@ -21,7 +21,7 @@ from typing import Any
 from .appserver import AppServer
 from .projects import Project, buffer_name, project_from_root
 from .protocol import Report, Request, SessionInfo
-from .report import TurnLog, build_report
+from .report import TurnLog, build_report, summarise
 
 LIVE_PHASES = ("starting", "ready")
 OUTPUT_KEEP_BYTES = 64 * 1024
@@ -239,7 +239,8 @@ class Session:
         """The transcript item for a Codex `item/completed`, or None to skip it."""
         kind = item.get("type")
         if kind == "agentMessage":
-            self.log.last_agent_text = item.get("text") or ""
+            # the report needs its first sentences only: do not keep a long message twice
+            self.log.last_agent_text = summarise((item.get("text") or "")[:2000])
             return self.item("agent", text=item.get("text") or "", itemId=item.get("id"))
         if kind == "reasoning":
             parts = [*(item.get("summary") or []), *(item.get("content") or [])]
