@@ -169,7 +169,9 @@ async def run_stream(res: Results, quick: bool) -> None:
     row.note = (f"{ratio:.2f}x Codex's own output rate ({s_rate / MIB:.1f} vs {d_rate / MIB:.1f} MiB/s). "
                 f"The sidecar spends {cpu_mib * 1000:.1f} ms CPU per MiB (decoding Codex's JSON lines, "
                 f"re-encoding the pieces as notifications), which competes with Codex "
-                f"({codex_mib * 1000:.1f} ms/MiB) and the client for {os.cpu_count()} cores")
+                f"({codex_mib * 1000:.1f} ms/MiB) and the client for {os.cpu_count()} cores: at Codex's "
+                f"own rate Codex needs {codex_mib * d_rate / MIB:.1f} cores and the sidecar "
+                f"{cpu_mib * d_rate / MIB:.1f} more")
     res.add("stream 20 MiB: sidecar CPU time per MiB",
             f"{cpu_mib * 1000:.1f} ms/MiB (Codex's own processes: {codex_mib * 1000:.1f} ms/MiB)")
     res.add("stream 20 MiB: output notifications for the turn",
