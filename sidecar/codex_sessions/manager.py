@@ -130,6 +130,7 @@ class Manager:
             if session.owner and not _alive(session.owner.get("pid")):
                 session.owner = None
                 session.recorded_status = None
+                session.encoded = None
 
     async def shutdown(self) -> None:
         """Stop every Codex process we run; keep every record (live ones: interrupted)."""

@@ -11,6 +11,7 @@ import asyncio
 import ctypes
 import gc
 import inspect
+import json
 import logging
 import os
 import signal
@@ -47,11 +48,20 @@ def converter():
     return conv
 
 
+class Encoded(str):
+    """A result that is JSON text already (e.g. spliced from cached session objects)."""
+
+
 class Protocol(LanguageServerProtocol):
     def _send_data(self, data: Any) -> None:
         """Our answers and notifications are plain JSON already: skip cattrs' walk of them."""
         payload = getattr(data, "result", None) if isinstance(data, JsonRPCResponseMessage) \
             else getattr(data, "params", None) if isinstance(data, JsonRPCNotification) else None
+        if isinstance(payload, Encoded) and self.writer is not None:
+            body = '{"jsonrpc":"2.0","id":%s,"result":%s}' % (json.dumps(data.id), payload)
+            data = body.encode()
+            self.writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+            return
         if isinstance(payload, dict):
             plain: dict[str, Any] = {"jsonrpc": data.jsonrpc}
             if isinstance(data, JsonRPCResponseMessage):
@@ -144,7 +154,7 @@ async def session_list(ls: SessionServer, raw: Any) -> dict[str, Any]:
     p = parse(ListParams, raw)
     manager = await ls.ready()
     found = await manager.list(p.project, p.status, p.all)
-    return {"sessions": [s.to_wire() for s in found]}
+    return Encoded('{"sessions":[%s]}' % ",".join(s.wire_json() for s in found))
 
 
 @server.feature("codex/session/send")

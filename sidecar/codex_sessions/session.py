@@ -127,6 +127,7 @@ class Session:
     file_changes: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     # When Codex last told us anything, and per running command the moment before it
     # began: Codex stamps a quick command's start after it already ran.
+    encoded: str | None = None  # wire_json()'s cache, cleared by touch()
     last_event_ms: float = 0.0
     command_floor: dict[str, float] = field(default_factory=dict)
 
@@ -162,6 +163,13 @@ class Session:
 
     def touch(self) -> None:
         self.updated_at = now()
+        self.encoded = None
+
+    def wire_json(self) -> str:
+        """The session object as JSON, kept until the session next changes."""
+        if self.encoded is None:
+            self.encoded = json.dumps(self.to_wire())
+        return self.encoded
 
     def to_wire(self) -> SessionInfo:
         return SessionInfo(
