@@ -51,7 +51,7 @@ local function check_sidecar(config, env)
   local exe = vim.fn.exepath(cmd[1])
   if exe == "" then
     health.error(string.format("sidecar command `%s` not found", table.concat(cmd, " ")), {
-      "install it from the codex-sessions repository: pipx install /path/to/codex-sessions (or pip install --user .), then restart Neovim",
+      "install it from the codex-sessions repository: pipx install /path/to/codex-sessions (or pip install . in a virtualenv), then restart Neovim",
       "or point the `cmd` option at it, e.g. cmd = { '/path/to/venv/bin/codex-sessions', 'serve' }",
     })
     return false
