@@ -14,10 +14,10 @@ import sys
 import time
 import traceback
 
-from . import editors, memory, roundtrip, startup, turns
+from . import editors, memory, roundtrip, startup, store, turns
 from .util import Results, Row, machine
 
-FIGURES = {"list": roundtrip, "turns": turns, "editors": editors, "memory": memory, "startup": startup}
+FIGURES = {"list": roundtrip, "turns": turns, "editors": editors, "memory": memory, "startup": startup, "store": store}
 
 
 def table(rows: list[Row]) -> str:

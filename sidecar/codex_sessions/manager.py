@@ -17,7 +17,7 @@ import time
 import uuid
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from . import changes
 from .appserver import AppServer, AppServerError
@@ -359,8 +359,12 @@ class Manager:
             self.slot_queue.append(session)
 
     def _begin_turn(self, session: Session) -> None:
-        self.running += 1
+        assert session.server
         prompt = session.next_prompt or ""
+        # Codex first; our own bookkeeping and notifications after.
+        started = session.server.request("turn/start", {
+            "threadId": session.thread_id, "input": [{"type": "text", "text": prompt}]})
+        self.running += 1
         session.next_prompt = None
         session.turn_active = True
         session.turn_id = None
@@ -368,15 +372,15 @@ class Manager:
         session.turn_started_at = now()
         session.started_at = session.started_at or session.turn_started_at
         session.log = type(session.log)()
-        self._turn_tasks[session.id] = asyncio.create_task(self._run_turn(session, prompt))
+        self._turn_tasks[session.id] = asyncio.create_task(
+            self._run_turn(session, session.server, started))
         self._changed(session)
 
-    async def _run_turn(self, session: Session, prompt: str) -> str | None:
-        server = session.server
-        assert server
+    async def _run_turn(self, session: Session, server: AppServer,
+                        started: Awaitable[Any]) -> str | None:
+        """Wait for Codex to accept the turn; a refusal ends it as failed."""
         try:
-            result = await server.request("turn/start", {
-                "threadId": session.thread_id, "input": [{"type": "text", "text": prompt}]})
+            result = await started
         except AppServerError as exc:
             if session.turn_active and session.server is server:
                 self._record(session, session.item("error", text=str(exc)))
