@@ -9,7 +9,6 @@ its buffer grew by that MiB (interpolated between samples)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 import shutil
 import tempfile

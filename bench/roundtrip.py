@@ -3,7 +3,6 @@ against a bare pygls do-nothing method and the sidecar's unknown-method error.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import random

@@ -3,7 +3,6 @@ versus the same `codex app-server` driven directly, with the same scripted model
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
 import time

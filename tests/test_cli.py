@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 CLI = [sys.executable, "-m", "codex_sessions"]
 

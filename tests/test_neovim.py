@@ -555,7 +555,7 @@ def test_background_waiting_notifies_fires_autocommands_and_counts_in_statusline
     editor.cmd("only | enew")
     assert editor.lua("return require('codex_sessions').statusline()") == ""
     editor.cmd("CodexSessions send bg run-approved: touch bg.txt")
-    note = wait_note(editor, "bg waits for approval: touch bg.txt", "WARN")
+    wait_note(editor, "bg waits for approval: touch bg.txt", "WARN")
     assert editor.lua("return require('codex_sessions').statusline()") == "codex: 1 waiting"
     assert editor.lua("return require('codex_sessions').counts().waiting") == 1
     events = editor.lua("local out = {} for _, e in ipairs(_G.events) do table.insert(out, e.pattern) end return out")

@@ -6,7 +6,6 @@ import hashlib
 import os
 import sqlite3
 import subprocess
-from pathlib import Path
 
 import pytest
 
