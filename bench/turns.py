@@ -110,7 +110,8 @@ async def run_turns(res: Results, quick: bool) -> None:
     row.note = (f"{r2:.2f}x: {ms(median(side_end) - median(dir_end))} more than Codex alone "
                 f"(median {ms(median(side_end))} vs {ms(median(dir_end))}); "
                 f"{ms(median(side_acc) - median(dir_acc))} of it before Codex answers turn/start, the rest "
-                "after (relaying events, the post-turn git status before codex/session/finished)")
+                "after (relaying events, and the change observation of the turn's last command "
+                "before codex/session/finished)")
 
 
 def span_rate(stamps: list[float], total: int, first: int) -> tuple[float, float]:

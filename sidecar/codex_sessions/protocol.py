@@ -176,14 +176,6 @@ class SessionInfo(TypedDict):
     pid: Optional[int]
 
 
-class TranscriptItem(TypedDict, total=False):
-    seq: int
-    turnId: Optional[str]
-    at: str
-    kind: Literal["user", "agent", "reasoning", "command", "fileChange", "request", "error",
-                  "status"]
-
-
 class ChangedNotification(TypedDict):
     session: SessionInfo
 

@@ -85,7 +85,6 @@ class Pending:
     """A request Codex is waiting on the user for."""
 
     codex_id: Any
-    method: str
     wire: Request
     params: dict[str, Any]
 
@@ -303,7 +302,7 @@ class Session:
             wire["changes"] = self.file_changes.get(params.get("itemId", ""), [])
         elif kind == "userInput":
             wire["questions"] = params.get("questions") or []
-        pending = Pending(codex_id, method, wire, params)
+        pending = Pending(codex_id, wire, params)
         self.pending[request_id] = pending
         return pending
 
