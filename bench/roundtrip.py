@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codex_sessions.projects import project_from_root
-from codex_sessions.session import Session
+from codex_sessions.core.projects import project_from_root
+from codex_sessions.core.session import Session
 from codex_sessions.store import Store
 from codex_sessions.testing.client import RpcError, SidecarClient
 

@@ -33,6 +33,7 @@ def other_project(tmp_path: Path) -> Path:
 async def sidecar(offline: OfflineCodex):
     """A running `codex-sessions serve`, initialized, shut down after the test."""
     client = SidecarClient([sys.executable, "-m", "codex_sessions", "serve"], env=offline.env())
+    client.model = offline.model  # type: ignore[attr-defined]
     await client.start()
     yield client
     await client.stop()

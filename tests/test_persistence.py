@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from codex_sessions.reaper import process_tree
+from codex_sessions.codex.reaper import process_tree
 from codex_sessions.testing.client import RpcError, SidecarClient
 
 from test_sidecar import finished, start

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from codex_sessions.protocol import NOTIFICATIONS, SessionInfo
+from codex_sessions.wire import NOTIFICATIONS, SessionInfo
 from codex_sessions.testing.client import RpcError, SidecarClient
 
 
@@ -88,7 +88,10 @@ async def test_three_sessions_at_once_outputs_kept_apart(sidecar, project, other
     assert sessions["other"]["bufferName"].startswith("*codex:other:main:")
     pids = {s["id"]: (await sidecar.request("codex/session/get", {"id": s["id"]}))["session"]["pid"]
             for s in sessions.values()}
-    assert len(set(pids.values())) == 4, "one Codex process per session"
+    ids = {name: s["id"] for name, s in sessions.items()}
+    assert pids[ids["main"]] == pids[ids["review"]] == pids[ids["tests"]], \
+        "one Codex process per project"
+    assert pids[ids["other"]] != pids[ids["main"]]
 
 
 async def test_get_and_list_show_the_session_record(sidecar, project):
@@ -107,14 +110,20 @@ async def test_get_and_list_show_the_session_record(sidecar, project):
     assert [x["id"] for x in listed] == [s["id"]]
 
 
-async def test_list_orders_waiting_failed_running_then_rest(sidecar, project):
+async def test_list_orders_waiting_failed_running_then_rest(sidecar, project, offline):
     idle = await start(sidecar, project, "idle", "say: ok")
     await finished(sidecar, idle["id"])
-    failing = await start(sidecar, project, "broken")
-    await sidecar.wait_status(failing["id"], "idle")
-    pid = (await sidecar.request("codex/session/get", {"id": failing["id"]}))["session"]["pid"]
-    os.kill(pid, signal.SIGKILL)
-    await sidecar.wait_status(failing["id"], "failed")
+    # a session with a Codex of its own (codexProcess perSession), whose Codex then dies
+    isolated = SidecarClient(env=offline.env())
+    await isolated.start(codexProcess="perSession")
+    try:
+        failing = await start(isolated, project, "broken")
+        await sidecar.wait_status(failing["id"], "idle")
+        pid = (await sidecar.request("codex/session/get", {"id": failing["id"]}))["session"]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        await sidecar.wait_status(failing["id"], "failed")
+    finally:
+        await isolated.stop()
     running = await start(sidecar, project, "busy", "slow: 20")
     await sidecar.wait_status(running["id"], "running")
     waiting = await start(sidecar, project, "asks", "run-approved: touch asked.txt")
@@ -262,7 +271,7 @@ async def test_rename_kill_and_kill_all(sidecar, project, other_project):
     killed = (await sidecar.request("codex/session/kill", {"project": str(project), "name": "rev2"}))["session"]
     assert killed["status"] == "stopped" and killed["pid"] is None
     await asyncio.sleep(0.5)
-    assert not Path(f"/proc/{pid}").exists()
+    assert Path(f"/proc/{pid}").exists(), "the project's Codex still serves `tests`"
     listed = (await sidecar.request("codex/session/list", {}))["sessions"]
     assert a["id"] not in [s["id"] for s in listed]
     listed = (await sidecar.request("codex/session/list", {"all": True}))["sessions"]
@@ -270,12 +279,21 @@ async def test_rename_kill_and_kill_all(sidecar, project, other_project):
 
     result = await sidecar.request("codex/session/killAll", {"project": str(project)})
     assert result["killed"] == [b["id"]]
+    await asyncio.sleep(0.5)
+    assert not Path(f"/proc/{pid}").exists(), "the project's last session took its Codex along"
     assert (await sidecar.request("codex/session/get", {"id": c["id"]}))["session"]["status"] == "idle"
     result = await sidecar.request("codex/session/killAll", {})
     assert result["killed"] == [c["id"]]
-    # a stopped session's name may be reused
+    # a stopped session's name is its handle: start resumes that conversation ...
     again = await start(sidecar, project, "tests")
-    assert again["id"] != b["id"]
+    assert again["id"] == b["id"]
+    await sidecar.wait_status(b["id"], "idle")
+    await sidecar.request("codex/session/kill", {"id": b["id"]})
+    # ... and a fresh one under that name moves the old record out of the way
+    fresh = await start(sidecar, project, "tests", fresh=True)
+    assert fresh["id"] != b["id"] and fresh["bufferName"] == again["bufferName"]
+    old = (await sidecar.request("codex/session/get", {"id": b["id"]}))["session"]
+    assert old["name"] == "tests~1" and old["status"] == "stopped"
 
 
 async def test_limits_and_the_run_queue(offline, project):
@@ -348,20 +366,35 @@ async def test_missing_codex_is_codex_unavailable(offline, project):
         await client.stop()
 
 
-async def test_a_dying_codex_fails_only_its_own_session(sidecar, project):
+async def test_a_dying_shared_codex_interrupts_only_its_projects_sessions(sidecar, project,
+                                                                        other_project):
     doomed = await start(sidecar, project, "doomed", "slow: 30")
-    fine = await start(sidecar, project, "fine")
+    fine = await start(sidecar, project, "fine", "say: first turn here")
+    elsewhere = await start(sidecar, other_project, "main")
     await sidecar.wait_status(doomed["id"], "running")
-    await sidecar.wait_status(fine["id"], "idle")
+    await finished(sidecar, fine["id"])
+    await sidecar.wait_status(elsewhere["id"], "idle")
     pid = (await sidecar.request("codex/session/get", {"id": doomed["id"]}))["session"]["pid"]
     os.kill(pid, signal.SIGKILL)
-    failed = await sidecar.wait_status(doomed["id"], "failed")
-    assert failed["error"].startswith("Codex exited with code")
-    assert "its stderr ends" in failed["error"]
+    for s in (doomed, fine):
+        ended = await sidecar.wait_status(s["id"], "interrupted")
+        assert ended["error"].startswith("Codex exited with code")
     done = await finished(sidecar, doomed["id"])
-    assert done["report"]["status"] == "failed"
+    assert done["report"]["status"] == "blocked"
+    assert any("Codex exited" in b for b in done["report"]["blockers"])
+    assert (await sidecar.request("codex/session/get", {"id": elsewhere["id"]}))["session"]["status"] == "idle"
+    # a prompt resumes each one, with its history
     await sidecar.request("codex/session/send", {"id": fine["id"], "text": "say: still here"})
-    assert (await finished(sidecar, fine["id"]))["report"]["summary"] == "still here"
+    assert (await finished(sidecar, fine["id"], turns=2))["report"]["summary"] == "still here"
+    history = [m for r in offline_requests(sidecar) for m in r]
+    assert any("first turn here" in text for text in history)
+
+
+def offline_requests(client: SidecarClient) -> list[list[str]]:
+    """What the scripted model was sent, per request: the texts of its input (set by a fixture)."""
+    model = getattr(client, "model", None)
+    assert model is not None, "the sidecar fixture records its model server"
+    return [[json.dumps(item) for item in body.get("input") or []] for body in model.requests]
 
 
 async def test_transcript_pages(sidecar, project):

@@ -10,10 +10,11 @@ import subprocess
 import pytest
 
 from codex_sessions.errors import InvalidParams, InvalidProject
-from codex_sessions.projects import buffer_name, check_name, resolve_project
-from codex_sessions.protocol import StartParams, TranscriptParams, parse
-from codex_sessions.report import TurnLog, build_report, render, summarise
-from codex_sessions.session import Transcript, command_text
+from codex_sessions.core.events import command_text
+from codex_sessions.core.projects import buffer_name, check_name, resolve_project
+from codex_sessions.core.report import TurnLog, build_report, render, summarise
+from codex_sessions.core.transcript import Transcript
+from codex_sessions.rpc.params import StartParams, TranscriptParams, parse
 
 
 def test_project_root_is_the_nearest_git_ancestor(tmp_path):
@@ -67,7 +68,6 @@ def test_transcript_drops_oldest_items_beyond_its_byte_limit():
     for n in range(200):
         transcript.append({"kind": "agent", "text": f"message {n} " + "x" * 50})
     assert transcript.size <= 4096
-    assert transcript.dropped
     assert transcript.page(0, 10) is None  # the start is only in the database now
     tail = transcript.page(195, 10)
     assert [i["seq"] for i in tail] == [196, 197, 198, 199, 200]
@@ -115,7 +115,7 @@ def test_params_errors_name_the_field():
 async def test_changes_are_credited_to_the_command_whose_run_they_fall_in(tmp_path):
     import time as _time
 
-    from codex_sessions.changes import ProjectWatch
+    from codex_sessions.core.changes import ProjectWatch
     from codex_sessions.testing.sandbox import make_git_project
 
     root = make_git_project(tmp_path / "p")
@@ -142,8 +142,7 @@ async def test_changes_are_credited_to_the_command_whose_run_they_fall_in(tmp_pa
 async def test_sync_never_swaps_out_a_session_this_sidecar_holds(tmp_path, monkeypatch):
     """A resume awaits the spawn while the session is not yet live; a list's sync then
     must not replace it with a copy from its row (the resume would run an orphan)."""
-    from codex_sessions.manager import Manager
-    from codex_sessions.protocol import InitOptions
+    from codex_sessions.core.service import Sessions
     from codex_sessions.store import Store
 
     seed = Store(tmp_path, "a-dead-sidecar")
@@ -155,13 +154,13 @@ async def test_sync_never_swaps_out_a_session_this_sidecar_holds(tmp_path, monke
     gone.wait()
     with sqlite3.connect(tmp_path / "sessions.db") as conn:  # the sidecar that wrote it is dead
         conn.execute("UPDATE sessions SET owner_pid = ?", (gone.pid,))
-    manager = Manager(InitOptions(state_dir=str(tmp_path)), lambda method, params: None)
+    sessions = Sessions(tmp_path, lambda method, params: None)
     try:
-        await manager.ready()
-        held = manager.sessions["s1"]
-        assert held.status == "interrupted"
-        await manager._sync()
-        await manager._sync()
-        assert manager.sessions["s1"] is held
+        await sessions.ready()
+        held = sessions.registry.get("s1")
+        assert held is not None and held.status == "interrupted"
+        await sessions.registry.sync()
+        await sessions.registry.sync()
+        assert sessions.registry.get("s1") is held
     finally:
-        await manager.shutdown()
+        await sessions.shutdown()

@@ -1,4 +1,9 @@
-"""The command line: serve | run | ls | show | report | export | demo | doctor."""
+"""The command line: serve | daemon | run | attach | ls | show | report | export | ... .
+
+`run` and `attach` drive the daemon (starting it if needed), so a session started
+here is the one every editor sees. Reading commands ask the daemon when it runs
+and read the database directly when it does not (no Codex is started).
+"""
 
 from __future__ import annotations
 
@@ -6,174 +11,374 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import ProtocolError
-from .manager import Manager
-from .protocol import InitOptions, SessionRef
-from .render import TerminalView
-from .report import render
-from .store import StoreError
+from .paths import state_dir as resolve_state_dir
+
+if TYPE_CHECKING:
+    from .rpc.client import Client
+
+# `serve` (the relay) must start fast: everything heavier is imported where it is used.
 
 EXIT_FOR_REPORT = {"done": 0, "failed": 1, "blocked": 2, "still running": 2}
-
-
-def _options(args: argparse.Namespace) -> InitOptions:
-    return InitOptions(state_dir=getattr(args, "state_dir", None))
-
-
-async def _with_manager(args: argparse.Namespace, body: Any, emit: Any = None) -> int:
-    manager = Manager(_options(args), emit or (lambda method, params: None))
-    try:
-        await manager.ready()
-        return await body(manager)
-    except (ProtocolError, StoreError) as exc:
-        print(f"codex-sessions: {getattr(exc, 'message', exc)}", file=sys.stderr)
-        return 1
-    finally:
-        await manager.shutdown()
+TAIL_ITEMS = 40
 
 
 def _project(args: argparse.Namespace) -> str:
     return str(Path(args.directory or os.getcwd()).resolve())
 
 
-# ---- run -------------------------------------------------------------------------------
-
-def cmd_run(args: argparse.Namespace) -> int:
-    view = TerminalView(sys.stdout)
-    done: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    state: dict[str, Any] = {}
-
-    def emit(method: str, params: dict[str, Any]) -> None:
-        if params.get("id", (params.get("session") or {}).get("id")) != state.get("id"):
-            return
-        if method == "codex/session/output":
-            for item in params["items"]:
-                view.show(item)
-        elif method == "codex/session/request":
-            asyncio.get_running_loop().create_task(answer(params["request"]))
-        elif method == "codex/session/finished":
-            done.put_nowait(params)
-        elif method == "codex/session/changed" and params["session"]["status"] == "failed":
-            done.put_nowait({"report": None, "session": params["session"]})
-
-    async def answer(request: dict[str, Any]) -> None:
-        decision = "accept" if args.yes else "decline"
-        if not args.yes and sys.stdin.isatty():
-            reply = await asyncio.to_thread(
-                input, "Approve? [a]ccept, accept for [s]ession, [d]ecline: ")
-            decision = {"a": "accept", "s": "acceptForSession"}.get(reply.strip()[:1].lower(),
-                                                                      "decline")
-        elif not args.yes:
-            print("(not a terminal and no --yes: declining)", file=sys.stderr)
-        state["manager"].respond(state["session"], request["requestId"], decision)
-
-    async def body(manager: Manager) -> int:
-        state["manager"] = manager
-        session, _ = await manager.start(_project(args), args.name, None, True,
-                                         model=args.model, sandbox=args.sandbox)
-        state["id"], state["session"] = session.id, session
-        await manager.send(session, args.prompt)
-        finished = await done.get()
-        if finished["report"] is None:
-            print(f"codex-sessions: {finished['session']['error']}", file=sys.stderr)
-            return 1
-        print("\n" + render(finished["report"]))
-        return EXIT_FOR_REPORT[finished["report"]["status"]]
-
-    return asyncio.run(_with_manager(args, body, emit))
+def _folder(args: argparse.Namespace) -> Path:
+    return resolve_state_dir(args.state_dir)
 
 
-# ---- reading the database ----------------------------------------------------------------
-
-def _age(stamp: str | None) -> str:
-    return (stamp or "")[:19].replace("T", " ")
-
-
-def cmd_ls(args: argparse.Namespace) -> int:
-    async def body(manager: Manager) -> int:
-        project = _project(args) if args.directory or not args.everywhere else None
-        sessions = await manager.list(project, None, args.all)
-        wire = [s.to_wire() for s in sessions]
-        if args.json:
-            print(json.dumps(wire, indent=2))
-            return 0
-        if not wire:
-            print("no sessions" + (f" in {project}" if project else ""))
-            return 0
-        rows = [("PROJECT", "NAME", "STATUS", "UPDATED", "TITLE")] + [
-            (s["project"]["name"], s["name"], s["status"], _age(s["updatedAt"]),
-             (s["report"] or {}).get("summary") or s["title"] or "") for s in wire]
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        for row in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4][:60])
-        return 0
-    return asyncio.run(_with_manager(args, body))
+def _fail(message: str, code: int = 1) -> int:
+    print(f"codex-sessions: {message}", file=sys.stderr)
+    return code
 
 
-async def _all_items(manager: Manager, session: Any) -> list[dict[str, Any]]:
-    items, after = [], 0
+def _run(coro: Any) -> int:
+    from .rpc.client import RpcError
+    from .store import StoreError
+    try:
+        return asyncio.run(coro)
+    except RpcError as exc:
+        return _fail(exc.message)
+    except StoreError as exc:
+        return _fail(str(exc), 2)
+    except (ConnectionError, OSError) as exc:
+        return _fail(f"lost the daemon: {exc}")
+
+
+# ---- where sessions come from: the daemon, or the database ----------------------------------
+
+class Source:
+    """The daemon when it runs (live statuses), else the database as recorded."""
+
+    def __init__(self, client: "Client | None", local: Any) -> None:
+        self.client, self.local = client, local
+
+    @classmethod
+    async def open(cls, args: argparse.Namespace) -> "Source":
+        from .rpc.client import connect_daemon
+        try:
+            return cls(await connect_daemon(_folder(args), start=False), None)
+        except Exception:
+            from .core.service import Sessions
+            local = Sessions(_folder(args), lambda method, params: None)
+            await local.ready()
+            return cls(None, local)
+
+    async def close(self) -> None:
+        if self.client:
+            await self.client.stop()
+        if self.local:
+            await self.local.shutdown()
+
+    async def call(self, method: str, params: dict[str, Any]) -> Any:
+        if self.client:
+            return await self.client.request(method, params)
+        s = self.local
+        if method == "codex/session/list":
+            found = await s.list(params.get("project"), None, params.get("all", False))
+            return {"sessions": [x.to_wire() for x in found]}
+        session = await s.get(None, params["project"], params["name"])
+        if method == "codex/session/get":
+            return {"session": session.to_wire()}
+        if method == "codex/session/transcript":
+            return await s.transcript(session, params.get("after", 0), params.get("limit", 1000))
+        if method == "codex/session/report":
+            return s.report(session)
+        raise ValueError(method)
+
+
+async def _with_source(args: argparse.Namespace, body: Any) -> int:
+    from .rpc.client import RpcError
+    source = await Source.open(args)
+    try:
+        return await body(source)
+    except RpcError as exc:
+        return _fail(exc.message)
+    finally:
+        await source.close()
+
+
+async def _all_items(source: Source, ref: dict[str, Any], after: int = 0) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
     while True:
-        page = await manager.transcript(session, after, 1000)
+        page = await source.call("codex/session/transcript", {**ref, "after": after, "limit": 1000})
         items += page["items"]
         if not page["items"]:
             return items
         after = page["next"]
 
 
-def _ref(args: argparse.Namespace) -> SessionRef:
-    return SessionRef(project=_project(args), name=args.name)
+def _ref(args: argparse.Namespace) -> dict[str, Any]:
+    return {"project": _project(args), "name": args.name}
+
+
+# ---- run and attach: following a live session -------------------------------------------------
+
+class Follower:
+    """Prints one session's output as it streams and answers its approvals."""
+
+    def __init__(self, client: "Client", session_id: str, yes: bool) -> None:
+        from .tools.render import TerminalView
+        self.client, self.id, self.yes = client, session_id, yes
+        self.view = TerminalView(sys.stdout)
+        client.on_notification = self.notified
+
+    def notified(self, method: str, params: Any) -> None:
+        if method == "codex/session/output" and params["id"] == self.id:
+            for item in params["items"]:
+                self.view.show(item)
+        elif method == "codex/session/request" and params["id"] == self.id:
+            asyncio.get_running_loop().create_task(self.answer(params["request"]))
+
+    async def answer(self, request: dict[str, Any]) -> None:
+        decision = "accept" if self.yes else "decline"
+        if not self.yes and sys.stdin.isatty():
+            reply = await asyncio.to_thread(
+                input, "Approve? [a]ccept, accept for [s]ession, [d]ecline: ")
+            decision = {"a": "accept", "s": "acceptForSession"}.get(reply.strip()[:1].lower(),
+                                                                      "decline")
+        elif not self.yes:
+            print("(not a terminal and no --yes: declining)", file=sys.stderr)
+        from .rpc.client import RpcError
+        try:
+            await self.client.request("codex/session/respond", {
+                "id": self.id, "requestId": request["requestId"], "decision": decision})
+        except RpcError as exc:  # answered elsewhere meanwhile
+            print(f"({exc.message})", file=sys.stderr)
+
+
+def _detach_on_interrupt(task: asyncio.Future[Any]) -> None:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, task.cancel)
+
+
+def _detached(name: str) -> int:
+    print(f"\ndetached: {name} goes on in the background "
+          f"(`codex-sessions attach {name}` follows it again)", file=sys.stderr)
+    return 130
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .rpc.client import connect_daemon
+
+    async def body() -> int:
+        client = await connect_daemon(_folder(args))
+        try:
+            started = await client.request("codex/session/start", {
+                "project": _project(args), "name": args.name, "model": args.model,
+                "sandbox": args.sandbox, "fresh": args.fresh})
+            session = started["session"]
+            follower = Follower(client, session["id"], args.yes)
+            sent = await client.request("codex/session/send", {"id": session["id"],
+                                                               "text": args.prompt})
+            turn_id, turns = sent["turnId"], sent["session"]["turns"]
+
+            def ours(p: dict[str, Any]) -> bool:
+                s = p["session"]
+                if s["id"] != session["id"]:
+                    return False
+                return (s.get("lastTurn") or {}).get("id") == turn_id if turn_id else s["turns"] > turns
+
+            waiting = asyncio.ensure_future(client.wait_for("codex/session/finished", ours,
+                                                            timeout=None))  # type: ignore[arg-type]
+            _detach_on_interrupt(waiting)
+            try:
+                finished = await waiting
+            except asyncio.CancelledError:
+                return _detached(args.name)
+            del follower
+            print("\n" + finished["text"])
+            return EXIT_FOR_REPORT[finished["report"]["status"]]
+        finally:
+            await client.stop()
+    return _run(body())
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from .rpc.client import connect_daemon
+
+    async def body() -> int:
+        client = await connect_daemon(_folder(args))
+        try:
+            session = (await client.request("codex/session/get", _ref(args)))["session"]
+            follower = Follower(client, session["id"], args.yes)
+            next_seq = session.get("nextSeq")
+            page = await client.request("codex/session/transcript",
+                                        {"id": session["id"], "after": 0, "limit": 10000})
+            for item in page["items"][-TAIL_ITEMS:]:
+                follower.view.show(item)
+            print(f"-- {session['name']} is {session['status']}; Ctrl-C detaches --", file=sys.stderr)
+            del next_seq
+            forever = asyncio.ensure_future(client.closed)  # type: ignore[arg-type]
+            _detach_on_interrupt(forever)
+            try:
+                await forever
+            except asyncio.CancelledError:
+                return _detached(session["name"])
+            return _fail("the daemon went away")
+        finally:
+            await client.stop()
+    return _run(body())
+
+
+def cmd_simple(method: str, done: str) -> Any:
+    """cancel / kill / resume NAME: one request to the daemon."""
+    def command(args: argparse.Namespace) -> int:
+        from .rpc.client import connect_daemon
+
+        async def body() -> int:
+            client = await connect_daemon(_folder(args))
+            try:
+                session = (await client.request(method, _ref(args)))["session"]
+                print(f"{session['name']}: {done} ({session['status']})")
+                return 0
+            finally:
+                await client.stop()
+        return _run(body())
+    return command
+
+
+# ---- reading --------------------------------------------------------------------------------------
+
+def _age(stamp: str | None) -> str:
+    return (stamp or "")[:19].replace("T", " ")
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    async def body(source: Source) -> int:
+        project = _project(args) if args.directory or not args.everywhere else None
+        wire = (await source.call("codex/session/list", {"project": project, "all": args.all}))["sessions"]
+        if args.json:
+            print(json.dumps(wire, indent=2))
+            return 0
+        if not wire:
+            print("no sessions" + (f" in {project}" if project else ""))
+            return 0
+        rows = [("PROJECT", "NAME", "STATUS", "UPDATED", "")] + [
+            (s["project"]["name"], s["name"], s["status"], _age(s["updatedAt"]), s["headline"])
+            for s in wire]
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for row in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4][:70])
+        if source.client is None:
+            print("(the daemon is not running: statuses as last recorded)", file=sys.stderr)
+        return 0
+    return _run(_with_source(args, body))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    async def body(manager: Manager) -> int:
-        session = await manager.get(_ref(args))
+    from .tools.render import TerminalView
+
+    async def body(source: Source) -> int:
         view = TerminalView(sys.stdout)
-        for item in await _all_items(manager, session):
+        for item in await _all_items(source, _ref(args)):
             view.show(item)
         return 0
-    return asyncio.run(_with_manager(args, body))
+    return _run(_with_source(args, body))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    async def body(manager: Manager) -> int:
-        result = manager.report(await manager.get(_ref(args)))
+    async def body(source: Source) -> int:
+        result = await source.call("codex/session/report", _ref(args))
         print(json.dumps(result["report"], indent=2) if args.json else result["text"])
         return 0
-    return asyncio.run(_with_manager(args, body))
+    return _run(_with_source(args, body))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_session
+    from .tools.export import ExportError, export_session
 
-    async def body(manager: Manager) -> int:
-        session = await manager.get(_ref(args))
-        folder = Path(args.out or f"codex-session-{session.name}-{session.id}")
-        export_session(session.to_wire(), await _all_items(manager, session), folder)
-        print(f"exported {session.name} to {folder}/")
+    async def body(source: Source) -> int:
+        session = (await source.call("codex/session/get", _ref(args)))["session"]
+        folder = Path(args.out or f"codex-session-{session['name']}-{session['id']}")
+        try:
+            export_session(session, await _all_items(source, _ref(args)), folder, args.force)
+        except ExportError as exc:
+            return _fail(str(exc))
+        print(f"exported {session['name']} to {folder}/")
         return 0
-    return asyncio.run(_with_manager(args, body))
+    return _run(_with_source(args, body))
 
 
-# ---- serve, demo, doctor -------------------------------------------------------------------
+# ---- serve, daemon, demo, doctor ----------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server import serve
-    return serve(args.log_file, args.verbose)
+    from .serve import serve
+    if args.state_dir:
+        os.environ["CODEX_SESSIONS_STATE_DIR"] = args.state_dir
+    return serve(args.standalone, args.log_file, args.verbose)
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    folder = _folder(args)
+    if args.action == "run":
+        from .daemon import run_daemon
+        return run_daemon(folder, args.idle_exit, Path(args.log_file) if args.log_file else None,
+                          args.verbose)
+
+    from .rpc.client import connect_daemon
+
+    async def body() -> int:
+        try:
+            client = await connect_daemon(folder, start=False)
+        except Exception:
+            if args.action == "status" and args.json:
+                print(json.dumps({"running": False, "stateDir": str(folder)}))
+            else:
+                print(f"no daemon is running for {folder}")
+            return 3 if args.action == "status" else 0
+        try:
+            if args.action == "stop":
+                status = await client.request("codex/daemon/status", {})
+                await client.request("codex/daemon/stop", {})
+                await client.stop()
+                for _ in range(300):
+                    if not _pid_alive(status["pid"]):
+                        break
+                    await asyncio.sleep(0.05)
+                print(f"stopped the daemon (pid {status['pid']}); its sessions were kept")
+                return 0
+            status = await client.request("codex/daemon/status", {})
+            status["running"] = True
+            if args.json:
+                print(json.dumps(status, indent=2))
+            else:
+                for key in ("pid", "version", "socket", "stateDir", "log", "startedAt",
+                            "uptimeSeconds", "clients", "liveSessions", "statuses",
+                            "idleExitSeconds", "idleFor"):
+                    print(f"{key}: {status.get(key)}")
+            return 0
+        finally:
+            await client.stop()
+    return _run(body())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .tools.demo import run_demo
     return run_demo(args.keep)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import run_doctor
-    return run_doctor(_options(args))
+    from .tools.doctor import run_doctor
+    return run_doctor(args.state_dir)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -184,23 +389,53 @@ def parser() -> argparse.ArgumentParser:
                      "(default: $CODEX_SESSIONS_STATE_DIR or ~/.local/state/codex-sessions)")
     sub = top.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="the sidecar: JSON-RPC on stdin/stdout, for editors")
+    p = sub.add_parser("serve", help="for editors: JSON-RPC on stdin/stdout, relayed to the daemon")
+    p.add_argument("--standalone", action="store_true",
+                   help="no daemon: this process owns its sessions, which end with it")
     p.add_argument("--log-file", help="write logs there instead of stderr")
-    p.add_argument("--verbose", action="store_true", help="log every message")
+    p.add_argument("--verbose", action="store_true", help="log every message (transcripts too)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("run", help="run one prompt in a named session, stream it, print the report "
-                       "(exit 0 done, 1 failed, 2 blocked)")
+    p = sub.add_parser("daemon", help="the process that owns the sessions: run it, or "
+                       "`daemon status [--json]`, `daemon stop`")
+    p.add_argument("action", nargs="?", default="run", choices=["run", "status", "stop"])
+    p.add_argument("--json", action="store_true", help="status as JSON")
+    p.add_argument("--idle-exit", type=float, help="seconds to stay once no client is connected "
+                   "and nothing runs (default 600)")
+    p.add_argument("--log-file", help="write logs there instead of stderr")
+    p.add_argument("--verbose", action="store_true", help="log every message (transcripts too)")
+    p.set_defaults(func=cmd_daemon)
+
+    p = sub.add_parser("run", help="run one prompt in a named session (the live one of that name "
+                       "if there is one), stream it, print the report (exit 0 done, 1 failed, "
+                       "2 blocked); Ctrl-C detaches")
     p.add_argument("-C", "--directory", help="the project (default: the current directory)")
     p.add_argument("--name", default="main", help="the session's name (default: main)")
     p.add_argument("--model")
     p.add_argument("--sandbox", default="workspace-write",
                    choices=["read-only", "workspace-write", "danger-full-access"])
+    p.add_argument("--fresh", action="store_true",
+                   help="a new conversation even if the name had one (the old one is kept, renamed)")
     p.add_argument("--yes", action="store_true", help="accept every approval request")
     p.add_argument("prompt")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("ls", help="list sessions from the database (no Codex needed)")
+    p = sub.add_parser("attach", help="print a session's recent transcript, then follow it live; "
+                       "Ctrl-C detaches without stopping it")
+    p.add_argument("name", nargs="?", default="main")
+    p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+    p.add_argument("--yes", action="store_true", help="accept every approval request")
+    p.set_defaults(func=cmd_attach)
+
+    for name, method, done in (("cancel", "codex/session/cancel", "cancelled"),
+                               ("kill", "codex/session/kill", "killed"),
+                               ("resume", "codex/session/resume", "resumed")):
+        p = sub.add_parser(name, help=f"{name} a session (through the daemon)")
+        p.add_argument("name", nargs="?", default="main")
+        p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+        p.set_defaults(func=cmd_simple(method, done))
+
+    p = sub.add_parser("ls", help="list sessions (live from the daemon, else as recorded)")
     p.add_argument("-C", "--directory", help="the project (default: the current directory)")
     p.add_argument("--everywhere", action="store_true", help="every project")
     p.add_argument("--all", action="store_true", help="include stopped sessions")
@@ -217,6 +452,7 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true")
         if name == "export":
             p.add_argument("-o", "--out", help="the folder (default: codex-session-NAME-ID)")
+            p.add_argument("--force", action="store_true", help="overwrite files already there")
         p.set_defaults(func=func)
 
     p = sub.add_parser("demo", help="three sessions at once against a scripted model, offline")

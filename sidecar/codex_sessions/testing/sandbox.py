@@ -6,6 +6,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from .model_server import ModelServer
@@ -67,5 +68,13 @@ class OfflineCodex:
         env.update(extra)
         return env
 
+    def stop_daemon(self) -> None:
+        """Stop this world's daemon, if one runs (as `codex-sessions daemon stop` does)."""
+        if (self.state_dir / "daemon.pid").exists():
+            subprocess.run([sys.executable, "-m", "codex_sessions", "--state-dir",
+                            str(self.state_dir), "daemon", "stop"], env=self.env(),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+
     def close(self) -> None:
+        self.stop_daemon()
         self.model.stop()

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,48 @@ def _is_user_action(item: dict[str, Any]) -> bool:
     return item["kind"] in USER_KINDS or (item["kind"] == "request" and item.get("decision"))
 
 
-def export_session(session: dict[str, Any], items: list[dict[str, Any]], folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "user_actions.jsonl", "w") as user, \
-            open(folder / "agent_actions.jsonl", "w") as agent:
+FILES = ("user_actions.jsonl", "agent_actions.jsonl", "learnings.md")
+
+
+class ExportError(Exception):
+    """The export would follow a link or overwrite a file; the message says which."""
+
+
+def _open_private(path: Path, force: bool) -> Any:
+    """A new file, 0600; never through a symlink; an existing file only with `force`."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if force else os.O_EXCL)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise ExportError(f"{path} exists; use --force to overwrite it") from None
+    except OSError as exc:
+        if path.is_symlink():
+            raise ExportError(f"{path} is a symbolic link; refusing to write through it") from None
+        raise ExportError(f"cannot write {path}: {exc.strerror}") from None
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
+def export_session(session: dict[str, Any], items: list[dict[str, Any]], folder: Path,
+                   force: bool = False) -> None:
+    if folder.is_symlink():
+        raise ExportError(f"{folder} is a symbolic link; refusing to write through it")
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in FILES:  # check all before writing any
+        target = folder / name
+        if target.is_symlink():
+            raise ExportError(f"{target} is a symbolic link; refusing to write through it")
+        if target.exists() and not force:
+            raise ExportError(f"{target} exists; use --force to overwrite it")
+    with _open_private(folder / FILES[0], force) as user, \
+            _open_private(folder / FILES[1], force) as agent:
         for item in items:
             if _is_user_action(item):
                 user.write(json.dumps(item, ensure_ascii=False) + "\n")
             elif item["kind"] in AGENT_KINDS or item["kind"] == "request":
                 agent.write(json.dumps(item, ensure_ascii=False) + "\n")
-    (folder / "learnings.md").write_text(learnings(session, items))
+    with _open_private(folder / FILES[2], force) as notes:
+        notes.write(learnings(session, items))
 
 
 def learnings(session: dict[str, Any], items: list[dict[str, Any]]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .protocol import Report
+from ..wire import Report
 
 
 @dataclass

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .manager import Manager
-from .protocol import InitOptions
-from .report import render
-from .testing.sandbox import OfflineCodex, make_git_project
+from ..config import ClientConfig
+from ..core.report import render
+from ..core.service import Sessions
+from ..testing.sandbox import OfflineCodex, make_git_project
 
 SESSIONS = {
     "review": "stream: I read the project. The README is short but accurate, "
@@ -47,7 +47,7 @@ async def _demo(keep: bool) -> int:
     began = time.monotonic()
     statuses: dict[str, str] = {}
     reports: dict[str, dict[str, Any]] = {}
-    manager: Manager
+    sessions: Sessions
 
     def show_statuses() -> None:
         line = "   ".join(f"{name}: {status:<8}" for name, status in statuses.items())
@@ -60,28 +60,29 @@ async def _demo(keep: bool) -> int:
                 statuses[s["name"]] = s["status"]
                 show_statuses()
         elif method == "codex/session/request":
-            session = manager.sessions[params["id"]]
+            session = sessions.registry.get(params["id"])
+            assert session is not None
             request = params["request"]
             print(f"           {session.name} asks to run `{request.get('command')}` "
                   f"({request.get('reason')}): accepting", flush=True)
             # answered after a moment, as a person would
             asyncio.get_running_loop().call_later(
-                0.5, manager.respond, session, request["requestId"], "accept")
+                0.5, sessions.respond, session, request["requestId"], "accept")
         elif method == "codex/session/finished":
             reports[params["session"]["name"]] = params["report"]
 
-    manager = Manager(InitOptions(state_dir=str(world.state_dir),
-                                  codex_command=world.codex_command), emit)
+    sessions = Sessions(world.state_dir, emit)
+    client = ClientConfig(codex_command=tuple(world.codex_command))
     print(f"Project: {project}\nCodex:   {world.codex} (scripted model at {world.model.base_url})\n")
     try:
         for name, prompt in SESSIONS.items():
             statuses[name] = "-"
-            await manager.start(str(project), name, prompt, True)
+            await sessions.start(client, str(project), name, prompt)
         deadline = time.monotonic() + 120
         while len(reports) < len(SESSIONS) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
     finally:
-        await manager.shutdown()
+        await sessions.shutdown()
         world.close()
     print()
     for name in SESSIONS:

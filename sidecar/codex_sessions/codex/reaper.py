@@ -59,7 +59,7 @@ class Reaper:
 
     def __init__(self) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "codex_sessions.reaper"], stdin=subprocess.PIPE,
+            [sys.executable, "-m", "codex_sessions.codex.reaper"], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, start_new_session=True, close_fds=True)
 
     def _say(self, line: str) -> None:

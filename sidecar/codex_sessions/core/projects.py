@@ -7,7 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from .errors import InvalidParams, InvalidProject
+from ..errors import InvalidParams, InvalidProject
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,19}$")
 DEFAULT_NAME = "main"

@@ -8,10 +8,10 @@ import shutil
 import subprocess
 import sys
 
-from . import __version__
-from .manager import codex_command, state_dir
-from .protocol import InitOptions
-from .store import Store, StoreError
+from .. import __version__
+from ..config import codex_command
+from ..paths import state_dir
+from ..store import Store, StoreError
 
 
 def _run(argv: list[str]) -> tuple[int, str]:
@@ -23,7 +23,7 @@ def _run(argv: list[str]) -> tuple[int, str]:
     return done.returncode, (done.stdout + done.stderr).strip()
 
 
-def run_doctor(options: InitOptions) -> int:
+def run_doctor(folder_given: str | None) -> int:
     problems = 0
 
     def line(ok: bool | None, what: str, detail: str, advice: str = "") -> None:
@@ -36,9 +36,8 @@ def run_doctor(options: InitOptions) -> int:
             print(f"      -> {advice}")
 
     line(True, "codex-sessions", f"{__version__} (Python {sys.version.split()[0]})")
-    command = codex_command(options)
-    source = ("initializationOptions.codexCommand" if options.codex_command else
-              "CODEX_SESSIONS_CODEX" if os.environ.get("CODEX_SESSIONS_CODEX") else "default")
+    command = codex_command(None)
+    source = "CODEX_SESSIONS_CODEX" if os.environ.get("CODEX_SESSIONS_CODEX") else "default"
     binary = shutil.which(command[0])
     if binary is None:
         line(False, "Codex", f"{command[0]!r} not found ({source})",
@@ -54,7 +53,7 @@ def run_doctor(options: InitOptions) -> int:
                  out.splitlines()[0] if out else f"exit {code}",
                  "run `codex login`, or configure a model provider with an API key "
                  "(not needed for the demo)")
-    folder = state_dir(options)
+    folder = state_dir(folder_given)
     try:
         store = Store(folder, "doctor")
 

@@ -17,7 +17,7 @@ async def snapshot(root: str) -> Snapshot | None:
     """Dirty and untracked files of the git work tree at `root`; None outside git."""
     try:
         proc = await asyncio.create_subprocess_exec(
-            "git", "status", "--porcelain=v1", "-z", "--untracked-files=all",
+            "git", "--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all",
             cwd=root, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             stdin=asyncio.subprocess.DEVNULL)
         out, _ = await proc.communicate()

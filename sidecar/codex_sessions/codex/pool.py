@@ -1,0 +1,172 @@
+"""Codex processes shared by sessions: one per project (default) or one per session.
+
+One `codex app-server` holds many threads; its notifications and server
+requests carry `threadId`, by which they are routed to the session's runner.
+A process starts when its first session needs it and stops when its last
+session lets it go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from .appserver import AppServer, AppServerError
+from .launcher import native
+from .reaper import Reaper
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT = 60.0
+EARLY_LIMIT = 1000  # messages kept for a thread whose session has not attached yet
+
+
+class Listener(Protocol):
+    def on_event(self, method: str, params: dict[str, Any]) -> None: ...
+    def on_request(self, codex_id: Any, method: str, params: dict[str, Any]) -> None: ...
+    def on_exit(self, code: int, stderr_tail: str) -> None: ...
+
+
+def _thread_of(params: dict[str, Any]) -> str | None:
+    return params.get("threadId") or (params.get("thread") or {}).get("id")
+
+
+class CodexProcess:
+    """One app-server and the threads of the sessions that use it."""
+
+    def __init__(self, pool: "Pool", key: tuple[Any, ...], argv: list[str],
+                 env: dict[str, str], cwd: str) -> None:
+        self.pool = pool
+        self.key = key
+        argv, launcher_env = native(argv)
+        self.server = AppServer(argv, cwd, {**launcher_env, **env}, self._on_message, self._on_exit)
+        self.threads: dict[str, Listener] = {}
+        self.users: set[Listener] = set()
+        self.early: dict[str, list[dict[str, Any]]] = {}
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    @property
+    def pid(self) -> int | None:
+        return self.server.pid
+
+    @property
+    def shared(self) -> bool:
+        return self.key[0] != "perSession"
+
+    def call(self, method: str, params: dict[str, Any], timeout: float) -> asyncio.Future[Any]:
+        """Write the request now; the future holds the answer (see AppServer.call)."""
+        return self.server.call(method, params, timeout)
+
+    async def request(self, method: str, params: dict[str, Any], timeout: float) -> Any:
+        return await self.server.call(method, params, timeout)
+
+    def respond(self, codex_id: Any, result: dict[str, Any]) -> None:
+        self.server.respond(codex_id, result)
+
+    def respond_error(self, codex_id: Any, code: int, message: str) -> None:
+        self.server.respond_error(codex_id, code, message)
+
+    def attach(self, thread_id: str, listener: Listener) -> None:
+        """Route the thread's messages to `listener`, starting with those that came early."""
+        self.threads[thread_id] = listener
+        for message in self.early.pop(thread_id, []):
+            self._deliver(listener, message)
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        params = message.get("params") or {}
+        thread_id = _thread_of(params)
+        listener = self.threads.get(thread_id) if thread_id else None
+        if listener is None and not thread_id and len(self.threads) == 1:
+            listener = next(iter(self.threads.values()))
+        if listener is not None:
+            self._deliver(listener, message)
+        elif thread_id:
+            early = self.early.setdefault(thread_id, [])
+            if len(early) < EARLY_LIMIT:
+                early.append(message)
+        elif "id" in message:
+            self.server.respond_error(message["id"], -32601,
+                                      f"codex-sessions does not handle {message['method']}")
+
+    @staticmethod
+    def _deliver(listener: Listener, message: dict[str, Any]) -> None:
+        if "id" in message:
+            listener.on_request(message["id"], message["method"], message.get("params") or {})
+        else:
+            listener.on_event(message["method"], message.get("params") or {})
+
+    def _on_exit(self, code: int, tail: str) -> None:
+        self.pool._forget(self)
+        for listener in list(self.users):
+            listener.on_exit(code, tail)
+        self.users.clear()
+        self.threads.clear()
+
+
+class Pool:
+    """Every Codex process of this sidecar, by key."""
+
+    def __init__(self, reaper: Reaper | None) -> None:
+        self.reaper = reaper
+        self.processes: dict[tuple[Any, ...], CodexProcess] = {}
+
+    async def acquire(self, listener: Listener, key: tuple[Any, ...], argv: list[str],
+                      env: dict[str, str], cwd: str) -> CodexProcess:
+        """The process for `key`, started if needed (await its `ready` before use).
+
+        OSError when the command cannot run.
+        """
+        process = self.processes.get(key)
+        if process is None:
+            process = CodexProcess(self, key, argv, env, cwd)
+            self.processes[key] = process
+            try:
+                await process.server.spawn()
+            except OSError:
+                self.processes.pop(key, None)
+                raise
+            if self.reaper and process.pid:
+                self.reaper.watch(process.pid)
+            asyncio.create_task(self._handshake(process))
+        process.users.add(listener)
+        return process
+
+    async def _handshake(self, process: CodexProcess) -> None:
+        try:
+            await process.server.handshake(HANDSHAKE_TIMEOUT)
+        except AppServerError as exc:
+            if not process.ready.done():
+                process.ready.set_exception(exc)
+                process.ready.exception()  # retrieved: waiters get it too
+            await self._close(process)
+            return
+        if not process.ready.done():
+            process.ready.set_result(None)
+
+    async def release(self, process: CodexProcess, listener: Listener, thread_id: str | None) -> None:
+        """`listener` is done with its thread; the process stops with its last user."""
+        process.users.discard(listener)
+        if thread_id and process.threads.get(thread_id) is listener:
+            del process.threads[thread_id]
+            if process.users and process.server.running:
+                try:
+                    await process.request("thread/unsubscribe", {"threadId": thread_id}, 10)
+                except AppServerError as exc:
+                    log.info("unsubscribing %s: %s", thread_id, exc)
+        if not process.users:
+            await self._close(process)
+
+    async def _close(self, process: CodexProcess) -> None:
+        self._forget(process)
+        await process.server.close()
+
+    def _forget(self, process: CodexProcess) -> None:
+        if self.processes.get(process.key) is process:
+            del self.processes[process.key]
+        if self.reaper and process.pid:
+            self.reaper.forget(process.pid)
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(self._close(p) for p in list(self.processes.values())),
+                             return_exceptions=True)

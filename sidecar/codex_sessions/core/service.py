@@ -1,0 +1,361 @@
+"""The sessions, as every client sees them: the operations the protocol names.
+
+`Core` holds what the runners share (store, outbox, run slots, Codex processes,
+work-tree watches); `Sessions` adds the operations. A client's options arrive
+as a ClientConfig with each call that starts something, and are recorded with
+the session it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import shlex
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from ..codex.pool import Pool
+from ..codex.reaper import Reaper
+from ..config import ClientConfig
+from ..errors import CodexUnavailable, InvalidState, NameTaken, SessionBusy
+from ..store import NameHeld, Store
+from ..wire import SHOW_MESSAGE
+from . import changes
+from .projects import check_name, resolve_project
+from .registry import Registry, alive
+from .report import render
+from .runner import Runner
+from .session import RANK, REST_RANK, Session, report_of
+from .outbox import Outbox
+from .slots import Slots
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str, Any], None]
+SYNC_INTERVAL = 0.5
+
+
+class Core:
+    """What every session's runner shares."""
+
+    def __init__(self, state_dir: Path, emit: Emit, codex_timeout: float = 30.0) -> None:
+        self.emit = emit
+        self.codex_timeout = codex_timeout
+        self.store = Store(state_dir, uuid.uuid4().hex)
+        self.registry = Registry(self.store, lambda: 10 * 1024 * 1024)
+        self.outbox = Outbox(emit, self.store, self._wire_of)
+        self.slots = Slots(lambda session: self.runners[session.id].begin())
+        self.runners: dict[str, Runner] = {}
+        self.reaper: Reaper | None = None
+        self.pool = Pool(None)
+        self._watches: dict[str, changes.ProjectWatch] = {}
+
+    def _wire_of(self, session_id: str) -> bytes | None:
+        session = self.registry.get(session_id)
+        return session.wire_json() if session is not None else None
+
+    def watch(self, root: str) -> changes.ProjectWatch:
+        if root not in self._watches:
+            self._watches[root] = changes.ProjectWatch(root)
+        return self._watches[root]
+
+    def runner(self, session: Session) -> Runner:
+        runner = self.runners.get(session.id)
+        if runner is None or runner.session is not session:
+            runner = self.runners[session.id] = Runner(session, self)
+        return runner
+
+
+class Sessions(Core):
+    """Named Codex sessions: the protocol's operations."""
+
+    def __init__(self, state_dir: Path, emit: Emit, codex_timeout: float = 30.0) -> None:
+        super().__init__(state_dir, emit, codex_timeout)
+        self._opened: asyncio.Future[None] | None = None
+        self._syncer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # ---- opening and closing ------------------------------------------------------------
+
+    async def ready(self) -> None:
+        """Open the database and load earlier sessions, once."""
+        if self._opened is None:
+            self._opened = asyncio.ensure_future(self._open())
+        await asyncio.shield(self._opened)
+
+    async def _open(self) -> None:
+        self.store.on_health = self._storage_health
+        self.store.on_replaced = self._storage_replaced
+        await self.store.open()
+        if self.store.notice:
+            self.tell(2, self.store.notice)
+        self.reaper = Reaper()
+        self.pool.reaper = self.reaper
+        await self.registry.sync(first=True)
+        if self.registry.quarantined:
+            self.tell(1, f"{len(self.registry.quarantined)} unreadable session record(s) were set "
+                         f"aside in {self.store.path} (table quarantine): "
+                         + "; ".join(self.registry.quarantined[:3]))
+        self._syncer = asyncio.create_task(self._sync_loop())
+        gc.freeze()  # what was loaded lives long: keep it out of every collection
+
+    def tell(self, level: int, message: str) -> None:
+        """Something every client's user should read (1 error, 2 warning, 3 info)."""
+        self.emit(SHOW_MESSAGE, {"type": level, "message": f"codex-sessions: {message}"})
+
+    async def _sync_loop(self) -> None:
+        """Keep other sidecars' sessions in step (two editors on one database)."""
+        while True:
+            await asyncio.sleep(SYNC_INTERVAL)
+            try:
+                for session in await self.registry.sync():
+                    self.outbox.changed(session.id)
+            except Exception:  # a bad read now must not stop the next one
+                log.exception("reading other sidecars' sessions")
+
+    def _storage_health(self, problem: str | None) -> None:
+        for session in self.registry:
+            if session.owner is None:
+                session.storage_error = problem
+                session.encoded = None
+                self.outbox.changed(session.id)
+        if problem:
+            self.tell(1, f"{problem}. Nothing is lost yet: it is kept in memory and saved when "
+                         "writing works again; do not stop codex-sessions until then.")
+        else:
+            self.tell(3, f"saving to {self.store.path} works again; everything was saved")
+
+    def _storage_replaced(self) -> None:
+        """A new database file: write everything we hold into it."""
+        for session in self.registry:
+            self.store.save_session(session.record(), owned=session.live)
+            for seq, encoded in session.transcript.encoded_items():
+                self.store.append_item(session.id, seq, encoded)
+        self.tell(1, self.store.notice or "the database was replaced")
+
+    @property
+    def busy(self) -> bool:
+        """A turn runs, waits for a slot or for the user."""
+        return any(s.holds_daemon for s in self.registry)
+
+    async def shutdown(self) -> None:
+        """Stop every Codex process we run; keep every record (live ones: interrupted)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._syncer:
+            self._syncer.cancel()
+        live = [self.runners[s.id] for s in self.registry
+                if s.live and s.owner is None and s.id in self.runners]
+        await asyncio.gather(*(r.end_process("interrupted") for r in live), return_exceptions=True)
+        await self.pool.close_all()
+        if self._opened is not None and self._opened.done() and not self._opened.exception():
+            await self.outbox.drain()
+            await self.store.close()
+        if self.reaper:
+            self.reaper.close()
+
+    # ---- checks -----------------------------------------------------------------------------
+
+    def drivable(self, session: Session) -> None:
+        if session.owner is not None:
+            raise InvalidState(f"session {session.name!r} is run by another codex-sessions "
+                               f"(pid {session.owner['pid']}); use that editor, or stop it",
+                               {"id": session.id})
+        if not session.live:
+            raise InvalidState(f"session {session.name!r} is {session.status}; resume it first",
+                               {"id": session.id})
+
+    # ---- starting -------------------------------------------------------------------------
+
+    async def start(self, client: ClientConfig, project_path: str, name: str,
+                    prompt: str | None = None, reuse: bool = True, fresh: bool = False,
+                    **options: Any) -> tuple[Session, bool]:
+        """Start a session; a name that had a session means that session unless `fresh`."""
+        await self.ready()
+        project = resolve_project(project_path)
+        check_name(name)
+        existing = self.registry.live_named(project, name)
+        if existing is not None:
+            if not reuse or existing.owner is not None or fresh:
+                owner = (f" by another codex-sessions (pid {existing.owner['pid']})"
+                         if existing.owner else "")
+                raise NameTaken(f"a session named {name!r} is already running{owner} in "
+                                f"{project.root}", {"id": existing.id, "field": "name"})
+            if prompt:
+                await self.send(existing, prompt)
+            return existing, False
+        earlier = self.registry.named(project, name)
+        if earlier is not None and not fresh:
+            await self.resume(earlier)
+            if prompt:
+                await self.send(earlier, prompt)
+            return earlier, False
+        if earlier is not None:  # a fresh conversation: the old one keeps its record, renamed
+            self.runner(earlier).rename(self.registry.free_name(project, name))
+        self.registry.check_limit(project, client.max_sessions_per_project)
+        session = Session.new(
+            name, project, client.output_limit_bytes, codex_command=list(client.codex_command),
+            codex_env=dict(client.codex_env), codex_process=client.codex_process,
+            max_running=client.max_running, **options)
+        await self._claim(session)
+        self.registry.add(session)
+        runner = self.runner(session)
+        try:
+            await runner.spawn()
+        except OSError as exc:
+            self.registry.remove(session)
+            await self.store.forget(session.id)
+            raise CodexUnavailable(
+                f"cannot run Codex ({shlex.join(session.codex_command)}): {exc.strerror or exc}. "
+                "Install it with `npm install -g @openai/codex`, or point codexCommand / "
+                "CODEX_SESSIONS_CODEX at it; `codex-sessions doctor` checks the set-up") from None
+        if prompt:
+            runner.prompt(prompt)
+        asyncio.create_task(runner.open_thread(resume=False))
+        await self.store.flush()
+        return session, True
+
+    async def _claim(self, session: Session) -> None:
+        """Take the name in the database: no other sidecar runs a session of that name."""
+        record = session.record()
+        for _ in range(3):
+            try:
+                await self.store.claim(record)
+                return
+            except NameHeld as held:
+                if held.token != self.store.owner_token and not alive(held.pid):
+                    await self.store.release_name(held.session_id)  # its sidecar is gone
+                    continue
+                raise NameTaken(f"a session named {session.name!r} is already running in "
+                                f"{session.project.root} (pid {held.pid})",
+                                {"id": held.session_id, "field": "name"}) from None
+        raise NameTaken(f"the name {session.name!r} could not be taken", {"field": "name"})
+
+    # ---- reading --------------------------------------------------------------------------
+
+    async def list(self, project_path: str | None = None, statuses: list[str] | None = None,
+                   include_stopped: bool = False, waiting: bool = False) -> list[Session]:
+        await self.ready()
+        root = resolve_project(project_path).root if project_path else None
+        if waiting:
+            statuses = [*(statuses or []), "waiting"]
+        found = [s for s in self.registry.in_project(root)
+                 if (statuses is None or s.status in statuses)
+                 and (include_stopped or statuses is not None or s.status != "stopped")]
+        found.sort(key=lambda s: s.updated_at, reverse=True)
+        found.sort(key=lambda s: RANK.get(s.status, REST_RANK))
+        return found
+
+    async def get(self, session_id: str | None, project: str | None, name: str) -> Session:
+        await self.ready()
+        if session_id is not None and self.registry.get(session_id) is None:
+            await self.registry.sync()
+        return self.registry.find(session_id, project, name)
+
+    async def transcript(self, session: Session, after: int, limit: int) -> dict[str, Any]:
+        items = session.transcript.page(after, limit) if session.owner is None else None
+        if items is None:
+            items = await self.store.items(session.id, after, limit)
+        truncated = False
+        if after == 0 and items and items[0]["seq"] > 1:
+            truncated = True  # the database lost the oldest items
+        return {"items": items, "next": items[-1]["seq"] if items else after,
+                "truncated": truncated}
+
+    def report(self, session: Session) -> dict[str, Any]:
+        report = report_of(session) if session.turn_active or session.report is None else session.report
+        return {"report": report, "text": render(report)}
+
+    # ---- driving ------------------------------------------------------------------------------
+
+    async def send(self, session: Session, text: str, resume: bool = True) -> str | None:
+        """The next prompt; a session that is not live is resumed first (unless told not to)."""
+        if not session.live and session.owner is None and resume:
+            await self.resume(session)
+        self.drivable(session)
+        if session.busy:
+            raise SessionBusy(f"session {session.name!r} is {session.status}; wait for its turn "
+                              "to end or cancel it", {"id": session.id})
+        runner = self.runner(session)
+        runner.prompt(text)
+        await self.store.flush()
+        if runner.turn is None:
+            return None  # waiting for Codex or a run slot
+        try:
+            return await asyncio.shield(runner.turn)
+        except Exception as exc:
+            raise InvalidState(f"session {session.name!r}: the turn did not start: {exc}",
+                               {"id": session.id}) from None
+
+    async def cancel(self, session: Session) -> None:
+        self.drivable(session)
+        await self.runner(session).cancel()
+
+    def respond(self, session: Session, request_id: str, decision: str) -> None:
+        self.drivable(session)
+        self.runner(session).respond(request_id, decision)
+
+    def rename(self, session: Session, new_name: str) -> None:
+        check_name(new_name, "new_name")
+        if new_name == session.name:
+            return
+        clash = self.registry.live_named(session.project, new_name)
+        if clash is not None:
+            raise NameTaken(f"a session named {new_name!r} is already running in "
+                            f"{session.project.root}", {"id": clash.id, "field": "newName"})
+        if session.owner is not None:
+            self.drivable(session)
+        self.runner(session).rename(new_name)
+
+    async def kill(self, session: Session) -> None:
+        if session.owner is not None:
+            self.drivable(session)
+        if session.live:
+            await self.runner(session).end_process("stopped")
+
+    async def kill_all(self, project_path: str | None) -> list[str]:
+        await self.ready()
+        root = resolve_project(project_path).root if project_path else None
+        doomed = [s for s in self.registry.in_project(root) if s.live and s.owner is None]
+        await asyncio.gather(*(self.runner(s).end_process("stopped") for s in doomed))
+        return [s.id for s in doomed]
+
+    async def resume(self, session: Session) -> None:
+        """Run Codex again for a session that is not live, on the same thread."""
+        if session.owner is not None:
+            self.drivable(session)
+        if session.live:
+            raise InvalidState(f"session {session.name!r} is {session.status}, not stopped: "
+                               "there is nothing to resume", {"id": session.id})
+        clash = self.registry.live_named(session.project, session.name)
+        if clash is not None:
+            raise NameTaken(f"another session named {session.name!r} is running in "
+                            f"{session.project.root}; rename one of them first",
+                            {"id": clash.id, "field": "name"})
+        self.registry.check_limit(session.project, 1000)
+        if not session.codex_command:  # recorded by the first version: today's defaults
+            session.codex_command = list(ClientConfig().codex_command)
+        runner = self.runner(session)
+        session.phase = "starting"
+        await self._claim(session)
+        try:
+            await runner.spawn()
+        except OSError as exc:
+            session.phase = "failed"
+            session.error = f"cannot run Codex ({shlex.join(session.codex_command)}): {exc}"
+            runner.changed()
+            raise CodexUnavailable(session.error) from None
+        asyncio.create_task(runner.open_thread(resume=True))
+
+    async def forget(self, session: Session) -> None:
+        """Delete a session that is not live, record and transcript, for good."""
+        if session.live or session.owner is not None:
+            raise InvalidState(f"session {session.name!r} is {session.status}; kill it first",
+                               {"id": session.id})
+        self.registry.remove(session)
+        self.runners.pop(session.id, None)
+        self.outbox.forget(session.id)
+        await self.store.forget(session.id)

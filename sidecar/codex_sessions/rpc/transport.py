@@ -1,0 +1,210 @@
+"""Connections: LSP-framed JSON-RPC over a byte stream, one pygls server per client.
+
+pygls runs one protocol per server and reads frames in a way one bad header
+derails for good, so everything that works around it lives here:
+- each connection (stdio, or one client of the daemon's socket) is its own
+  `Connection`, a pygls LanguageServer with the handlers registered on it;
+- frames are read by framing.py, decoded with orjson, and handed to pygls's
+  dispatch; what pygls would ignore (requests after `shutdown`, a second
+  `initialize`, non-objects) is answered here with -32600;
+- answers and notifications are written here: our results are plain JSON
+  (or JSON text already, `Encoded`), so pygls's cattrs walk is skipped, and a
+  notification for every client is encoded once (`Hub`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable
+
+import orjson
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import (JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage,
+                            LanguageServerProtocol, default_converter, lsp_method)
+
+from .. import __version__
+from ..errors import ProtocolError
+from ..wire import Encoded
+from .framing import FrameError, FrameReader, frame
+
+log = logging.getLogger(__name__)
+
+INVALID_REQUEST = -32600
+WRITE_BUFFER_LIMIT = 256 * 1024 * 1024  # a client this far behind is not reading: drop it
+
+
+def _keep_params_as_dicts(obj: dict[str, Any], cls: type) -> Any:
+    return cls(**obj)
+
+
+def converter() -> Any:
+    """pygls's converter, but custom methods get their params as plain dicts for pydantic."""
+    conv = default_converter()
+    conv.register_structure_hook(JsonRPCRequestMessage, _keep_params_as_dicts)
+    conv.register_structure_hook(JsonRPCNotification, _keep_params_as_dicts)
+    return conv
+
+
+def _error_body(msg_id: Any, code: int, message: str) -> bytes:
+    return orjson.dumps({"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}})
+
+
+def notification_body(method: str, params: Any) -> bytes:
+    if isinstance(params, Encoded):
+        return b'{"jsonrpc":"2.0","method":' + orjson.dumps(method) + b',"params":' + params + b"}"
+    return orjson.dumps({"jsonrpc": "2.0", "method": method, "params": params})
+
+
+class Protocol(LanguageServerProtocol):
+    def _send_data(self, data: Any) -> None:
+        """Our results are plain JSON (or JSON text already): no cattrs walk."""
+        conn: Connection = self._server  # type: ignore[assignment]
+        if isinstance(data, JsonRPCResponseMessage):
+            result = data.result
+            if isinstance(result, Encoded):
+                conn.write(b'{"jsonrpc":"2.0","id":' + orjson.dumps(data.id) + b',"result":'
+                           + result + b"}")
+                return
+            if result is None or isinstance(result, (dict, list)):
+                conn.write(orjson.dumps({"jsonrpc": "2.0", "id": data.id, "result": result}))
+                return
+        if isinstance(data, JsonRPCNotification) and isinstance(data.params, (dict, Encoded)):
+            conn.write(notification_body(data.method, data.params))
+            return
+        conn.write(orjson.dumps(data, default=self._serialize_message))
+
+    def _serialize_message(self, data: Any) -> Any:
+        if hasattr(data, "__attrs_attrs__"):
+            return self._converter.unstructure(data)
+        return super()._serialize_message(data)
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any) -> None:
+        """This client is done: close its connection (what else ends is the owner's call)."""
+        conn: Connection = self._server  # type: ignore[assignment]
+        conn.exit_code = 0 if self._shutdown else 1
+        conn.close()
+
+
+class Connection(LanguageServer):
+    """One client: its writer, its state, its handlers."""
+
+    def __init__(self, write: Callable[[bytes], None], close: Callable[[], None],
+                 register: Callable[["Connection"], None], peer: str = "") -> None:
+        super().__init__("codex-sessions", __version__, protocol_cls=Protocol,
+                         converter_factory=converter)
+        self._write = write
+        self._close = close
+        self.peer = peer
+        self.initialized = False  # `initialize` answered: it gets notifications
+        self.closed = False
+        self.exit_code = 1  # 0 once it said shutdown, then exit
+        self.state: Any = None  # what the handlers keep per client (their ClientConfig, ...)
+        register(self)
+
+    def write(self, body: bytes) -> None:
+        if not self.closed:
+            try:
+                self._write(frame(body))
+            except (ConnectionError, OSError, RuntimeError):
+                self.close()
+
+    def notify(self, method: str, params: Any) -> None:
+        self.write(notification_body(method, params))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._close()
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        if not isinstance(error, ProtocolError):
+            log.error("%s: %s", source.__name__ if isinstance(source, type) else source, error)
+
+    def handle(self, message: Any) -> None:
+        """One decoded message: checked here, then dispatched by pygls."""
+        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+            self.write(_error_body(message.get("id") if isinstance(message, dict) else None,
+                                   INVALID_REQUEST, "a JSON-RPC 2.0 object is expected"))
+            return
+        method, msg_id = message.get("method"), message.get("id")
+        if isinstance(msg_id, (dict, list, bool)) or (msg_id is not None and method is None
+                                                       and "result" not in message
+                                                       and "error" not in message):
+            self.write(_error_body(None, INVALID_REQUEST, "id must be a string or a number"))
+            return
+        if method is not None and not isinstance(method, str):
+            self.write(_error_body(msg_id, INVALID_REQUEST, "method must be a string"))
+            return
+        if "id" in message and method is not None:
+            problem = None
+            if self.protocol._shutdown and method != types.EXIT:
+                problem = "the server was shut down; only exit is accepted"
+            elif method == types.INITIALIZE and self.initialized:
+                problem = "initialize was already received on this connection"
+            if problem:
+                self.write(_error_body(msg_id, INVALID_REQUEST, problem))
+                return
+        try:
+            structured = self.protocol.structure_message(message)
+        except Exception as exc:  # pygls could not shape it: its params are wrong
+            if msg_id is not None and method is not None:
+                self.write(_error_body(msg_id, -32602, f"params: {exc.__cause__ or exc}"))
+            return
+        self.protocol.handle_message(structured)
+
+
+async def serve_stream(conn: Connection, read: Callable[[int], Any]) -> None:
+    """Read frames until the client goes away (or `exit`), handing each to `conn`."""
+    reader = FrameReader(read)
+    while not conn.closed:
+        try:
+            message = await reader.next()
+        except EOFError:
+            break
+        except FrameError as exc:
+            conn.write(_error_body(None, exc.code, str(exc)))
+            continue
+        except (ConnectionError, OSError):
+            break
+        conn.handle(message)
+
+
+class Hub:
+    """Every connection of this process; a notification for all is encoded once."""
+
+    def __init__(self) -> None:
+        self.connections: list[Connection] = []
+
+    def add(self, conn: Connection) -> None:
+        self.connections.append(conn)
+
+    def remove(self, conn: Connection) -> None:
+        if conn in self.connections:
+            self.connections.remove(conn)
+
+    def emit(self, method: str, params: Any) -> None:
+        listeners = [c for c in self.connections if c.initialized and not c.closed]
+        if not listeners:
+            return
+        body = frame(notification_body(method, params))
+        for conn in listeners:
+            try:
+                conn._write(body)
+            except (ConnectionError, OSError, RuntimeError):
+                conn.close()
+
+
+def stream_writer(writer: asyncio.StreamWriter) -> Callable[[bytes], None]:
+    """A write function that drops a client that stopped reading, rather than hoard for it."""
+    def write(data: bytes) -> None:
+        if writer.is_closing():
+            raise ConnectionError("closed")
+        writer.write(data)
+        if writer.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+            log.warning("a client is %d bytes behind: disconnecting it",
+                        writer.transport.get_write_buffer_size())
+            writer.close()
+    return write

@@ -1,0 +1,84 @@
+"""`codex-sessions serve`: the relay to the daemon, or with `--standalone` a sidecar of its own.
+
+A standalone sidecar serves one client on stdin/stdout, and its sessions end
+with it: however it ends (stdin closed, `exit`, SIGTERM, SIGINT, SIGHUP), it
+stops every Codex process it started before the process exits; on SIGKILL the
+reaper does it. Nothing but protocol goes to stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import gc
+import logging
+import os
+import signal
+import sys
+
+from .logs import setup_logging
+from .rpc.handlers import App, register
+from .rpc.transport import Connection, serve_stream
+
+log = logging.getLogger(__name__)
+
+
+def tune_memory() -> None:
+    """Fewer, cheaper collections, and big strings returned to the system when freed.
+
+    Every answer allocates many small dicts, so the default GC thresholds fire often;
+    and glibc, after the first large transcript strings are freed, raises its mmap
+    threshold and fragments the heap with later ones.
+    """
+    gc.set_threshold(50_000, 20, 20)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD: fixed, so no dynamic raise
+    except (OSError, AttributeError):
+        pass
+
+
+def serve(standalone: bool, log_file: str | None = None, verbose: bool = False) -> int:
+    setup_logging(log_file, verbose)
+    if not standalone:
+        from .relay import relay
+        return relay()
+    tune_memory()
+    # Anything else that prints must not corrupt the protocol stream.
+    out_fd = os.dup(sys.stdout.fileno())
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    code = asyncio.run(_standalone(sys.stdin.fileno(), out_fd))
+    sys.stderr.flush()
+    os._exit(code)
+
+
+async def _standalone(in_fd: int, out_fd: int) -> int:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(in_fd, "rb", 0))
+
+    def write(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(out_fd, view):]
+            except BlockingIOError:
+                continue
+
+    app = App()
+    conn = Connection(write, lambda: None, lambda c: register(c, app))
+    app.emit = lambda method, params: conn.notify(method, params) if conn.initialized else None
+    main = asyncio.create_task(serve_stream(conn, reader.read))
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, main.cancel)
+    try:
+        await main
+    except asyncio.CancelledError:
+        pass
+    finally:
+        if app.sessions is not None:
+            try:
+                await asyncio.wait_for(app.sessions.shutdown(), 10)
+            except Exception:
+                log.exception("shutting down")
+    return conn.exit_code if conn.closed else 1

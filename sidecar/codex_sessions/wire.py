@@ -1,0 +1,126 @@
+"""What goes out on the wire: session objects, reports, requests, notifications.
+
+TypedDicts describe what the sidecar sends without costing a model per message;
+the tests validate real traffic against them with a TypeAdapter. The core builds
+these shapes; the RPC layer sends them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from typing_extensions import TypedDict
+
+Status = Literal["queued", "starting", "running", "waiting", "idle", "failed", "stopped",
+                 "interrupted"]
+Decision = Literal["accept", "acceptForSession", "decline", "cancel"]
+ReportStatus = Literal["done", "blocked", "failed", "still running"]
+LIVE_STATUSES = ("queued", "starting", "running", "waiting", "idle")
+
+class ProjectInfo(TypedDict):
+    root: str
+    name: str
+    hash: str
+
+
+class TurnInfo(TypedDict):
+    id: str
+    status: Literal["inProgress", "completed", "interrupted", "failed"]
+    error: Optional[str]
+
+
+class Request(TypedDict, total=False):
+    requestId: str
+    kind: Literal["command", "fileChange", "userInput", "permissions"]
+    command: Optional[str]
+    cwd: Optional[str]
+    reason: Optional[str]
+    changes: Optional[list[dict[str, Any]]]
+    questions: Optional[list[Any]]
+
+
+class Usage(TypedDict):
+    inputTokens: int
+    outputTokens: int
+
+
+class Report(TypedDict):
+    session: str
+    status: ReportStatus
+    summary: str
+    changed: list[str]
+    verified: list[str]
+    blockers: list[str]
+    next: str
+
+
+class SessionInfo(TypedDict):
+    id: str
+    name: str
+    project: ProjectInfo
+    bufferName: str
+    status: Status
+    threadId: Optional[str]
+    title: Optional[str]
+    createdAt: str
+    updatedAt: str
+    startedAt: Optional[str]
+    turnStartedAt: Optional[str]
+    finishedAt: Optional[str]
+    turns: int
+    lastTurn: Optional[TurnInfo]
+    pending: list[Request]
+    changedFiles: list[str]
+    usage: Usage
+    error: Optional[str]
+    report: Optional[Report]
+    live: bool
+    owner: Optional[dict[str, int]]
+    queuedPrompts: int
+    model: Optional[str]
+    sandbox: str
+    approvalPolicy: str
+    pid: Optional[int]
+    headline: str
+    rank: int
+    effort: Optional[str]
+    storageError: Optional[str]
+    retry: Optional[dict[str, Any]]
+
+
+class ChangedNotification(TypedDict):
+    session: SessionInfo
+
+
+class OutputNotification(TypedDict):
+    id: str
+    items: list[dict[str, Any]]
+
+
+class RequestNotification(TypedDict):
+    id: str
+    request: Request
+
+
+class FinishedNotification(TypedDict):
+    session: SessionInfo
+    report: Report
+    text: str
+
+
+CHANGED = "codex/session/changed"
+OUTPUT = "codex/session/output"
+REQUEST = "codex/session/request"
+FINISHED = "codex/session/finished"
+SHOW_MESSAGE = "window/showMessage"
+
+NOTIFICATIONS: dict[str, type] = {
+    "codex/session/changed": ChangedNotification,
+    "codex/session/output": OutputNotification,
+    "codex/session/request": RequestNotification,
+    "codex/session/finished": FinishedNotification,
+}
+
+
+class Encoded(bytes):
+    """Params or a result that are JSON text already (spliced, not encoded again)."""
