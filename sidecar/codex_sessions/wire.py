@@ -112,6 +112,7 @@ CHANGED = "codex/session/changed"
 OUTPUT = "codex/session/output"
 REQUEST = "codex/session/request"
 FINISHED = "codex/session/finished"
+FORGOTTEN = "codex/session/forgotten"
 SHOW_MESSAGE = "window/showMessage"
 
 NOTIFICATIONS: dict[str, type] = {

@@ -40,8 +40,8 @@ class Runner:
         # began: Codex stamps a quick command's start after it already ran.
         self.last_event_ms = 0.0
         self.command_floor: dict[str, float] = {}
+        self.open_streams: set[str] = set()  # agent messages streaming, not yet complete
         self.last_status: str | None = session.status
-        self.timeout = core.codex_timeout
 
     # ---- telling the store and the clients ------------------------------------------------
 
@@ -109,7 +109,7 @@ class Runner:
         process.attach(thread_id, self)
         session.process_ready(thread_id)
         self._quietly(process.call("thread/name/set", {"threadId": thread_id, "name": session.name},
-                                   self.timeout))
+                                   self.session.codex_timeout))
         if session.next_prompt is not None:
             self.core.slots.want(session)
         self.changed()
@@ -120,6 +120,7 @@ class Runner:
         self.process = None
         was_running = session.turn_active
         if was_running:
+            await self.keep_streamed_text()
             self.core.slots.release()
             if error:
                 self.record(session.item("error", text=error))
@@ -155,7 +156,7 @@ class Runner:
         prompt = session.next_prompt or ""
         self.turn = asyncio.ensure_future(self._start_turn(process, process.call(
             "turn/start", {"threadId": session.thread_id,
-                           "input": [{"type": "text", "text": prompt}]}, self.timeout)))
+                           "input": [{"type": "text", "text": prompt}]}, self.session.codex_timeout)))
         session.begin_turn()
         self.changed()
 
@@ -169,6 +170,8 @@ class Runner:
                 text = f"{NOT_RESPONDING}: {exc}" if isinstance(exc, AppServerTimeout) else str(exc)
                 self.record(session.item("error", text=text))
                 await self.end_turn("failed", text)
+                if isinstance(exc, AppServerTimeout):  # a hung Codex is of no use: stop it
+                    process.server.kill()
             raise
         turn_id = result["turn"]["id"]
         if session.turn_active and self.process is process:
@@ -182,11 +185,26 @@ class Runner:
         await self.core.watch(session.project.root).lock_free()  # its commands' changes first
         if not session.turn_active:
             return
+        await self.keep_streamed_text()
+        if not session.turn_active:
+            return
         session.end_turn(status, error)
         self.turn = None
         self.core.slots.release()
         self.changed()
         self._finished()
+
+    async def keep_streamed_text(self, at_start: bool = False) -> None:
+        """A message cut off mid-stream (cancel, a dying Codex) keeps what streamed of it."""
+        if not (self.open_streams or at_start):
+            return
+        self.open_streams.clear()
+        store = self.core.store
+        await store.flush()
+        for item_id, (turn_id, text) in (await store.pieces(self.session.id)).items():
+            self.record({**self.session.item("agent", text=text, itemId=item_id, partial=True),
+                         "turnId": turn_id})
+            store.drop_pieces(self.session.id, item_id)
 
     def _finished(self) -> None:
         session = self.session
@@ -209,7 +227,7 @@ class Runner:
                 return
             try:
                 await process.request("turn/interrupt",
-                                      {"threadId": session.thread_id, "turnId": turn_id}, self.timeout)
+                                      {"threadId": session.thread_id, "turnId": turn_id}, self.session.codex_timeout)
             except AppServerTimeout:
                 # a hung Codex: stop it; the session stays resumable
                 log.warning("Codex of %s does not answer turn/interrupt: killing it", session.name)
@@ -250,7 +268,7 @@ class Runner:
         if self.process and session.thread_id and session.phase == "ready":
             self._quietly(self.process.call("thread/name/set",
                                             {"threadId": session.thread_id, "name": new_name},
-                                            self.timeout))
+                                            self.session.codex_timeout))
         self.changed()
 
     # ---- what Codex tells us ------------------------------------------------------------------
@@ -262,6 +280,8 @@ class Runner:
             handler(self, params, previous)
 
     def _agent_delta(self, params: dict[str, Any], _: float) -> None:
+        if params.get("itemId"):
+            self.open_streams.add(params["itemId"])
         self.core.outbox.piece(self.session.id, "agentDelta", params.get("itemId"),
                                params.get("delta", ""), self.session.turn_id)
 
@@ -283,6 +303,7 @@ class Runner:
             return
         self.record(item)
         if item["kind"] == "agent":
+            self.open_streams.discard(item.get("itemId") or "")
             self.core.store.drop_pieces(self.session.id, item.get("itemId"))
         elif item["kind"] == "fileChange":
             self.changed()

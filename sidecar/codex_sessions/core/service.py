@@ -16,12 +16,13 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from ..codex.appserver import AppServerTimeout
 from ..codex.pool import Pool
 from ..codex.reaper import Reaper
 from ..config import ClientConfig
 from ..errors import CodexUnavailable, InvalidState, NameTaken, SessionBusy
 from ..store import NameHeld, Store
-from ..wire import SHOW_MESSAGE
+from ..wire import FORGOTTEN, SHOW_MESSAGE
 from . import changes
 from .projects import check_name, resolve_project
 from .registry import Registry, alive
@@ -40,9 +41,8 @@ SYNC_INTERVAL = 0.5
 class Core:
     """What every session's runner shares."""
 
-    def __init__(self, state_dir: Path, emit: Emit, codex_timeout: float = 30.0) -> None:
+    def __init__(self, state_dir: Path, emit: Emit) -> None:
         self.emit = emit
-        self.codex_timeout = codex_timeout
         self.store = Store(state_dir, uuid.uuid4().hex)
         self.registry = Registry(self.store, lambda: 10 * 1024 * 1024)
         self.outbox = Outbox(emit, self.store, self._wire_of)
@@ -71,8 +71,8 @@ class Core:
 class Sessions(Core):
     """Named Codex sessions: the protocol's operations."""
 
-    def __init__(self, state_dir: Path, emit: Emit, codex_timeout: float = 30.0) -> None:
-        super().__init__(state_dir, emit, codex_timeout)
+    def __init__(self, state_dir: Path, emit: Emit) -> None:
+        super().__init__(state_dir, emit)
         self._opened: asyncio.Future[None] | None = None
         self._syncer: asyncio.Task[None] | None = None
         self._closed = False
@@ -113,11 +113,7 @@ class Sessions(Core):
             session = self.registry.get(session_id)
             if session is None or session.live or session.owner is not None:
                 continue
-            for item_id, (turn_id, text) in (await self.store.pieces(session_id)).items():
-                item = {**session.item("agent", text=text, itemId=item_id, partial=True),
-                        "turnId": turn_id}
-                self.runner(session).record(item)
-                self.store.drop_pieces(session_id, item_id)
+            await self.runner(session).keep_streamed_text(at_start=True)
             self.store.save_session(session.record(), owned=False)
 
     def tell(self, level: int, message: str, lasting: bool = False) -> None:
@@ -224,7 +220,7 @@ class Sessions(Core):
         session = Session.new(
             name, project, client.output_limit_bytes, codex_command=list(client.codex_command),
             codex_env=dict(client.codex_env), codex_process=client.codex_process,
-            max_running=client.max_running, **options)
+            max_running=client.max_running, codex_timeout=client.codex_timeout, **options)
         await self._claim(session)
         self.registry.add(session)
         runner = self.runner(session)
@@ -312,6 +308,9 @@ class Sessions(Core):
             return None  # waiting for Codex or a run slot
         try:
             return await asyncio.shield(runner.turn)
+        except AppServerTimeout as exc:
+            raise InvalidState(f"session {session.name!r}: Codex is not responding ({exc}); it was "
+                               "stopped, and the next prompt starts it again", {"id": session.id}) from None
         except Exception as exc:
             raise InvalidState(f"session {session.name!r}: the turn did not start: {exc}",
                                {"id": session.id}) from None
@@ -385,3 +384,4 @@ class Sessions(Core):
         self.runners.pop(session.id, None)
         self.outbox.forget(session.id)
         await self.store.forget(session.id)
+        self.emit(FORGOTTEN, {"id": session.id})

@@ -36,7 +36,8 @@ SHARED_FIELDS = {
 }
 # Kept in the record only: how to run this session's Codex again.
 PRIVATE_FIELDS = {"codex_command": "codexCommand", "codex_env": "codexEnv",
-                  "codex_process": "codexProcess", "max_running": "maxRunning"}
+                  "codex_process": "codexProcess", "max_running": "maxRunning",
+                  "codex_timeout": "codexTimeout"}
 
 
 def now() -> str:
@@ -78,6 +79,7 @@ class Session:
     codex_env: dict[str, str] = field(default_factory=dict)
     codex_process: str = "perProject"
     max_running: int = 5
+    codex_timeout: float = 30.0
     # Where its Codex is: starting, ready, failed, stopped, interrupted.
     phase: str = "starting"
     recorded_status: str | None = None  # the status another sidecar recorded

@@ -39,9 +39,9 @@ class App:
         self.sessions: Sessions | None = None
         self.emit: Callable[[str, Any], None] = lambda method, params: None
 
-    def open(self, state_dir: Any, codex_timeout: float) -> Sessions:
+    def open(self, state_dir: Any) -> Sessions:
         if self.sessions is None:
-            self.sessions = Sessions(state_dir, self.emit, codex_timeout)
+            self.sessions = Sessions(state_dir, self.emit)
         return self.sessions
 
 
@@ -93,7 +93,7 @@ def _client(app: App, options: P.InitOptions) -> dict[str, Any]:
                                or k in ("HOME", "PATH"))),
         max_sessions_per_project=options.max_sessions_per_project,
         max_running=options.max_running, output_limit_bytes=options.output_limit_bytes,
-        codex_process=options.codex_process)
+        codex_process=options.codex_process, codex_timeout=options.codex_timeout)
     return {"config": config, "app": app, "options": options}
 
 
@@ -119,7 +119,7 @@ async def shutdown(conn: "Connection", app: App) -> None:
 
 async def _sessions(conn: "Connection") -> Sessions:
     app: App = conn.state["app"]
-    sessions = app.open(app.state_dir or _state_dir(conn), conn.state["options"].codex_timeout)
+    sessions = app.open(app.state_dir or _state_dir(conn))
     await sessions.ready()
     return sessions
 
