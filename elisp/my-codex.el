@@ -572,7 +572,7 @@ a standalone sidecar interrupts them, so the user is asked."
           (pcase (car (read-multiple-choice
                        (format "%s will go on in the background after Emacs exits." what)
                        '((?y "exit" "Exit; the turns go on (later: M-x my-codex-stop-daemon or `codex-sessions daemon stop')")
-                         (?k "kill them and exit" "Stop these sessions' Codex, then exit")
+                         (?k "stop them, then exit" "Stop these sessions' Codex, then exit")
                          (?n "stay" "Do not exit"))))
             (?y (message "Codex turns go on in the background; M-x my-codex-stop-daemon stops them")
                 t)
@@ -1393,8 +1393,11 @@ starts on a line of its own."
   (let ((request-id (plist-get item :requestId))
         (decision (plist-get item :decision)))
     (if decision
-        (progn
+        (let ((here (copy-marker (point) t)))
+          ;; The buttons may end right here: the decision follows them.
           (my-codex--retire-request request-id decision)
+          (goto-char here)
+          (set-marker here nil)
           (my-codex--line (format "Approval %s: %s" request-id decision)
                           'my-codex-status-face))
       (my-codex--line (format "Approval needed (%s)%s"

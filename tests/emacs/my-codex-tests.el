@@ -184,6 +184,8 @@
       (should (file-exists-p (expand-file-name "approved.txt" my-codex-test-project)))
       (my-codex-test-wait-text buf "^  -> accept$")
       (my-codex-test-wait-text buf "^Approval r1: accept$")
+      ;; The answer replaces the buttons, and the decision follows it.
+      (should (string-match-p "^  -> accept\nApproval r1: accept$" (my-codex-test-text buf)))
       (should-not (string-match-p "\\[Accept\\]" (my-codex-test-text buf)))
       (should (string-match-p "touch approved.txt  \\[exit 0\\]" (my-codex-test-text buf)))
       ;; A second request, declined with the key.
@@ -1117,6 +1119,8 @@ What was asked goes to `my-codex-test-asked'."
                                        (and (= 0 (length (plist-get s :pending)))
                                             (>= (plist-get s :turns) 1)))) 30)
       (my-codex-test-wait-text buf "^Approval r1: accept$")
+      ;; The answer replaces the buttons, and the decision follows it.
+      (should (string-match-p "^  -> accept\nApproval r1: accept$" (my-codex-test-text buf)))
       (should-not (string-match-p "\\[Accept\\]" (my-codex-test-text buf)))
       (my-codex-test-wait "no longer counted" (lambda () (not (string-match-p "waiting" (my-codex-mode-line)))))
       (advice-add 'my-codex--insert-piece :after (lambda (&rest _) (cl-incf pieces))
