@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -274,6 +275,91 @@ def test_header_and_mode_line_in_a_terminal(offline, project, tmp_path):
     assert "ultra/main" in r["header"] and "1 approval pending" in r["header"]
     assert "Codex[1 waiting]" in r["mode-line"] and "*invalid*" not in r["mode-line"]
     assert (project / "tty.txt").exists()
+
+
+class Terminal:
+    """An `emacs -nw` in a tmux server of its own, driven by keys and read off the screen."""
+
+    def __init__(self, name: str, command: str, env: dict[str, str], tmp_path: Path) -> None:
+        self.socket = f"my-codex-{name}-{os.getpid()}"
+        script = tmp_path / f"{name}.sh"
+        exports = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items()
+                          if key.startswith(("MY_CODEX_", "CODEX_", "HOME", "PATH")))
+        script.write_text(f"{exports}export TERM=xterm-256color\ncd {shlex.quote(str(ROOT))}\n"
+                          f"exec {command}\n")
+        self.tmux("new-session", "-d", "-s", "t", "-x", "150", "-y", "40", f"bash {script}")
+
+    def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["tmux", "-L", self.socket, *args], text=True, capture_output=True,
+                              timeout=30)
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "t", *keys)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "t").stdout
+
+    def alive(self) -> bool:
+        return self.tmux("has-session", "-t", "t").returncode == 0
+
+    def wait(self, what: str, predicate, timeout: float = 30) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; the screen:\n{self.screen() if self.alive() else '(gone)'}")
+
+    def prompt_line(self) -> str:
+        lines = self.screen().splitlines()
+        index = next(i for i, line in enumerate(lines) if line.startswith("--- prompt (C-c C-c"))
+        return lines[index + 1].rstrip()
+
+    def close(self) -> None:
+        self.tmux("kill-server")
+
+
+def test_undo_and_exit_question_in_a_real_terminal(offline, project, tmp_path):
+    """emacs -nw in tmux: C-/ while output streams goes back a step each time; C-x C-c asks,
+    n keeps Emacs, y exits, and the turn goes on in the daemon."""
+    assert shutil.which("tmux"), "tmux is needed to drive Emacs in a real terminal"
+    env = emacs_env(offline, project, tmp_path)
+    start = ('(progn (cd (getenv "MY_CODEX_TEST_PROJECT")) (switch-to-buffer (my-codex-start-session '
+             '"main" "slow: 20")) (goto-char (point-max)))')
+    term = Terminal("undo", f"{EMACS} -nw -Q -L elisp -L tests/emacs -l my-codex-test-helpers "
+                    f"--eval {shlex.quote(start)}", env, tmp_path)
+    try:
+        term.wait("the turn streaming", lambda: "tick tick" in term.screen())
+        mode_line = next(line for line in term.screen().splitlines() if "*codex:ultra:main" in line)
+        assert ":**" not in mode_line, mode_line  # streaming does not mark the buffer modified
+        term.keys("hello")
+        term.wait("hello typed", lambda: term.prompt_line() == "hello")
+        term.keys("C-a", "C-e", " world")
+        term.wait("hello world typed", lambda: term.prompt_line() == "hello world")
+        ticks = term.screen().count("tick")
+        for expected in ("hello", "", ""):
+            term.wait("more output", lambda: term.screen().count("tick") > ticks)
+            ticks = term.screen().count("tick")
+            term.keys("C-_")
+            time.sleep(0.5)
+            assert term.prompt_line() == expected, term.screen()
+        term.wait("the end of undo", lambda: "No further undo information" in term.screen())
+        term.keys("C-x", "C-c")
+        term.wait("the exit question", lambda: "will go on in the background after Emacs exits"
+                  in term.screen())
+        assert "1 Codex turn under way (ultra/main)" in term.screen()
+        term.keys("n")
+        time.sleep(1)
+        assert term.alive() and "*codex:ultra:main" in term.screen()
+        term.keys("C-x", "C-c")
+        term.wait("the exit question again", lambda: "will go on in the background" in term.screen())
+        term.keys("y")
+        term.wait("Emacs gone", lambda: not term.alive(), 15)
+        status = daemon_status(offline)
+        assert status["statuses"].get("running", 0) >= 1, status
+    finally:
+        term.close()
 
 
 def test_byte_compiles_cleanly_and_checkdoc_is_silent(tmp_path):
