@@ -467,6 +467,9 @@
       (my-codex-test-wait-status "main" "idle")
       (should (equal (plist-get (plist-get (my-codex-test-session "main") :lastTurn) :status)
                      "interrupted"))
+      ;; What streamed before the cancel stays, on lines of its own.
+      (my-codex-test-wait-text buf "^Report:")
+      (should (string-match-p "^Codex:\n\\(tick \\)+\nReport:" (my-codex-test-text buf)))
       (my-codex-test-wait "notification" (lambda () my-codex-test-notified))
       (let ((text (my-codex-session-report "main")))
         (my-codex-test-result 'report text)
