@@ -393,16 +393,21 @@ For commands whose result the user waits for; the others use
    :success-fn (lambda (status) (setf (my-codex--daemon conn) status))
    :error-fn (lambda (_) (setf (my-codex--daemon conn) 'standalone))
    :timeout my-codex-request-timeout)
+  (my-codex--reload)
+  (dolist (buf (my-codex--session-buffers))
+    (with-current-buffer buf (my-codex--resync))))
+
+(defun my-codex--reload ()
+  "Ask the sidecar for every session, without waiting; then forget older news."
   (my-codex--async "codex/session/list" (list :all t)
                    (lambda (result)
-                     ;; What an earlier connection said no longer holds.
+                     ;; What an earlier answer said no longer holds (sessions
+                     ;; forgotten elsewhere are gone from this one).
                      (clrhash my-codex--sessions)
                      (seq-doseq (session (plist-get result :sessions))
                        (my-codex--remember session))
                      (setq my-codex--sessions-loaded t)
-                     (my-codex--schedule-views)))
-  (dolist (buf (my-codex--session-buffers))
-    (with-current-buffer buf (my-codex--resync))))
+                     (my-codex--schedule-views))))
 
 (defun my-codex--dispatch-request (_conn method _params)
   "Refuse the sidecar's request METHOD: the sidecar sends none."
@@ -1950,20 +1955,9 @@ sidecar again.
   (tabulated-list-print t))
 
 (defun my-codex--list-refresh ()
-  "Show what Emacs knows at once, and ask the sidecar for the list without waiting."
+  "Show what Emacs knows at once, and ask the sidecar again without waiting."
   (setq tabulated-list-entries (mapcar #'my-codex--list-entry (my-codex--list-sessions-shown)))
-  (let ((root my-codex--list-project))
-    (my-codex--async "codex/session/list" (list :project root :all t)
-                     (lambda (result)
-                       (let ((ids (make-hash-table :test #'equal)))
-                         (seq-doseq (session (plist-get result :sessions))
-                           (puthash (plist-get session :id) t ids)
-                           (my-codex--remember session))
-                         ;; Sessions forgotten elsewhere are gone from the answer.
-                         (dolist (session (my-codex--cached root))
-                           (unless (gethash (plist-get session :id) ids)
-                             (remhash (plist-get session :id) my-codex--sessions)))
-                         (my-codex--schedule-views))))))
+  (my-codex--reload))
 
 ;;;###autoload
 (defun my-codex-list-sessions (&optional all-projects)
@@ -2077,11 +2071,7 @@ It follows the sessions as they change.
 (defun my-codex--pending-refresh ()
   "Show what Emacs knows at once, and ask the sidecar again without waiting."
   (setq tabulated-list-entries (my-codex--pending-entries))
-  (my-codex--async "codex/session/list" (list :waiting t)
-                   (lambda (result)
-                     (seq-doseq (session (plist-get result :sessions))
-                       (my-codex--remember session))
-                     (my-codex--schedule-views))))
+  (my-codex--reload))
 
 ;;;###autoload
 (defun my-codex-pending ()

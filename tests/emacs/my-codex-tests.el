@@ -523,7 +523,9 @@
       (my-codex-test-wait-text buf "^Codex:\nremember the lighthouse$")
       (let ((text (my-codex-test-text buf)))
         (my-codex-test-result 'rebuilt text)
-        (should (string-match-p "^> say: remember the lighthouse$" text)))
+        (should (string-match-p "^> say: remember the lighthouse$" text))
+        ;; Nothing was lost, and nothing says so.
+        (should-not (string-match-p "no longer kept" text)))
       ;; A stopped session can be picked to send to, and is resumed first.
       (my-codex-kill-session "main")
       (my-codex-test-wait-status "main" "stopped")
