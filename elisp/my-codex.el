@@ -308,7 +308,8 @@ END is before the newline that closes the streamed text.")
   (let ((my-codex--shutting-down t))
     (ignore-errors (jsonrpc-shutdown conn)))
   (when (eq my-codex--connection conn)
-    (setq my-codex--connection nil)))
+    (setq my-codex--connection nil))
+  (my-codex--schedule-views))
 
 (defun my-codex--connect (&optional then)
   "Return the connection; start the sidecar, without waiting, if it is not up.
@@ -919,6 +920,12 @@ Nothing is counted while the sidecar is not running."
                   (list my-codex--mode-line-construct)))))
 
 ;;;; Views: the list and the pending buffers follow the sessions
+
+(defun my-codex--connection-note ()
+  "Return a view's note on the connection: nothing once sessions are known."
+  (cond (my-codex--sessions-loaded "")
+        (my-codex--connection " connecting...")
+        (t " not connected")))
 
 (defun my-codex--view-buffers (mode)
   "Return the live buffers in major MODE."
@@ -1951,7 +1958,7 @@ sidecar again.
   (setq tabulated-list-entries (mapcar #'my-codex--list-entry (my-codex--list-sessions-shown)))
   (setq mode-line-process
         (concat (if my-codex--list-show-stopped " +stopped" "")
-                (if my-codex--sessions-loaded "" " connecting...")))
+                (my-codex--connection-note)))
   (tabulated-list-print t))
 
 (defun my-codex--list-refresh ()
@@ -2065,7 +2072,7 @@ It follows the sessions as they change.
 (defun my-codex--pending-render ()
   "Show what waits on the user from what Emacs knows."
   (setq tabulated-list-entries (my-codex--pending-entries))
-  (setq mode-line-process (if my-codex--sessions-loaded "" " connecting..."))
+  (setq mode-line-process (my-codex--connection-note))
   (tabulated-list-print t))
 
 (defun my-codex--pending-refresh ()
