@@ -140,7 +140,7 @@ class Sessions(Core):
         for session in self.registry:
             if session.owner is None:
                 session.storage_error = problem
-                session.encoded = None
+                session.forget_encoding()
                 self.outbox.changed(session.id)
         if problem:
             self.tell(1, f"{problem}. Nothing is lost yet: it is kept in memory and saved when "

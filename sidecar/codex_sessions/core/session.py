@@ -96,6 +96,7 @@ class Session:
     pid: int | None = None
     storage_error: str | None = None
     encoded: bytes | None = None  # wire_json()'s cache, cleared by touch()
+    encoded_rows: dict[tuple[str, ...], bytes] = field(default_factory=dict)  # row_json()'s
 
     @classmethod
     def new(cls, name: str, project: Project, limit_bytes: int, **options: Any) -> "Session":
@@ -152,13 +153,26 @@ class Session:
 
     def touch(self) -> None:
         self.updated_at = now()
+        self.forget_encoding()
+
+    def forget_encoding(self) -> None:
         self.encoded = None
+        self.encoded_rows.clear()
 
     def wire_json(self) -> bytes:
         """The session object as JSON, kept until the session next changes."""
         if self.encoded is None:
             self.encoded = orjson.dumps(self.to_wire())
         return self.encoded
+
+    def row_json(self, fields: tuple[str, ...]) -> bytes:
+        """Only `fields` of the session object (and its id), as JSON, kept likewise."""
+        row = self.encoded_rows.get(fields)
+        if row is None:
+            wire = self.to_wire()
+            row = self.encoded_rows[fields] = orjson.dumps(
+                {"id": self.id, **{f: wire[f] for f in fields if f in wire}})  # type: ignore[literal-required]
+        return row
 
     def to_wire(self) -> SessionInfo:
         status = self.status

@@ -159,6 +159,9 @@ async def session_list(conn: "Connection", raw: Any) -> Encoded:
     p = P.parse(P.ListParams, raw)
     sessions = await _sessions(conn)
     found = await sessions.list(p.project, p.status, p.all, p.waiting)
+    if p.fields is not None:
+        fields = tuple(p.fields)
+        return Encoded(b'{"sessions":[' + b",".join(s.row_json(fields) for s in found) + b"]}")
     return Encoded(b'{"sessions":[' + b",".join(s.wire_json() for s in found) + b"]}")
 
 

@@ -79,6 +79,7 @@ class ListParams(Params):
     status: Optional[list[Status]] = None
     all: bool = False
     waiting: bool = False
+    fields: Optional[list[str]] = Field(default=None, max_length=64)  # only these (and id)
 
 
 class ProjectParams(Params):
