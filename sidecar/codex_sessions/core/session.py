@@ -37,7 +37,7 @@ SHARED_FIELDS = {
 # Kept in the record only: how to run this session's Codex again.
 PRIVATE_FIELDS = {"codex_command": "codexCommand", "codex_env": "codexEnv",
                   "codex_process": "codexProcess", "max_running": "maxRunning",
-                  "codex_timeout": "codexTimeout"}
+                  "codex_timeout": "codexTimeout", "turn_ids": "turnIds"}
 
 
 def now() -> str:
@@ -80,6 +80,7 @@ class Session:
     codex_process: str = "perProject"
     max_running: int = 5
     codex_timeout: float = 30.0
+    turn_ids: list[str] = field(default_factory=list)  # Codex's id of each turn, in order
     # Where its Codex is: starting, ready, failed, stopped, interrupted.
     phase: str = "starting"
     recorded_status: str | None = None  # the status another sidecar recorded
@@ -88,6 +89,7 @@ class Session:
     turn_active: bool = False
     turn_id: str | None = None
     next_prompt: str | None = None
+    next_review: dict[str, Any] | None = None  # the queued turn is a review of this target
     pending: dict[str, Pending] = field(default_factory=dict)
     request_counter: int = 0
     log: TurnLog = field(default_factory=TurnLog)
@@ -221,7 +223,7 @@ class Session:
 
     def begin_turn(self) -> str:
         """The queued prompt becomes a running turn; returns the prompt."""
-        prompt, self.next_prompt = self.next_prompt or "", None
+        prompt, self.next_prompt, self.next_review = self.next_prompt or "", None, None
         self.turn_active = True
         self.turn_id = None
         self.turns += 1
@@ -233,6 +235,7 @@ class Session:
 
     def turn_accepted(self, turn_id: str) -> None:
         self.turn_id = turn_id
+        self.turn_ids.append(turn_id)
         self.last_turn = {"id": turn_id, "status": "inProgress", "error": None}
 
     def end_turn(self, status: str, error: str | None = None) -> None:
@@ -250,6 +253,7 @@ class Session:
 
     def drop_prompt(self) -> None:
         self.next_prompt = None
+        self.next_review = None
 
     def process_started(self, pid: int | None) -> None:
         self.phase = "starting"
@@ -265,7 +269,7 @@ class Session:
         """Its Codex is gone: failed, stopped or interrupted; a running turn ends with it."""
         if self.turn_active:
             self.end_turn("failed" if phase == "failed" else "interrupted", error)
-        self.next_prompt = None
+        self.drop_prompt()
         self.pending.clear()
         self.phase = phase
         self.pid = None

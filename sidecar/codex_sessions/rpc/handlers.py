@@ -239,6 +239,55 @@ async def session_report(conn: "Connection", raw: Any) -> dict[str, Any]:
     return sessions.report(session)
 
 
+@method("codex/session/fork")
+async def session_fork(conn: "Connection", raw: Any) -> Encoded:
+    sessions, p, source = await _session(conn, P.ForkParams, raw)
+    session = await sessions.fork(conn.state["config"], source, p.new_name, p.at_turn)
+    return Encoded(b'{"session":' + session.wire_json() + b"}")
+
+
+@method("codex/session/review")
+async def session_review(conn: "Connection", raw: Any) -> Encoded:
+    p = P.parse(P.ReviewParams, raw)
+    sessions = await _sessions(conn)
+    session = await sessions.review(conn.state["config"], p.project, p.target, p.name)
+    return Encoded(b'{"session":' + session.wire_json() + b"}")
+
+
+@method("codex/session/steer")
+async def session_steer(conn: "Connection", raw: Any) -> dict[str, Any]:
+    sessions, p, session = await _session(conn, P.SteerParams, raw)
+    turn_id = await sessions.steer(session, p.text)
+    return {"session": session.to_wire(), "turnId": turn_id}
+
+
+@method("codex/project/threads")
+async def project_threads(conn: "Connection", raw: Any) -> dict[str, Any]:
+    p = P.parse(P.ProjectParams, raw)
+    sessions = await _sessions(conn)
+    return {"threads": await sessions.threads(conn.state["config"], p.project)}
+
+
+@method("codex/session/adopt")
+async def session_adopt(conn: "Connection", raw: Any) -> Encoded:
+    p = P.parse(P.AdoptParams, raw)
+    sessions = await _sessions(conn)
+    session = await sessions.adopt(conn.state["config"], p.project, p.thread_id, p.name)
+    return Encoded(b'{"session":' + session.wire_json() + b"}")
+
+
+@method("codex/models")
+async def models(conn: "Connection", raw: Any) -> dict[str, Any]:
+    sessions = await _sessions(conn)
+    return {"models": await sessions.models(conn.state["config"])}
+
+
+@method("codex/account/limits")
+async def account_limits(conn: "Connection", raw: Any) -> dict[str, Any]:
+    sessions = await _sessions(conn)
+    return await sessions.limits(conn.state["config"])
+
+
 @method("codex/daemon/status")
 async def daemon_status(conn: "Connection", raw: Any) -> dict[str, Any]:
     app: App = conn.state["app"]

@@ -109,6 +109,27 @@ class TranscriptParams(SessionRef):
     limit: int = Field(default=1000, ge=1, le=10000)
 
 
+class ForkParams(SessionRef):
+    new_name: str
+    at_turn: Optional[int] = Field(default=None, ge=1)
+
+
+class ReviewParams(Params):
+    project: str
+    target: Any = "uncommittedChanges"  # or {baseBranch} or {commit}; checked by the core
+    name: Optional[str] = None
+
+
+class SteerParams(SessionRef):
+    text: str = Field(min_length=1)
+
+
+class AdoptParams(Params):
+    project: str
+    thread_id: str = Field(min_length=1)
+    name: str
+
+
 class DaemonStopParams(Params):
     only_if_idle: bool = False
 
