@@ -83,7 +83,7 @@ class Runner:
         """Wait for Codex, then start, resume or fork the session's thread."""
         session, process = self.session, self.process
         assert process
-        params: dict[str, Any] = {"cwd": session.project.root,
+        params: dict[str, Any] = {"cwd": session.workdir,
                                   "approvalPolicy": session.approval_policy,
                                   "sandbox": session.sandbox}
         if session.model:
@@ -110,7 +110,7 @@ class Runner:
             return
         if self.process is not process:
             return  # killed meanwhile
-        watch = self.core.watch(session.project.root)
+        watch = self.core.watch(session.workdir)
         if watch.last is None:
             await watch.reset()  # the baseline its commands are compared with
         thread_id = result["thread"]["id"]
@@ -194,6 +194,19 @@ class Runner:
             self.changed()
         return turn_id
 
+    def flag(self, problem: str) -> None:
+        """Something the user must hear of (an overlap): a blocker in its report, now."""
+        session = self.session
+        if problem in session.overlaps:
+            return
+        session.overlaps.append(problem)
+        if session.report is not None and not session.turn_active:
+            report = session.report
+            session.report = {**report, "blockers": [*report["blockers"], problem],  # type: ignore[typeddict-item]
+                              "status": "failed" if report["status"] == "failed" else "blocked"}
+        self.record(session.item("error", text=problem, overlap=True))
+        self.changed()
+
     def note(self, text: str, **fields: Any) -> None:
         """A line in the transcript from the sidecar itself (a fork's origin, a review's target)."""
         self.record(self.session.item("note", text=text, **fields))
@@ -201,7 +214,7 @@ class Runner:
     async def end_turn(self, status: str, error: str | None = None) -> None:
         """The turn is over (completed, failed or interrupted): report and free the slot."""
         session = self.session
-        await self.core.watch(session.project.root).lock_free()  # its commands' changes first
+        await self.core.watch(session.workdir).lock_free()  # its commands' changes first
         if not session.turn_active:
             return
         await self.keep_streamed_text()
@@ -344,6 +357,7 @@ class Runner:
             self.open_streams.discard(item.get("itemId") or "")
             self.core.store.drop_pieces(self.session.id, item.get("itemId"))
         elif item["kind"] == "fileChange":
+            self.core.wrote(self.session, [c["path"] for c in item["changes"]])
             self.changed()
         elif item["kind"] == "command":
             asyncio.create_task(self._observe(codex_item))
@@ -412,11 +426,12 @@ class Runner:
         end = command.get("completedAtMs") or time.time() * 1000
         start = min(command.get("startedAtMs") or end,
                     self.command_floor.pop(command.get("id", ""), end))
-        found = await self.core.watch(session.project.root).changes_during(start, end)
+        found = await self.core.watch(session.workdir).changes_during(start, end)
         fresh = [c for c in found if c["path"] not in session.log.changed]
         if fresh and session.turn_active:
             session.note_changed([c["path"] for c in fresh])
             self.record(session.item("fileChange", changes=fresh))
+            self.core.wrote(session, [c["path"] for c in fresh])
             self.changed()
 
 

@@ -24,10 +24,11 @@ from ..codex.appserver import AppServerError, AppServerTimeout
 from ..codex.pool import Pool
 from ..codex.reaper import Reaper
 from ..config import ClientConfig
-from ..errors import CodexUnavailable, InvalidParams, InvalidState, NameTaken, SessionBusy
+from ..errors import (CodexUnavailable, InvalidParams, InvalidProject, InvalidState, NameTaken,
+                      SessionBusy)
 from ..store import NameHeld, Store
-from ..wire import FORGOTTEN, SHOW_MESSAGE
-from . import changes, events
+from ..wire import FORGOTTEN, OVERLAP, SHOW_MESSAGE
+from . import changes, events, scopes, worktrees
 from .projects import Project, check_name, resolve_project
 from .registry import Registry, alive
 from .report import render
@@ -55,6 +56,27 @@ class Core:
         self.reaper: Reaper | None = None
         self.pool = Pool(None)
         self._watches: dict[str, changes.ProjectWatch] = {}
+        self._writers: dict[tuple[str, str], list[str]] = {}  # (work tree, file): who changed it
+
+    def wrote(self, session: Session, paths: list[str]) -> None:
+        """`session` changed these files: flag writes outside its scope and shared files."""
+        for path in paths:
+            if session.role == "worker" and session.write_scope and \
+                    not scopes.in_scope(path, session.write_scope):
+                self.runner(session).flag(f"wrote outside its scope "
+                                          f"({', '.join(session.write_scope)}): {path}")
+                self.emit(OVERLAP, {"path": path, "sessions": [session.id], "reason": "outOfScope"})
+            writers = self._writers.setdefault((session.workdir, path), [])
+            if session.id in writers:
+                continue
+            writers.append(session.id)
+            if len(writers) < 2:
+                continue
+            involved = [s for s in (self.registry.get(i) for i in writers) if s is not None]
+            for one in involved:
+                others = ", ".join(o.name for o in involved if o is not one)
+                self.runner(one).flag(f"overlap: {path} was also changed by {others}")
+            self.emit(OVERLAP, {"path": path, "sessions": list(writers), "reason": "sameFile"})
 
     def _wire_of(self, session_id: str) -> bytes | None:
         session = self.registry.get(session_id)
@@ -198,8 +220,12 @@ class Sessions(Core):
 
     async def start(self, client: ClientConfig, project_path: str, name: str,
                     prompt: str | None = None, reuse: bool = True, fresh: bool = False,
-                    **options: Any) -> tuple[Session, bool]:
-        """Start a session; a name that had a session means that session unless `fresh`."""
+                    warnings: list[str] | None = None, **options: Any) -> tuple[Session, bool]:
+        """Start a session; a name that had a session means that session unless `fresh`.
+
+        `warnings` (when given) receives what the user should know (uncommitted changes a
+        work tree lacks, a write scope that meets another worker's).
+        """
         await self.ready()
         project = resolve_project(project_path)
         check_name(name)
@@ -221,7 +247,7 @@ class Sessions(Core):
             return earlier, False
         if earlier is not None:  # a fresh conversation: the old one keeps its record, renamed
             self.runner(earlier).rename(self.registry.free_name(project, name))
-        session, runner = await self._create(client, project, name, **options)
+        session, runner = await self._create(client, project, name, warnings, **options)
         if prompt:
             runner.prompt(prompt)
         asyncio.create_task(runner.open_thread())
@@ -229,18 +255,34 @@ class Sessions(Core):
         return session, True
 
     async def _create(self, client: ClientConfig, project: Project, name: str,
-                      **options: Any) -> tuple[Session, Runner]:
+                      warnings: list[str] | None = None, **options: Any) -> tuple[Session, Runner]:
         """A new session with its Codex starting: limits checked, name taken, process spawned."""
         check_name(name)
         if self.registry.live_named(project, name) is not None:
             raise NameTaken(f"a session named {name!r} is already running in {project.root}",
                             {"field": "name"})
         self.registry.check_limit(project, client.max_sessions_per_project)
+        options = {k: v for k, v in options.items() if v is not None}
+        if options.get("role") == "explorer":
+            options["sandbox"] = "read-only"  # an explorer looks; it never writes
+        isolation = options.get("isolation") or client.isolation
+        options["isolation"] = isolation
         session = Session.new(
             name, project, client.output_limit_bytes, codex_command=list(client.codex_command),
             codex_env=dict(client.codex_env), codex_process=client.codex_process,
             max_running=client.max_running, codex_timeout=client.codex_timeout, **options)
-        await self._claim(session)
+        told = warnings if warnings is not None else []
+        if isolation == "worktree":
+            folder = self.store.state_dir / "worktrees" / project.hash / f"{name}-{session.id}"
+            tree, found = await worktrees.create(project.root, folder, name)
+            session.worktree = {**tree.to_wire(), "merged": False}
+            told += found
+        told += self._scope_warnings(session)
+        try:
+            await self._claim(session)
+        except BaseException:
+            await self._drop_worktree(session)
+            raise
         self.registry.add(session)
         runner = self.runner(session)
         try:
@@ -248,6 +290,7 @@ class Sessions(Core):
         except OSError as exc:
             self.registry.remove(session)
             await self.store.forget(session.id)
+            await self._drop_worktree(session)
             raise CodexUnavailable(
                 f"cannot run Codex ({shlex.join(session.codex_command)}): {exc.strerror or exc}. "
                 "Install it with `npm install -g @openai/codex`, or point codexCommand / "
@@ -389,6 +432,77 @@ class Sessions(Core):
             runner.changed()
             raise CodexUnavailable(session.error) from None
         asyncio.create_task(runner.open_thread(resume=True))
+
+    def _scope_warnings(self, session: Session) -> list[str]:
+        if session.role != "worker" or not session.write_scope:
+            return []
+        found = []
+        for other in self.registry.in_project(session.project.root):
+            if other.live and other.role == "worker" and other.write_scope and \
+                    other.workdir == session.workdir:
+                for mine, theirs in scopes.intersect(session.write_scope, other.write_scope):
+                    found.append(f"write scope {mine} meets {other.name}'s {theirs} in the same "
+                                 "work tree: the two may change the same files")
+        return found
+
+    async def _drop_worktree(self, session: Session) -> None:
+        if session.worktree:
+            await worktrees.discard(session.project.root, _tree(session))
+
+    # ---- isolation: diff, merge, discard ---------------------------------------------------
+
+    async def diff(self, session: Session) -> dict[str, Any]:
+        """What the session changed: against its base (work tree) or the files it was seen
+        changing (shared tree), as a unified diff."""
+        if session.worktree:
+            if not os.path.isdir(session.worktree["path"]):
+                return {"diff": "", "files": [], "overlaps": []}
+            found = await worktrees.diff(session.worktree["path"], session.worktree["base"])
+        else:
+            if not await worktrees.is_git(session.project.root):
+                raise InvalidProject(f"{session.project.root} is not a git repository: there is no "
+                                     "base to diff against")
+            found = await worktrees.diff(session.project.root, "HEAD", list(session.changed_files))
+        found["overlaps"] = self._tree_overlaps(session, [f["path"] for f in found["files"]])
+        return found
+
+    def _tree_overlaps(self, session: Session, paths: list[str]) -> list[dict[str, Any]]:
+        """Other unmerged work-tree sessions of the project that changed the same files."""
+        found = []
+        for other in self.registry.in_project(session.project.root):
+            if other is session or not other.worktree or other.worktree.get("merged"):
+                continue
+            for path in sorted(set(paths) & set(other.changed_files)):
+                found.append({"path": path, "sessions": [session.id, other.id]})
+        return found
+
+    async def merge(self, session: Session, strategy: str) -> dict[str, Any]:
+        """A work-tree session's changes into the main work tree: staged, not committed."""
+        if not session.worktree:
+            raise InvalidState(f"session {session.name!r} works in the project's own tree: there is "
+                               "nothing to merge", {"id": session.id})
+        if session.turn_active:
+            raise SessionBusy(f"session {session.name!r} is {session.status}; merge when its turn "
+                              "has ended", {"id": session.id})
+        message = _commit_message(session)
+        files = await worktrees.merge(session.project.root, _tree(session), strategy, message)
+        session.worktree = {**session.worktree, "merged": True}
+        self.runner(session).note(f"Merged into {session.project.root} ({strategy}), staged: "
+                                  + (", ".join(files) or "no changes"))
+        self.runner(session).changed()
+        return {"session": session.to_wire(), "files": files, "message": message}
+
+    async def discard(self, session: Session) -> None:
+        """Remove a work-tree session's work tree and branch (its record stays)."""
+        if not session.worktree:
+            raise InvalidState(f"session {session.name!r} has no work tree to discard",
+                               {"id": session.id})
+        if session.live:
+            await self.runner(session).end_process("stopped")
+        await worktrees.discard(session.project.root, _tree(session))
+        self.runner(session).note(f"Discarded the work tree and the branch {session.worktree['branch']}")
+        session.worktree = None
+        self.runner(session).changed()
 
     # ---- Codex's thread model: fork, review, adopt, steer ---------------------------------
 
@@ -597,3 +711,19 @@ def _iso(value: Any) -> str | None:
         return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds").replace(
             "+00:00", "Z")
     return value if isinstance(value, str) else None
+
+
+def _tree(session: Session) -> worktrees.Worktree:
+    tree = session.worktree or {}
+    return worktrees.Worktree(tree["path"], tree["branch"], tree["base"])
+
+
+def _commit_message(session: Session) -> str:
+    """A suggested commit message, from the session's title and its last report."""
+    title = (session.title or session.name).splitlines()[0][:72]
+    body = []
+    if session.report:
+        body.append(session.report["summary"])
+        if session.report["verified"]:
+            body.append("Verified: " + ", ".join(session.report["verified"]))
+    return f"{title}\n\n" + "\n".join(body) + f"\n\ncodex-sessions: {session.name}\n"

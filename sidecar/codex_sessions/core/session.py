@@ -33,6 +33,8 @@ SHARED_FIELDS = {
     "title": "title", "started_at": "startedAt", "turn_started_at": "turnStartedAt",
     "finished_at": "finishedAt", "turns": "turns", "last_turn": "lastTurn",
     "changed_files": "changedFiles", "usage": "usage", "error": "error", "report": "report",
+    "isolation": "isolation", "worktree": "worktree", "role": "role", "write_scope": "writeScope",
+    "overlaps": "overlaps",
 }
 # Kept in the record only: how to run this session's Codex again.
 PRIVATE_FIELDS = {"codex_command": "codexCommand", "codex_env": "codexEnv",
@@ -75,6 +77,11 @@ class Session:
     usage: dict[str, int] = field(default_factory=lambda: {"inputTokens": 0, "outputTokens": 0})
     error: str | None = None
     report: Report | None = None
+    isolation: str = "shared"
+    worktree: dict[str, Any] | None = None  # {path, branch, base, merged}
+    role: str = "worker"
+    write_scope: list[str] = field(default_factory=list)
+    overlaps: list[str] = field(default_factory=list)  # files others changed too, in words
     codex_command: list[str] = field(default_factory=list)
     codex_env: dict[str, str] = field(default_factory=dict)
     codex_process: str = "perProject"
@@ -125,6 +132,11 @@ class Session:
         if self.next_prompt is not None:
             return "queued"
         return "idle"
+
+    @property
+    def workdir(self) -> str:
+        """Where its Codex works: its own work tree, or the project's."""
+        return self.worktree["path"] if self.worktree else self.project.root
 
     @property
     def busy(self) -> bool:
@@ -301,4 +313,4 @@ def report_of(session: Session) -> Report:
     turn_status = None if session.turn_active else (session.last_turn or {}).get("status")
     error = session.error if session.phase == "failed" else None
     return build_report(session.name, turn_status, session.log,
-                        [describe(p) for p in session.pending.values()], error)
+                        [describe(p) for p in session.pending.values()], error, session.overlaps)
