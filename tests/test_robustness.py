@@ -140,7 +140,7 @@ def test_fuzzed_frames_and_params_never_stop_a_connection(tmp_path):
             await app.sessions.shutdown()
         return out
 
-    @settings(max_examples=150, derandomize=True, deadline=None,
+    @settings(max_examples=100, derandomize=True, deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(st.lists(messages.map(lambda m: _frame_json(m)) | junk, max_size=6))
     def check(chunks: list[bytes]) -> None:
