@@ -290,7 +290,7 @@
 (defun my-codex-test-list-names (buf)
   "Return the session names in the list buffer BUF, top to bottom."
   (with-current-buffer buf
-    (mapcar (lambda (entry) (aref (cadr entry) 1)) tabulated-list-entries)))
+    (mapcar (lambda (entry) (aref (cadr entry) 2)) tabulated-list-entries)))
 
 (defvar my-codex-test-requests nil
   "Methods of the requests sent to the sidecar, most recent first.")
@@ -335,12 +335,12 @@
             ;; failed, what a finished one reported.
             (should (string-match-p "ultra +beta +waiting .*waits: touch beta.txt" text))
             (should (string-match-p "ultra +gamma +failed .*Codex exited" text))
-            (should (string-match-p "ultra +delta +running +[0-9]+s slow: 30" text))
+            (should (string-match-p "ultra +delta +running +[0-9]+s .*slow: 30" text))
             (should (string-match-p "ultra +alpha +idle .*done: alpha is done" text)))
           (my-codex-test-result 'list-header (my-codex-test-header))
           ;; a answers the line's approval.
           (goto-char (point-min))
-          (should (search-forward-regexp "^ *ultra +beta" nil t))
+          (should (search-forward-regexp "^ *[0-9]* +ultra +beta" nil t))
           (should (eq (key-binding (kbd "a")) #'my-codex-accept))
           (should (eq (key-binding (kbd "d")) #'my-codex-decline))
           (call-interactively #'my-codex-accept)
@@ -348,7 +348,7 @@
           (should (file-exists-p (expand-file-name "beta.txt" my-codex-test-project)))
           ;; c cancels the running turn of the line.
           (goto-char (point-min))
-          (should (search-forward-regexp "^ *ultra +delta" nil t))
+          (should (search-forward-regexp "^ *[0-9]* +ultra +delta" nil t))
           (should (eq (key-binding (kbd "c")) #'my-codex-list-cancel))
           (call-interactively #'my-codex-list-cancel)
           (my-codex-test-wait-status "delta" "idle")
@@ -356,19 +356,19 @@
                          "interrupted"))
           ;; R shows the report.
           (goto-char (point-min))
-          (search-forward-regexp "^ *ultra +alpha")
+          (search-forward-regexp "^ *[0-9]* +ultra +alpha")
           (call-interactively #'my-codex-list-report)
           (should (string-match-p "^Session: alpha\nStatus: done"
                                   (with-current-buffer "*my-codex report*" (buffer-string))))
           ;; r renames, k kills: a stopped session leaves the list...
           (goto-char (point-min))
-          (search-forward-regexp "^ *ultra +alpha")
+          (search-forward-regexp "^ *[0-9]* +ultra +alpha")
           (cl-letf (((symbol-function 'read-string) (lambda (&rest _) "omega")))
             (call-interactively #'my-codex-list-rename))
           (my-codex-test-wait "omega listed"
                               (lambda () (member "omega" (my-codex-test-list-names list))))
           (goto-char (point-min))
-          (search-forward-regexp "^ *ultra +omega")
+          (search-forward-regexp "^ *[0-9]* +ultra +omega")
           (call-interactively #'my-codex-list-kill)
           (my-codex-test-wait "omega gone"
                               (lambda () (not (member "omega" (my-codex-test-list-names list)))))
@@ -377,7 +377,7 @@
           (call-interactively #'my-codex-list-toggle-stopped)
           (should (member "omega" (my-codex-test-list-names list)))
           (goto-char (point-min))
-          (search-forward-regexp "^ *ultra +omega")
+          (search-forward-regexp "^ *[0-9]* +ultra +omega")
           (should (eq (key-binding (kbd "D")) #'my-codex-forget-session))
           (let ((asked nil))
             (cl-letf (((symbol-function 'yes-or-no-p) (lambda (prompt) (setq asked prompt) t)))
@@ -396,7 +396,7 @@
             (should (equal (sort names #'string<) '("beta" "delta" "gamma"))))
           ;; RET visits.
           (goto-char (point-min))
-          (search-forward-regexp "^ *ultra +beta")
+          (search-forward-regexp "^ *[0-9]* +ultra +beta")
           (call-interactively #'my-codex-list-visit)
           (should (equal (buffer-name) (plist-get (my-codex-test-session "beta") :bufferName))))
         ;; A prefix argument lists every project.
@@ -405,14 +405,14 @@
         (let ((all (let ((current-prefix-arg '(4)))
                      (call-interactively #'my-codex-list-sessions))))
           (my-codex-test-wait "other/main listed"
-                              (lambda () (string-match-p "^ *other +main"
+                              (lambda () (string-match-p "^ *[0-9]* +other +main"
                                                          (with-current-buffer all (buffer-string))))))
         (let ((mine (my-codex-list-sessions)))
           (should-not (member "main" (my-codex-test-list-names mine)))
           ;; K kills all of the line's project, asking once.
           (with-current-buffer mine
             (goto-char (point-min))
-            (search-forward-regexp "^ *ultra +beta")
+            (search-forward-regexp "^ *[0-9]* +ultra +beta")
             (let ((asked 0))
               (cl-letf (((symbol-function 'yes-or-no-p) (lambda (&rest _) (cl-incf asked) t)))
                 (call-interactively #'my-codex-list-kill-all))
