@@ -139,6 +139,23 @@ def test_list_ordering_and_keys(offline, project, tmp_path):
     assert "waits: touch beta.txt" in r["list-text"]
 
 
+def git(project: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=project, capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_worktrees_diff_merge_and_discard(offline, project, tmp_path):
+    r = run_ert("my-codex-test-worktrees-diff-merge-discard", offline, project, tmp_path)
+    assert "+left" in r["diff-text"] and "+right" not in r["diff-text"]
+    assert "shared.txt" in r["refused"]
+    assert (project / "shared.txt").read_text() == "left\n"
+    log = git(project, "log", "-1", "--format=%B")
+    assert "codex-sessions: left" in log and git(project, "status", "--porcelain").strip() == "?? notes.txt"
+    assert git(project, "worktree", "list").count("\n") == 1
+    assert "codex/" not in git(project, "branch", "--list")
+    assert not Path(r["left-tree"]).exists()
+
+
 def test_errors_are_user_errors(offline, project, tmp_path):
     r = run_ert("my-codex-test-errors-are-user-errors", offline, project, tmp_path)
     assert r["bad-name"].startswith("name: ")

@@ -419,6 +419,132 @@
               (should (= asked 1))))
           (should-not (seq-filter #'my-codex--live-p (my-codex--list (my-codex--project)))))))))
 
+;;;; Work trees of their own: options, diff, merge, discard
+
+(defun my-codex-test-git (&rest args)
+  "Run git with ARGS in the test project; return its output lines."
+  (let ((default-directory my-codex-test-project))
+    (apply #'process-lines "git" args)))
+
+(defun my-codex-test-list-line (buf name)
+  "Move point to the line of session NAME in the list buffer BUF; return the line."
+  (with-current-buffer buf
+    (goto-char (point-min))
+    (unless (re-search-forward (format "^ *[0-9]* +ultra +%s " (regexp-quote name)) nil t)
+      (ert-fail (list 'no-list-line name (buffer-string))))
+    (beginning-of-line)
+    (buffer-substring-no-properties (point) (line-end-position))))
+
+(ert-deftest my-codex-test-worktrees-diff-merge-discard ()
+  "C-u C-u asks for a work tree; diff shows each; merge stages and offers a commit; discard asks."
+  (my-codex-test-in-project
+    (with-temp-file (expand-file-name "notes.txt" my-codex-test-project) (insert "uncommitted\n"))
+    (let ((my-codex-test-messages nil) asked)
+      ;; C-u C-u: the options, asked in turn; empty model and effort: Codex's defaults.
+      (cl-letf (((symbol-function 'completing-read)
+                 (lambda (prompt _collection &rest _)
+                   (push prompt asked)
+                   (cond ((string-prefix-p "Start Codex session with options" prompt) "left")
+                         ((string-prefix-p "Work in" prompt) "worktree")
+                         ((string-prefix-p "Role" prompt) "worker")
+                         (t ""))))
+                ((symbol-function 'read-string)
+                 (lambda (prompt &rest _)
+                   (push prompt asked)
+                   (if (string-prefix-p "First prompt" prompt) "run: echo left > shared.txt" ""))))
+        (let ((current-prefix-arg '(16)))
+          (call-interactively #'my-codex-start-session)))
+      (should (equal (mapcar (lambda (p) (car (split-string p "[ (]"))) (reverse asked))
+                     '("Start" "Work" "Role" "Write" "Model" "Reasoning" "First")))
+      ;; The sidecar's warning: the work tree does not get the uncommitted file.
+      (should (cl-some (lambda (m) (string-match-p "ultra/left started; .*notes.txt" m))
+                       my-codex-test-messages)))
+    (my-codex-start-session "right" "run: echo right > shared.txt" nil '(:isolation "worktree"))
+    (my-codex-test-wait-turns "left" 1)
+    (my-codex-test-wait-turns "right" 1)
+    (let* ((left (my-codex-test-session "left"))
+           (tree (plist-get (plist-get left :worktree) :path))
+           (list (my-codex-list-sessions)))
+      (should (equal (plist-get (plist-get left :worktree) :branch) "codex/left"))
+      (should (file-exists-p (expand-file-name "shared.txt" tree)))
+      (should-not (file-exists-p (expand-file-name "shared.txt" my-codex-test-project)))
+      (my-codex-test-result 'left-tree tree)
+      (with-current-buffer (my-codex--buffer-of (plist-get left :id))
+        (should (string-match-p "tree codex/left" (my-codex-test-header))))
+      ;; The list says whose work is not merged yet.
+      (my-codex-test-wait "both unmerged"
+                          (lambda () (and (string-match-p " unmerged " (my-codex-test-list-line list "left"))
+                                          (string-match-p " unmerged " (my-codex-test-list-line list "right")))))
+      ;; = on a line shows its diff: files as buttons, the other session's change named.
+      (my-codex-test-list-line list "left")
+      (should (eq (key-binding (kbd "=")) #'my-codex-diff))
+      (let ((diff (with-current-buffer list (call-interactively #'my-codex-diff))))
+        (with-current-buffer diff
+          (should (derived-mode-p 'diff-mode))
+          (let ((text (my-codex-test-text diff)))
+            (my-codex-test-result 'diff-text text)
+            (should (string-match-p "^  added +shared.txt  \\+1 -0$" text))
+            (should (string-match-p "^  ! shared.txt was changed by ultra/right too$" text))
+            (should (string-match-p "^\\+left$" text)))
+          (goto-char (point-min))
+          (re-search-forward "^  added +")
+          (push-button (point))
+          (should (equal (buffer-file-name) (expand-file-name "shared.txt" tree)))
+          (kill-buffer))
+        ;; From the diff, C-c C-m merges: staged, not committed; a commit buffer
+        ;; offers the suggested message.
+        (with-current-buffer diff
+          (should (eq (key-binding (kbd "C-c C-m")) #'my-codex-merge-session))
+          (call-interactively #'my-codex-merge-session)))
+      (should (equal (my-codex-test-git "diff" "--cached" "--name-only") '("shared.txt")))
+      (should (= 1 (length (my-codex-test-git "log" "--oneline"))))
+      (let ((commit (get-buffer "*codex commit: ultra/left*")))
+        (should commit)
+        (with-current-buffer commit
+          (should (derived-mode-p 'log-edit-mode))
+          (should (string-match-p "^codex-sessions: left$" (buffer-string)))
+          (should (equal (log-edit-files) '("shared.txt")))
+          (let ((my-codex-test-messages nil))
+            (call-interactively #'log-edit-done)
+            (my-codex-test-wait "committed"
+                                (lambda () (cl-some (lambda (m) (string-match-p "^Committed in " m))
+                                                    my-codex-test-messages))))))
+      (should (= 2 (length (my-codex-test-git "log" "--oneline"))))
+      (my-codex-test-wait "left merged" (lambda () (string-match-p " merged " (my-codex-test-list-line list "left"))))
+      ;; The second merge is refused, naming the file; C-u asked for the strategy.
+      (my-codex-test-list-line list "right")
+      (let (asked)
+        (cl-letf (((symbol-function 'completing-read)
+                   (lambda (prompt &rest _) (setq asked prompt) "commit")))
+          (let* ((current-prefix-arg '(4))
+                 (message (with-current-buffer list
+                            (my-codex-test-user-error #'call-interactively #'my-codex-merge-session))))
+            (my-codex-test-result 'refused message)
+            (should (string-match-p "shared.txt" message))))
+        (should (string-prefix-p "Merge strategy" asked)))
+      (should (equal (with-temp-buffer
+                       (insert-file-contents (expand-file-name "shared.txt" my-codex-test-project))
+                       (buffer-string))
+                     "left\n"))
+      ;; A stopped session with a work tree stays listed until it is discarded.
+      (my-codex-kill-session "right")
+      (my-codex-test-wait-status "right" "stopped")
+      (my-codex-test-wait "right listed, stopped"
+                          (lambda () (string-match-p "stopped .* unmerged " (my-codex-test-list-line list "right"))))
+      (my-codex-test-list-line list "right")
+      (should (eq (with-current-buffer list (key-binding (kbd "X"))) #'my-codex-discard-session))
+      (let (asked)
+        (cl-letf (((symbol-function 'yes-or-no-p) (lambda (prompt) (setq asked prompt) nil)))
+          (with-current-buffer list (call-interactively #'my-codex-discard-session)))
+        (should (string-match-p "Discard the work tree .* and the branch codex/right of ultra/right, and its changes that are not merged\\? " asked))
+        (should (plist-get (my-codex-test-session "right") :worktree))
+        (cl-letf (((symbol-function 'yes-or-no-p) (lambda (_) t)))
+          (with-current-buffer list (call-interactively #'my-codex-discard-session))))
+      (my-codex-test-wait "right no longer listed"
+                          (lambda () (not (member "right" (my-codex-test-list-names list)))))
+      (my-codex-discard-session (my-codex-test-session "left"))
+      (should-not (plist-get (my-codex-test-session "left") :worktree)))))
+
 ;;;; Errors
 
 (ert-deftest my-codex-test-errors-are-user-errors ()
