@@ -156,6 +156,10 @@ def test_worktrees_diff_merge_and_discard(offline, project, tmp_path):
     assert not Path(r["left-tree"]).exists()
 
 
+def test_overlaps_and_scopes(offline, project, tmp_path):
+    run_ert("my-codex-test-overlaps-and-scopes", offline, project, tmp_path)
+
+
 def test_errors_are_user_errors(offline, project, tmp_path):
     r = run_ert("my-codex-test-errors-are-user-errors", offline, project, tmp_path)
     assert r["bad-name"].startswith("name: ")

@@ -545,6 +545,43 @@
       (my-codex-discard-session (my-codex-test-session "left"))
       (should-not (plist-get (my-codex-test-session "left") :worktree)))))
 
+(ert-deftest my-codex-test-overlaps-and-scopes ()
+  "Overlaps are announced and marked in the list; scopes warn at start; an explorer is read-only."
+  (my-codex-test-in-project
+    (let ((my-codex-test-messages nil)
+          (list (my-codex-list-sessions)))
+      (my-codex-start-session "alpha" "run: echo a >> same.txt")
+      (my-codex-test-wait-turns "alpha" 1)
+      (let ((beta (my-codex-start-session "beta" "run: echo b >> same.txt")))
+        (my-codex-test-wait-turns "beta" 1)
+        ;; Announced in the echo area, as approvals are.
+        (my-codex-test-wait "the overlap announced"
+                            (lambda () (cl-some (lambda (m) (string-match-p "\\`Codex overlap: ultra/alpha and ultra/beta changed same.txt" m))
+                                                my-codex-test-messages)))
+        ;; In the transcript, the header and the list of both.
+        (my-codex-test-wait-text beta "^Warning: overlap: same.txt was also changed by alpha$")
+        (with-current-buffer beta
+          (should (string-match-p "1 overlap" (my-codex-test-header))))
+        (my-codex-test-wait "both marked"
+                            (lambda () (and (string-match-p "^ *[0-9]+ +ultra +alpha +! +idle"
+                                                            (my-codex-test-list-line list "alpha"))
+                                            (string-match-p "^ *[0-9]+ +ultra +beta +! +idle"
+                                                            (my-codex-test-list-line list "beta"))))))
+      ;; Write scopes that meet warn at start; a write outside one is flagged.
+      (setq my-codex-test-messages nil)
+      (my-codex-start-session "parser" nil nil '(:writeScope ("src/parser/**")))
+      (my-codex-start-session "lexer" "run: echo hi > README.md" nil '(:writeScope ("src/**")))
+      (should (cl-some (lambda (m) (string-match-p "ultra/lexer: write scope src/\\*\\* meets parser's src/parser/\\*\\*" m))
+                       my-codex-test-messages))
+      (my-codex-test-wait "out of scope announced"
+                          (lambda () (member "Codex ultra/lexer wrote README.md, outside its write scope"
+                                             my-codex-test-messages)))
+      ;; An explorer works in Codex's read-only sandbox, and the header says its role.
+      (let ((look (my-codex-start-session "look" nil nil '(:role "explorer"))))
+        (should (equal (plist-get (my-codex-test-session "look") :sandbox) "read-only"))
+        (with-current-buffer look
+          (should (string-match-p "ultra/look .* explorer" (my-codex-test-header))))))))
+
 ;;;; Errors
 
 (ert-deftest my-codex-test-errors-are-user-errors ()
