@@ -27,6 +27,7 @@ import pytest
 import sexpdata
 
 from codex_sessions.testing.sandbox import OfflineCodex, make_git_project
+from test_thread_model import user_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 ELISP = ROOT / "elisp"
@@ -158,6 +159,26 @@ def test_worktrees_diff_merge_and_discard(offline, project, tmp_path):
 
 def test_overlaps_and_scopes(offline, project, tmp_path):
     run_ert("my-codex-test-overlaps-and-scopes", offline, project, tmp_path)
+
+
+def asked_with(offline, text: str) -> list[str]:
+    """The user messages of the latest request to the model whose last one was TEXT."""
+    for body in reversed(offline.model.requests):
+        texts = user_texts(body)
+        if texts and texts[-1] == text:
+            return texts
+    raise AssertionError(f"the model was never asked {text!r}")
+
+
+def test_fork_from_here(offline, project, tmp_path):
+    run_ert("my-codex-test-fork-from-here", offline, project, tmp_path)
+    assert asked_with(offline, "say: four") == ["say: one", "say: four"]
+    assert asked_with(offline, "say: five") == ["say: one", "say: two", "say: three", "say: five"]
+
+
+def test_steer_a_running_turn(offline, project, tmp_path):
+    run_ert("my-codex-test-steer-a-running-turn", offline, project, tmp_path)
+    assert asked_with(offline, "say: steered") == ["slow: 20", "say: steered"]
 
 
 def test_errors_are_user_errors(offline, project, tmp_path):

@@ -582,6 +582,91 @@
         (with-current-buffer look
           (should (string-match-p "ultra/look .* explorer" (my-codex-test-header))))))))
 
+;;;; Codex's threads: fork, review, steer, adopt, models
+
+(ert-deftest my-codex-test-fork-from-here ()
+  "C-c C-f on a turn continues from it in a new session; at the prompt, from the last."
+  (my-codex-test-in-project
+    (let ((buf (my-codex-start-session "main" "say: one")))
+      (my-codex-test-wait-turns "main" 1)
+      (my-codex-send "say: two" "main")
+      (my-codex-test-wait-turns "main" 2)
+      (my-codex-send "say: three" "main")
+      (my-codex-test-wait-turns "main" 3)
+      (my-codex-test-wait-text buf "^three$")
+      (with-current-buffer buf
+        ;; Each turn's text knows its number, the prompt and the answer alike.
+        (dolist (turn '(("say: one" . 1) ("one" . 1) ("two" . 2) ("say: three" . 3)))
+          (goto-char (point-min))
+          (re-search-forward (format "^\\(> \\)?%s$" (car turn)))
+          (should (equal (get-text-property (match-beginning 0) 'my-codex-turn) (cdr turn))))
+        (goto-char (point-min))
+        (re-search-forward "^one$")
+        (should (eq (key-binding (kbd "C-c C-f")) #'my-codex-fork-here))
+        (let (asked)
+          (cl-letf (((symbol-function 'read-string) (lambda (prompt &rest _) (setq asked prompt) "early")))
+            (call-interactively #'my-codex-fork-here))
+          (should (equal asked "Continue ultra/main from turn 1 in a new session named: "))))
+      (let ((early (my-codex--buffer-of (plist-get (my-codex-test-session "early") :id))))
+        (should (eq (window-buffer (selected-window)) early))
+        (my-codex-test-wait-status "early" "idle")
+        (my-codex-test-wait-text early "^\\[Forked from main after turn 1 of 3\\]$")
+        (my-codex-send "say: four" "early")
+        (my-codex-test-wait-turns "early" 2)
+        (my-codex-test-wait-text early "^four$")
+        (with-current-buffer early
+          ;; The fork's own turns go on from its origin's number.
+          (goto-char (point-min))
+          (re-search-forward "^four$")
+          (should (equal (get-text-property (point) 'my-codex-turn) 2))
+          ;; Its origin line visits the turn it came from.
+          (goto-char (point-min))
+          (search-forward "[Forked from")
+          (push-button (point))
+          (should (eq (current-buffer) buf))
+          (should (looking-at "\n?> say: one$"))))
+      ;; At the prompt: every turn.
+      (with-current-buffer buf
+        (goto-char (point-max))
+        (cl-letf (((symbol-function 'read-string) (lambda (&rest _) "whole")))
+          (call-interactively #'my-codex-fork-here)))
+      (my-codex-test-wait-status "whole" "idle")
+      (my-codex-send "say: five" "whole")
+      (my-codex-test-wait-turns "whole" 4)
+      ;; The original is untouched; a fork needs a name of its own.
+      (should (= (plist-get (my-codex-test-session "main") :turns) 3))
+      (with-current-buffer buf
+        (goto-char (point-min))
+        (re-search-forward "^two$")
+        (cl-letf (((symbol-function 'read-string) (lambda (&rest _) "  ")))
+          (should (string-match-p "needs a name"
+                                  (my-codex-test-user-error #'call-interactively #'my-codex-fork-here))))))))
+
+(ert-deftest my-codex-test-steer-a-running-turn ()
+  "RET while a turn runs offers to add the prompt to it; no keeps the prompt."
+  (my-codex-test-in-project
+    (let ((buf (my-codex-start-session "main" "slow: 20")))
+      (my-codex-test-wait-text buf "tick")
+      (with-current-buffer buf
+        (goto-char (point-max))
+        (insert "say: steered")
+        (let (asked)
+          (cl-letf (((symbol-function 'y-or-n-p) (lambda (prompt) (setq asked prompt) nil)))
+            (should (string-match-p "Not sent: Codex ultra/main is still running its turn (C-c C-k cancels it)"
+                                    (my-codex-test-user-error #'call-interactively #'my-codex-return))))
+          (should (equal asked "Codex ultra/main is running a turn: add this to it? "))
+          (should (equal (my-codex--prompt-text) "say: steered")))
+        (cl-letf (((symbol-function 'y-or-n-p) (lambda (_) t)))
+          (call-interactively #'my-codex-return))
+        (should (equal (my-codex--prompt-text) "")))
+      (my-codex-test-wait-text buf "^> say: steered  (added to the running turn)$")
+      (my-codex-test-wait-turns "main" 1 40)
+      (should (string-match-p "^Summary: steered$" (my-codex-session-report "main")))
+      ;; Once the turn ended, sending is a new turn again, without a question.
+      (cl-letf (((symbol-function 'y-or-n-p) (lambda (_) (ert-fail "asked"))))
+        (my-codex-send "say: after" "main"))
+      (my-codex-test-wait-turns "main" 2))))
+
 ;;;; Errors
 
 (ert-deftest my-codex-test-errors-are-user-errors ()
