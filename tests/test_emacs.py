@@ -181,6 +181,18 @@ def test_steer_a_running_turn(offline, project, tmp_path):
     assert asked_with(offline, "say: steered") == ["slow: 20", "say: steered"]
 
 
+def test_review(offline, project, tmp_path):
+    run_ert("my-codex-test-review", offline, project, tmp_path)
+    assert any("against the base branch 'main'" in t for t in user_texts(offline.model.requests[-1]))
+
+
+def test_models_usage_and_limits(offline, project, tmp_path):
+    r = run_ert("my-codex-test-models-usage-and-limits", offline, project, tmp_path)
+    body = next(b for b in reversed(offline.model.requests) if user_texts(b)[-1:] == ["say: tuned"])
+    assert body["model"] == "mock-model-b" and body["reasoning"]["effort"] == "high"
+    assert "mock-model-b" not in r["models"]  # offered from Codex's catalogue, typed freely
+
+
 def test_errors_are_user_errors(offline, project, tmp_path):
     r = run_ert("my-codex-test-errors-are-user-errors", offline, project, tmp_path)
     assert r["bad-name"].startswith("name: ")

@@ -667,6 +667,85 @@
         (my-codex-send "say: after" "main"))
       (my-codex-test-wait-turns "main" 2))))
 
+(ert-deftest my-codex-test-review ()
+  "A review of the uncommitted changes by default; C-u asks for a branch or a commit."
+  (my-codex-test-in-project
+    (with-temp-file (expand-file-name "README.md" my-codex-test-project) (insert "# changed by hand\n"))
+    (should (eq (lookup-key my-codex-command-map (kbd "v")) #'my-codex-review))
+    (let ((buf (call-interactively #'my-codex-review)))
+      (should (eq (window-buffer (selected-window)) buf))
+      (should (equal (buffer-name buf) (plist-get (my-codex-test-session "review") :bufferName)))
+      (my-codex-test-wait-turns "review" 1)
+      (my-codex-test-wait-text buf "^\\[Review of the uncommitted changes\\]$")
+      (my-codex-test-wait-text buf "^  Status: done$")
+      (with-current-buffer buf
+        ;; The sidecar's note comes before any turn: nothing to fork there.
+        (goto-char (point-min))
+        (search-forward "[Review of")
+        (should (string-match-p "No turn here"
+                                (my-codex-test-user-error #'call-interactively #'my-codex-fork-here)))))
+    (let (offered)
+      (cl-letf (((symbol-function 'completing-read)
+                 (lambda (_prompt collection &rest _)
+                   (setq offered (all-completions "" collection))
+                   "main")))
+        (let ((current-prefix-arg '(4)))
+          (call-interactively #'my-codex-review)))
+      (should (member "main" offered)))
+    (let ((buf (my-codex--buffer-of (plist-get (my-codex-test-session "review-2") :id))))
+      (my-codex-test-wait-turns "review-2" 1)
+      (my-codex-test-wait-text buf "^\\[Review of the changes against main\\]$"))
+    ;; Anything that is not a branch is taken for a commit.
+    (cl-letf (((symbol-function 'completing-read) (lambda (&rest _) "abc1234")))
+      (should (equal (my-codex--read-review-target) '(:commit "abc1234"))))
+    (cl-letf (((symbol-function 'completing-read) (lambda (&rest _) "")))
+      (should-error (my-codex--read-review-target) :type 'user-error))))
+
+(ert-deftest my-codex-test-models-usage-and-limits ()
+  "Model and effort by completion from Codex's models; the list and header show them and the tokens."
+  (my-codex-test-in-project
+    (let (models efforts annotation)
+      (cl-letf (((symbol-function 'completing-read)
+                 (lambda (prompt collection &rest _)
+                   (cond ((string-prefix-p "Start Codex session" prompt) "tuned")
+                         ((string-prefix-p "Work in" prompt) "shared")
+                         ((string-prefix-p "Role" prompt) "worker")
+                         ((string-prefix-p "Model" prompt)
+                          (setq models (all-completions "" collection)
+                                annotation (alist-get 'annotation-function
+                                                      (cdr (funcall collection "" nil 'metadata))))
+                          "mock-model-b")
+                         ((string-prefix-p "Reasoning effort" prompt)
+                          (setq efforts (all-completions "" collection))
+                          "high"))))
+                ((symbol-function 'read-string)
+                 (lambda (prompt &rest _) (if (string-prefix-p "First" prompt) "say: tuned" ""))))
+        (should (eq (lookup-key my-codex-command-map (kbd "S")) #'my-codex-start-session-with-options))
+        (call-interactively #'my-codex-start-session-with-options))
+      ;; The models Codex offers, its default said so; efforts of the default model.
+      (should models)
+      (should (cl-some (lambda (m) (string-match-p "(default)" (or (funcall annotation m) ""))) models))
+      (should (member "high" efforts))
+      (my-codex-test-result 'models models))
+    (my-codex-test-wait-turns "tuned" 1)
+    (let ((session (my-codex-test-session "tuned"))
+          (list (my-codex-list-sessions)))
+      (should (equal (plist-get session :model) "mock-model-b"))
+      (should (equal (plist-get session :effort) "high"))
+      (with-current-buffer (my-codex--buffer-of (plist-get session :id))
+        (should (string-match-p "turns 1  mock-model-b high  tokens [0-9.]+k?/[0-9.]+k?" (my-codex-test-header))))
+      (my-codex-test-wait "the list's model and tokens"
+                          (lambda () (string-match-p "idle +[0-9]+s +mock-model-b +[0-9.]+k?/[0-9.]+k? "
+                                                     (my-codex-test-list-line list "tuned"))))
+      ;; Offline, Codex reports no limits: the header says nothing of them.
+      (my-codex-test-wait "limits asked" (lambda () my-codex--limits-time))
+      (with-current-buffer list
+        (should-not (string-match-p "limits" (my-codex-test-header)))
+        ;; With a snapshot as Codex sends it, the list header shows each window.
+        (let ((my-codex--limits '(:primary (:usedPercent 42 :windowDurationMins 300 :resetsAt nil)
+                                  :secondary (:usedPercent 7 :windowDurationMins 10080))))
+          (should (string-match-p "Headline +limits used: 5h 42%, 7d 7%\\'" (my-codex-test-header))))))))
+
 ;;;; Errors
 
 (ert-deftest my-codex-test-errors-are-user-errors ()
