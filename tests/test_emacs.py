@@ -11,6 +11,7 @@ back here with sexpdata and checked independently of the Lisp code.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -27,7 +28,7 @@ import pytest
 import sexpdata
 
 from codex_sessions.testing.sandbox import OfflineCodex, make_git_project
-from test_thread_model import user_texts
+from test_thread_model import _codex_conversation, user_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 ELISP = ROOT / "elisp"
@@ -191,6 +192,20 @@ def test_models_usage_and_limits(offline, project, tmp_path):
     body = next(b for b in reversed(offline.model.requests) if user_texts(b)[-1:] == ["say: tuned"])
     assert body["model"] == "mock-model-b" and body["reasoning"]["effort"] == "high"
     assert "mock-model-b" not in r["models"]  # offered from Codex's catalogue, typed freely
+
+
+def test_adopt_a_codex_conversation(offline, project, tmp_path):
+    """A conversation made by driving `codex app-server` directly, as Codex's own clients do."""
+    async def converse() -> None:
+        server, _ = await _codex_conversation(offline, project, "say: the password is swordfish")
+        await server.close()
+    asyncio.run(converse())
+    run_ert("my-codex-test-adopt-a-codex-conversation", offline, project, tmp_path)
+    assert asked_with(offline, "say: recalled") == ["say: the password is swordfish", "say: recalled"]
+
+
+def test_numbered_jumps(offline, project, tmp_path):
+    run_ert("my-codex-test-numbered-jumps", offline, project, tmp_path)
 
 
 def test_errors_are_user_errors(offline, project, tmp_path):

@@ -746,6 +746,84 @@
                                   :secondary (:usedPercent 7 :windowDurationMins 10080))))
           (should (string-match-p "Headline +limits used: 5h 42%, 7d 7%\\'" (my-codex-test-header))))))))
 
+(ert-deftest my-codex-test-adopt-a-codex-conversation ()
+  "A conversation made in Codex itself is offered, adopted under a name, its history shown."
+  (my-codex-test-in-project
+    (should (eq (lookup-key my-codex-command-map (kbd "A")) #'my-codex-adopt-thread))
+    (let (offered asked)
+      (cl-letf (((symbol-function 'completing-read)
+                 (lambda (_prompt collection &rest _)
+                   (setq offered (all-completions "" collection))
+                   (car offered)))
+                ((symbol-function 'read-string) (lambda (prompt &rest _) (setq asked prompt) "held")))
+        (call-interactively #'my-codex-adopt-thread))
+      (should (equal offered '("say: the password is swordfish")))
+      (should (equal asked "Adopt \"say: the password is swordfish\" as session: ")))
+    (let ((buf (my-codex--buffer-of (plist-get (my-codex-test-session "held") :id))))
+      (my-codex-test-wait-status "held" "idle")
+      (my-codex-test-wait-text buf "^> say: the password is swordfish\nCodex:\nthe password is swordfish$")
+      (my-codex-send "say: recalled" "held")
+      (my-codex-test-wait-turns "held" 2)
+      (with-current-buffer buf
+        ;; Its turns are numbered from Codex's history on.
+        (goto-char (point-min))
+        (re-search-forward "^recalled$")
+        (should (equal (get-text-property (point) 'my-codex-turn) 2))))
+    ;; Nothing else to adopt: said so.
+    (should (string-match-p "Codex has no conversation in .* that is not a session already"
+                            (my-codex-test-user-error #'call-interactively #'my-codex-adopt-thread)))))
+
+;;;; Numbered jumps
+
+(ert-deftest my-codex-test-numbered-jumps ()
+  "C-c x 1 ... C-c x 0 jump to the project's sessions in list order; the list shows the numbers."
+  (my-codex-test-in-project
+    ;; The digits are new keys: every earlier key of the map is as it was.
+    (dolist (binding '(("s" . my-codex-start-session) ("b" . my-codex-switch-session)
+                       ("l" . my-codex-list-sessions) ("a" . my-codex-pending)
+                       ("m" . my-codex-send) ("w" . my-codex-send-region) ("f" . my-codex-send-file)
+                       ("c" . my-codex-cancel) ("k" . my-codex-kill-session)
+                       ("K" . my-codex-kill-all-sessions) ("r" . my-codex-rename-session)
+                       ("R" . my-codex-session-report) ("u" . my-codex-resume-session)
+                       ("D" . my-codex-forget-session) ("e" . my-codex-show-events)
+                       ("E" . my-codex-show-stderr)))
+      (should (eq (lookup-key my-codex-command-map (kbd (car binding))) (cdr binding))))
+    (dotimes (n 10)
+      (should (eq (lookup-key my-codex-command-map (kbd (number-to-string n)))
+                  (intern (format "my-codex-switch-to-session-%d" n)))))
+    (dolist (name '("one" "two" "three"))
+      (my-codex-start-session name)
+      (my-codex-test-wait-status name "idle"))
+    (my-codex-start-session "waits" "run-approved: touch jump.txt")
+    (my-codex-test-wait-status "waits" "waiting")
+    (let* ((list (my-codex-list-sessions))
+           (numbered (mapcar (lambda (s) (plist-get s :name))
+                             (my-codex--numbered (my-codex--root-key my-codex-test-project)))))
+      ;; What waits on you is number 1.
+      (should (equal (car numbered) "waits"))
+      (should (equal (sort (copy-sequence numbered) #'string<) '("one" "three" "two" "waits")))
+      (my-codex-test-wait "numbered lines"
+                          (lambda () (equal (mapcar (lambda (e) (aref (cadr e) 0))
+                                                    (buffer-local-value 'tabulated-list-entries list))
+                                            '("1" "2" "3" "4"))))
+      (should (equal (my-codex-test-list-names list) numbered))
+      (set-buffer (my-codex-test-home))
+      (should (eq (call-interactively (lookup-key my-codex-command-map (kbd "1")))
+                  (my-codex--buffer-of (plist-get (my-codex-test-session "waits") :id))))
+      (set-buffer (my-codex-test-home))
+      (should (equal (buffer-name (call-interactively (lookup-key my-codex-command-map (kbd "3"))))
+                     (plist-get (my-codex-test-session (nth 2 numbered)) :bufferName)))
+      (set-buffer (my-codex-test-home))
+      (should (string-match-p "No Codex session number 10 in .* (it has 4 numbered sessions)"
+                              (my-codex-test-user-error #'call-interactively
+                                                        (lookup-key my-codex-command-map (kbd "0")))))
+      ;; A stopped session leaves the numbers, as it leaves the list.
+      (my-codex-kill-session "waits")
+      (my-codex-test-wait-status "waits" "stopped")
+      (set-buffer (my-codex-test-home))
+      (should (equal (buffer-name (call-interactively #'my-codex-switch-to-session-1))
+                     (plist-get (my-codex-test-session (nth 1 numbered)) :bufferName))))))
+
 ;;;; Errors
 
 (ert-deftest my-codex-test-errors-are-user-errors ()
