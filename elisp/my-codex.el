@@ -1844,12 +1844,9 @@ conversation instead."
 
 (defun my-codex--read-model (models)
   "Read a model among MODELS; return its id, or nil for the default."
-  (let* ((default (seq-find (lambda (m) (eq (plist-get m :isDefault) t)) models))
-         (table (mapcar (lambda (m) (cons (plist-get m :id) m)) models))
+  (let* ((table (mapcar (lambda (m) (cons (plist-get m :id) m)) models))
          (model (completing-read
-                 (format-prompt "Model" (if default
-                                            (format "Codex's default, %s" (plist-get default :id))
-                                          "Codex's default"))
+                 "Model (empty: as Codex is configured): "
                  (lambda (string pred action)
                    (if (eq action 'metadata)
                        `(metadata (display-sort-function . identity)
@@ -1868,10 +1865,10 @@ conversation instead."
   (let* ((found (or (seq-find (lambda (m) (equal (plist-get m :id) model)) models)
                     (seq-find (lambda (m) (eq (plist-get m :isDefault) t)) models)))
          (efforts (append (plist-get found :efforts) nil))
-         (effort (completing-read (format-prompt "Reasoning effort"
-                                                 (or (plist-get found :defaultEffort)
-                                                     "the model's default"))
-                                  efforts nil nil nil nil "")))
+         ;; Codex takes any word here; where the model's efforts are known,
+         ;; a typo should not reach it.
+         (effort (completing-read "Reasoning effort (empty: the model's default): "
+                                  efforts nil (and efforts t) nil nil "")))
     (if (string-empty-p effort) nil effort)))
 
 (defun my-codex--read-start-options ()
@@ -1880,7 +1877,7 @@ conversation instead."
          (earlier (my-codex--named name))
          (fresh (when earlier
                   (when (my-codex--live-p earlier)
-                    (user-error "Codex %s is running: options are for a new session; pick another name or kill it first"
+                    (user-error "Codex %s is live: options are for a new session; pick another name or kill it first"
                                 (my-codex--label earlier)))
                   (or (y-or-n-p (format "Codex %s exists; start a fresh conversation under that name? "
                                         (my-codex--label earlier)))
@@ -2666,49 +2663,79 @@ The numbers follow the list's order: what waits on you first."
   "Major mode listing Codex sessions, what waits on you and what failed on top.
 The list follows the sessions as they change; \\[revert-buffer] asks the
 sidecar again.  The first column numbers the project's sessions for
-\\[my-codex-switch-to-session-1] ... \\[my-codex-switch-to-session-0]; a
-`!' marks a session that changed files another session changed too,
-or wrote outside its write scope; `Tree' says whether a session's own
-work tree is merged yet.
+\\[my-codex-switch-to-session-1] ... \\[my-codex-switch-to-session-0].  Columns that would
+be empty are left out: `Project' (the list of every project has it),
+`!' (a session changed a file another one changed too, or wrote
+outside its write scope), `Model' (chosen at start), `Tokens' (used
+so far, in/out) and `Tree' (whether a session's own work tree is
+merged yet).
 
 \\{my-codex-list-mode-map}"
-  (setq tabulated-list-format
-        [("#" 2 nil :right-align t) ("Project" 12 nil) ("Name" 14 nil) ("!" 1 nil)
-         ("Status" 11 nil) ("Elapsed" 7 nil :right-align t) ("Model" 14 nil)
-         ("Tokens" 9 nil :right-align t) ("Tree" 8 nil) ("Headline" 0 nil)])
   (setq tabulated-list-padding 1)
   (setq tabulated-list-sort-key nil)
   (add-hook 'tabulated-list-revert-hook #'my-codex--list-refresh nil t)
-  (tabulated-list-init-header)
-  (setq header-line-format (list header-line-format '(:eval (my-codex--limits-text)))))
+  (my-codex--list-set-format (my-codex--list-columns nil)))
 
-(defun my-codex--list-entry (session &optional number)
-  "Return the `tabulated-list-entries' entry of SESSION: the sidecar's headline.
-NUMBER is its number in its project's list, or nil."
-  (let ((status (plist-get session :status))
-        (overlaps (append (plist-get session :overlaps) nil)))
-    (list (plist-get session :id)
-          (vector (if number (number-to-string number) "")
-                  (or (plist-get (plist-get session :project) :name) "")
-                  (plist-get session :name)
-                  (if overlaps
-                      (propertize "!" 'face 'my-codex-approval-face
-                                  'help-echo (string-join overlaps "\n"))
-                    "")
-                  (propertize status 'face (my-codex--status-face status))
-                  (my-codex--elapsed session)
-                  (let ((model (plist-get session :model))) (if (stringp model) model ""))
-                  (my-codex--usage session)
-                  (cond ((null (my-codex--tree session)) "")
-                        ((my-codex--unmerged-p session)
-                         (propertize "unmerged" 'face 'my-codex-approval-face
-                                     'help-echo (plist-get (my-codex--tree session) :path)))
-                        (t "merged"))
-                  (let ((headline (or (plist-get session :headline) "")))
-                    (pcase status
-                      ("waiting" (propertize headline 'face 'my-codex-approval-face))
-                      ("failed" (propertize headline 'face 'my-codex-error-face))
-                      (_ headline)))))))
+(defconst my-codex--list-column-specs
+  '((number "#" 2 :right-align t) (project "Project" 12) (name "Name" 14) (marks "!" 1)
+    (status "Status" 11) (elapsed "Elapsed" 7 :right-align t) (model "Model" 14)
+    (tokens "Tokens" 9 :right-align t) (tree "Tree" 8) (headline "Headline" 0))
+  "Every column the session list may show: key, title, width and properties.")
+
+(defun my-codex--list-columns (sessions)
+  "Return the keys of the columns that say something about SESSIONS."
+  (cl-remove-if-not
+   (lambda (key)
+     (pcase key
+       ('project (null my-codex--list-project))
+       ('marks (seq-some (lambda (s) (> (length (plist-get s :overlaps)) 0)) sessions))
+       ('model (seq-some (lambda (s) (stringp (plist-get s :model))) sessions))
+       ('tokens (seq-some (lambda (s) (not (string-empty-p (my-codex--usage s)))) sessions))
+       ('tree (seq-some #'my-codex--tree sessions))
+       (_ t)))
+   (mapcar #'car my-codex--list-column-specs)))
+
+(defvar-local my-codex--list-shown-columns nil
+  "The keys of the columns the current list buffer shows.")
+
+(defun my-codex--list-set-format (columns)
+  "Make the current list buffer show COLUMNS, keys of the column specs."
+  (unless (equal columns my-codex--list-shown-columns)
+    (setq my-codex--list-shown-columns columns)
+    (setq tabulated-list-format
+          (vconcat (mapcar (lambda (key)
+                             (let ((spec (alist-get key my-codex--list-column-specs)))
+                               (append (list (nth 0 spec) (nth 1 spec) nil) (nthcdr 2 spec))))
+                           columns)))
+    (tabulated-list-init-header)
+    (setq header-line-format (list header-line-format '(:eval (my-codex--limits-text))))))
+
+(defun my-codex--list-cell (key session number)
+  "Return the text of the column KEY for SESSION, numbered NUMBER (or nil)."
+  (let ((status (plist-get session :status)))
+    (pcase key
+      ('number (if number (number-to-string number) ""))
+      ('project (or (plist-get (plist-get session :project) :name) ""))
+      ('name (plist-get session :name))
+      ('marks (let ((overlaps (append (plist-get session :overlaps) nil)))
+                (if overlaps
+                    (propertize "!" 'face 'my-codex-approval-face
+                                'help-echo (string-join overlaps "\n"))
+                  "")))
+      ('status (propertize status 'face (my-codex--status-face status)))
+      ('elapsed (my-codex--elapsed session))
+      ('model (let ((model (plist-get session :model))) (if (stringp model) model "")))
+      ('tokens (my-codex--usage session))
+      ('tree (cond ((null (my-codex--tree session)) "")
+                   ((my-codex--unmerged-p session)
+                    (propertize "unmerged" 'face 'my-codex-approval-face
+                                'help-echo (plist-get (my-codex--tree session) :path)))
+                   (t "merged")))
+      ('headline (let ((headline (or (plist-get session :headline) "")))
+                   (pcase status
+                     ("waiting" (propertize headline 'face 'my-codex-approval-face))
+                     ("failed" (propertize headline 'face 'my-codex-error-face))
+                     (_ headline)))))))
 
 (defun my-codex--list-sessions-shown ()
   "Return the sessions to show in the current list buffer, in list order."
@@ -2716,17 +2743,27 @@ NUMBER is its number in its project's list, or nil."
                     (unless my-codex--list-show-stopped #'my-codex--listed-p)))
 
 (defun my-codex--list-entries ()
-  "Return the `tabulated-list-entries' of the current list buffer."
-  (let ((numbers (my-codex--numbers)))
+  "Return the `tabulated-list-entries' of the current list buffer.
+The columns follow what the sessions shown have to say."
+  (let* ((numbers (my-codex--numbers))
+         (sessions (my-codex--list-sessions-shown))
+         (columns (my-codex--list-columns sessions)))
+    (my-codex--list-set-format columns)
     (mapcar (lambda (session)
-              (my-codex--list-entry session (gethash (plist-get session :id) numbers)))
-            (my-codex--list-sessions-shown))))
+              (let ((number (gethash (plist-get session :id) numbers)))
+                (list (plist-get session :id)
+                      (vconcat (mapcar (lambda (key) (my-codex--list-cell key session number))
+                                       columns)))))
+            sessions)))
 
 (defun my-codex--list-render ()
   "Show the sessions of the current list buffer from what Emacs knows."
   (setq tabulated-list-entries (my-codex--list-entries))
   (setq mode-line-process
-        (concat (if my-codex--list-show-stopped " +stopped" "")
+        (concat (if my-codex--list-project
+                    (concat " " (file-name-nondirectory my-codex--list-project))
+                  " every project")
+                (if my-codex--list-show-stopped " +stopped" "")
                 (my-codex--connection-note)))
   (tabulated-list-print t))
 

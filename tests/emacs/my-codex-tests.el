@@ -290,7 +290,8 @@
 (defun my-codex-test-list-names (buf)
   "Return the session names in the list buffer BUF, top to bottom."
   (with-current-buffer buf
-    (mapcar (lambda (entry) (aref (cadr entry) 2)) tabulated-list-entries)))
+    (let ((column (cl-position "Name" tabulated-list-format :key #'car :test #'equal)))
+      (mapcar (lambda (entry) (aref (cadr entry) column)) tabulated-list-entries))))
 
 (defvar my-codex-test-requests nil
   "Methods of the requests sent to the sidecar, most recent first.")
@@ -333,14 +334,14 @@
             (my-codex-test-result 'list-text text)
             ;; The sidecar's headline: what a waiting session waits on, why one
             ;; failed, what a finished one reported.
-            (should (string-match-p "ultra +beta +waiting .*waits: touch beta.txt" text))
-            (should (string-match-p "ultra +gamma +failed .*Codex exited" text))
-            (should (string-match-p "ultra +delta +running +[0-9]+s .*slow: 30" text))
-            (should (string-match-p "ultra +alpha +idle .*done: alpha is done" text)))
+            (should (string-match-p "^ *1 +beta +waiting .*waits: touch beta.txt" text))
+            (should (string-match-p "^ *2 +gamma +failed .*Codex exited" text))
+            (should (string-match-p "^ *3 +delta +running +[0-9]+s .*slow: 30" text))
+            (should (string-match-p "^ *4 +alpha +idle .*done: alpha is done" text)))
           (my-codex-test-result 'list-header (my-codex-test-header))
           ;; a answers the line's approval.
           (goto-char (point-min))
-          (should (search-forward-regexp "^ *[0-9]* +ultra +beta" nil t))
+          (should (search-forward-regexp "^ *[0-9]* +beta" nil t))
           (should (eq (key-binding (kbd "a")) #'my-codex-accept))
           (should (eq (key-binding (kbd "d")) #'my-codex-decline))
           (call-interactively #'my-codex-accept)
@@ -348,7 +349,7 @@
           (should (file-exists-p (expand-file-name "beta.txt" my-codex-test-project)))
           ;; c cancels the running turn of the line.
           (goto-char (point-min))
-          (should (search-forward-regexp "^ *[0-9]* +ultra +delta" nil t))
+          (should (search-forward-regexp "^ *[0-9]* +delta" nil t))
           (should (eq (key-binding (kbd "c")) #'my-codex-list-cancel))
           (call-interactively #'my-codex-list-cancel)
           (my-codex-test-wait-status "delta" "idle")
@@ -356,19 +357,19 @@
                          "interrupted"))
           ;; R shows the report.
           (goto-char (point-min))
-          (search-forward-regexp "^ *[0-9]* +ultra +alpha")
+          (search-forward-regexp "^ *[0-9]* +alpha")
           (call-interactively #'my-codex-list-report)
           (should (string-match-p "^Session: alpha\nStatus: done"
                                   (with-current-buffer "*my-codex report*" (buffer-string))))
           ;; r renames, k kills: a stopped session leaves the list...
           (goto-char (point-min))
-          (search-forward-regexp "^ *[0-9]* +ultra +alpha")
+          (search-forward-regexp "^ *[0-9]* +alpha")
           (cl-letf (((symbol-function 'read-string) (lambda (&rest _) "omega")))
             (call-interactively #'my-codex-list-rename))
           (my-codex-test-wait "omega listed"
                               (lambda () (member "omega" (my-codex-test-list-names list))))
           (goto-char (point-min))
-          (search-forward-regexp "^ *[0-9]* +ultra +omega")
+          (search-forward-regexp "^ *[0-9]* +omega")
           (call-interactively #'my-codex-list-kill)
           (my-codex-test-wait "omega gone"
                               (lambda () (not (member "omega" (my-codex-test-list-names list)))))
@@ -377,7 +378,7 @@
           (call-interactively #'my-codex-list-toggle-stopped)
           (should (member "omega" (my-codex-test-list-names list)))
           (goto-char (point-min))
-          (search-forward-regexp "^ *[0-9]* +ultra +omega")
+          (search-forward-regexp "^ *[0-9]* +omega")
           (should (eq (key-binding (kbd "D")) #'my-codex-forget-session))
           (let ((asked nil))
             (cl-letf (((symbol-function 'yes-or-no-p) (lambda (prompt) (setq asked prompt) t)))
@@ -396,7 +397,7 @@
             (should (equal (sort names #'string<) '("beta" "delta" "gamma"))))
           ;; RET visits.
           (goto-char (point-min))
-          (search-forward-regexp "^ *[0-9]* +ultra +beta")
+          (search-forward-regexp "^ *[0-9]* +beta")
           (call-interactively #'my-codex-list-visit)
           (should (equal (buffer-name) (plist-get (my-codex-test-session "beta") :bufferName))))
         ;; A prefix argument lists every project.
@@ -412,7 +413,7 @@
           ;; K kills all of the line's project, asking once.
           (with-current-buffer mine
             (goto-char (point-min))
-            (search-forward-regexp "^ *[0-9]* +ultra +beta")
+            (search-forward-regexp "^ *[0-9]* +beta")
             (let ((asked 0))
               (cl-letf (((symbol-function 'yes-or-no-p) (lambda (&rest _) (cl-incf asked) t)))
                 (call-interactively #'my-codex-list-kill-all))
@@ -430,7 +431,7 @@
   "Move point to the line of session NAME in the list buffer BUF; return the line."
   (with-current-buffer buf
     (goto-char (point-min))
-    (unless (re-search-forward (format "^ *[0-9]* +ultra +%s " (regexp-quote name)) nil t)
+    (unless (re-search-forward (format "^ *[0-9]* +%s " (regexp-quote name)) nil t)
       (ert-fail (list 'no-list-line name (buffer-string))))
     (beginning-of-line)
     (buffer-substring-no-properties (point) (line-end-position))))
@@ -563,9 +564,9 @@
         (with-current-buffer beta
           (should (string-match-p "1 overlap" (my-codex-test-header))))
         (my-codex-test-wait "both marked"
-                            (lambda () (and (string-match-p "^ *[0-9]+ +ultra +alpha +! +idle"
+                            (lambda () (and (string-match-p "^ *[0-9]+ +alpha +! +idle"
                                                             (my-codex-test-list-line list "alpha"))
-                                            (string-match-p "^ *[0-9]+ +ultra +beta +! +idle"
+                                            (string-match-p "^ *[0-9]+ +beta +! +idle"
                                                             (my-codex-test-list-line list "beta"))))))
       ;; Write scopes that meet warn at start; a write outside one is flagged.
       (setq my-codex-test-messages nil)
