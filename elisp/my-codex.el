@@ -2389,7 +2389,12 @@ sidecar's result: the session, the files and the message."
                 (my-codex--commit root))
               nil
               `((log-edit-listfun . ,(lambda () files))
-                (log-edit-diff-function . ,(lambda () (my-codex-diff (gethash id my-codex--sessions)))))
+                ;; The diff is shown beside the message, which keeps the cursor.
+                (log-edit-diff-function
+                 . ,(lambda ()
+                      (display-buffer (save-current-buffer
+                                        (save-window-excursion
+                                          (my-codex-diff (gethash id my-codex--sessions))))))))
               buf)
     (with-current-buffer buf
       (goto-char (point-min)))

@@ -505,6 +505,12 @@
           (should (derived-mode-p 'log-edit-mode))
           (should (string-match-p "^codex-sessions: left$" (buffer-string)))
           (should (equal (log-edit-files) '("shared.txt")))
+          ;; C-c C-d there shows the session's diff again.
+          (kill-buffer "*codex diff: ultra/left*")
+          (call-interactively #'log-edit-show-diff)
+          (should (eq (current-buffer) commit))
+          (should (get-buffer-window "*codex diff: ultra/left*"))
+          (should (string-match-p "^\\+left$" (my-codex-test-text "*codex diff: ultra/left*")))
           (let ((my-codex-test-messages nil))
             (call-interactively #'log-edit-done)
             (my-codex-test-wait "committed"
