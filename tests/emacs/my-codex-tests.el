@@ -640,6 +640,19 @@
       (my-codex-test-wait-status "whole" "idle")
       (my-codex-send "say: five" "whole")
       (my-codex-test-wait-turns "whole" 4)
+      ;; From anywhere, C-c x F; with C-u it asks for the turn.
+      (set-buffer (my-codex-test-home))
+      (should (eq (lookup-key my-codex-command-map (kbd "F")) #'my-codex-fork-session))
+      (let (asked)
+        (cl-letf (((symbol-function 'completing-read) (lambda (&rest _) "main"))
+                  ((symbol-function 'read-number) (lambda (prompt &rest _) (push prompt asked) 2))
+                  ((symbol-function 'read-string) (lambda (prompt &rest _) (push prompt asked) "mid")))
+          (let ((current-prefix-arg '(4)))
+            (call-interactively #'my-codex-fork-session)))
+        (should (equal (reverse asked) '("Fork ultra/main after turn (1-3): "
+                                         "Continue ultra/main from turn 2 in a new session named: "))))
+      (my-codex-test-wait-text (my-codex--buffer-of (plist-get (my-codex-test-session "mid") :id))
+                               "^\\[Forked from main after turn 2 of 3\\]$")
       ;; The original is untouched; a fork needs a name of its own.
       (should (= (plist-get (my-codex-test-session "main") :turns) 3))
       (with-current-buffer buf
