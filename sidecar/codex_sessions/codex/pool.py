@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from .appserver import AppServer, AppServerError
 from .launcher import native
@@ -44,6 +44,7 @@ class CodexProcess:
         self.threads: dict[str, Listener] = {}
         self.users: set[Listener] = set()
         self.early: dict[str, list[dict[str, Any]]] = {}
+        self.observers: dict[str, list[Callable[[dict[str, Any]], None]]] = {}  # tui.py's
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     @property
@@ -73,9 +74,21 @@ class CodexProcess:
         for message in self.early.pop(thread_id, []):
             self._deliver(listener, message)
 
+    def observe(self, thread_id: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Also hand `callback` every message of the thread, and those of no thread."""
+        self.observers.setdefault(thread_id, []).append(callback)
+
+    def unobserve(self, thread_id: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        if callback in self.observers.get(thread_id, []):
+            self.observers[thread_id].remove(callback)
+
     def _on_message(self, message: dict[str, Any]) -> None:
         params = message.get("params") or {}
         thread_id = _thread_of(params)
+        if self.observers:
+            for key in ([thread_id] if thread_id else list(self.observers)):
+                for callback in self.observers.get(key, []):
+                    callback(message)
         listener = self.threads.get(thread_id) if thread_id else None
         if listener is None and not thread_id and len(self.threads) == 1:
             listener = next(iter(self.threads.values()))
