@@ -124,6 +124,8 @@ class Pool:
     def __init__(self, reaper: Reaper | None) -> None:
         self.reaper = reaper
         self.processes: dict[tuple[Any, ...], CodexProcess] = {}
+        self._spawning = 0  # a Codex being started is a child we do not know by pid yet
+        self._strays_waiting = False
 
     async def acquire(self, listener: Listener, key: tuple[Any, ...], argv: list[str],
                       env: dict[str, str], cwd: str) -> CodexProcess:
@@ -135,11 +137,16 @@ class Pool:
         if process is None:
             process = CodexProcess(self, key, argv, env, cwd)
             self.processes[key] = process
+            self._spawning += 1
             try:
                 await process.server.spawn()
             except OSError:
                 self.processes.pop(key, None)
                 raise
+            finally:
+                self._spawning -= 1
+                if self._strays_waiting and not self._spawning:
+                    self.kill_strays()
             if self.reaper and process.pid:
                 self.reaper.watch(process.pid)
             asyncio.create_task(self._handshake(process))
@@ -178,6 +185,10 @@ class Pool:
 
     def kill_strays(self) -> None:
         """What an ended Codex left behind came to us (we are a subreaper): end it."""
+        if self._spawning:  # it could be taken for a stray: look once it is known
+            self._strays_waiting = True
+            return
+        self._strays_waiting = False
         known = {p.pid for p in self.processes.values() if p.pid}
         if self.reaper:
             known.add(self.reaper.pid)
