@@ -402,6 +402,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         return run_daemon(folder, args.idle_exit, Path(args.log_file) if args.log_file else None,
                           args.verbose)
 
+    from .codex.reaper import alive
     from .rpc.client import connect_daemon
 
     async def body() -> int:
@@ -419,7 +420,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
                 await client.request("codex/daemon/stop", {})
                 await client.stop()
                 for _ in range(300):
-                    if not _pid_alive(status["pid"]):
+                    if not alive(status["pid"]):
                         break
                     await asyncio.sleep(0.05)
                 print(f"stopped the daemon (pid {status['pid']}); its sessions were kept")
@@ -437,16 +438,6 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         finally:
             await client.stop()
     return _run(body())
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -30,7 +30,8 @@ from ..store import NameHeld, Store
 from ..wire import FORGOTTEN, OVERLAP, SHOW_MESSAGE
 from . import changes, events, scopes, worktrees
 from .projects import Project, check_name, resolve_project
-from .registry import Registry, alive
+from ..codex.reaper import alive
+from .registry import Registry
 from .report import render
 from .runner import Runner
 from .session import RANK, REST_RANK, Session, report_of
