@@ -389,10 +389,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 # ---- serve, daemon, demo, doctor ----------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serve import serve
+    from .logs import setup_logging
     if args.state_dir:
         os.environ["CODEX_SESSIONS_STATE_DIR"] = args.state_dir
-    return serve(args.standalone, args.log_file, args.verbose)
+    setup_logging(args.log_file, args.verbose)
+    if args.standalone:
+        from .serve import standalone_server
+        return standalone_server()
+    from .relay import relay
+    return relay()
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
