@@ -1,0 +1,230 @@
+"""The HTTP server inside the daemon: where it listens, who gets in, the panel's files.
+
+It runs aiohttp in the daemon's own event loop and calls the core in-process
+(the daemon's `Sessions`), so a session started here is the one every editor
+sees, and every notification the editors get reaches SSE subscribers too.
+Turned on by `daemon --http HOST:PORT` or `http = "HOST:PORT"` in the user's
+config file; loopback addresses only, unless `--http-allow-remote`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from ..config import ClientConfig, user_config
+from ..core.service import Sessions
+from . import api
+from .auth import COOKIE, Credentials, host_allowed, is_loopback, load_token
+from .sse import EventLog
+
+log = logging.getLogger(__name__)
+
+PANEL = Path(__file__).resolve().parent / "panel"
+PANEL_FILES = {"/": ("index.html", "text/html"), "/panel.js": ("panel.js", "text/javascript"),
+               "/panel.css": ("panel.css", "text/css")}
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+       "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+COOKIE_SECONDS = 30 * 24 * 3600
+HOLD_AFTER_REQUEST = 2.0  # seconds a request keeps the daemon from its idle exit
+
+
+class HttpSetupError(Exception):
+    """The HTTP API cannot be turned on as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "localhost": "127.0.0.1"}.get(self.host,
+                                                                                   self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+
+def parse_address(text: str, allow_remote: bool = False, source: str = "--http") -> Address:
+    """`127.0.0.1:8765`, `[::1]:8765`, `localhost:0` (port 0 picks a free one)."""
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^\s:\[\]]+):(\d{1,5})", text.strip())
+    if match is None:
+        raise HttpSetupError(f"{source} {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8765 "
+                             "(port 0 picks a free one)")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if port > 65535:
+        raise HttpSetupError(f"{source} {text!r}: the port must be 0-65535")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise HttpSetupError(f"{source} {text!r}: give an IP address or localhost, "
+                                 "not a host name") from None
+    if not is_loopback(host) and not allow_remote:
+        raise HttpSetupError(f"{source} {text!r}: {host} is not a loopback address; the API "
+                             "listens on 127.0.0.1, ::1 or localhost unless the daemon is "
+                             "started with --http-allow-remote")
+    return Address("127.0.0.1" if host == "localhost" else host, port)
+
+
+def configured_address(flag: str | None, allow_remote: bool) -> Address | None:
+    """--http, else `http` in the user's config file, else None (the API is off)."""
+    if flag:
+        return parse_address(flag, allow_remote)
+    try:
+        value = user_config().get("http")
+    except ValueError as exc:
+        raise HttpSetupError(f"the HTTP API is off: {exc}") from None
+    if value is None or value is False or value == "":
+        return None
+    if not isinstance(value, str):
+        raise HttpSetupError(f"`http` in the config file must be a string such as "
+                             f"\"127.0.0.1:8765\" (got {value!r}); the HTTP API is off")
+    return parse_address(value, allow_remote, "`http` in the config file:")
+
+
+class AccessLog(AbstractAccessLogger):
+    """Method, path, status and time: never the query (a login code) nor any header."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info("http %s %s %s %.1f ms", request.method, request.path, response.status,
+                         time * 1000)
+
+
+def _html(status: int, title: str, text: str) -> web.Response:
+    body = (f"<!doctype html><meta charset=utf-8><title>{title}</title>"
+            f"<body style='font-family:sans-serif;max-width:40em;margin:3em auto'>"
+            f"<h1>{title}</h1><p>{text}</p>")
+    return web.Response(status=status, text=body, content_type="text/html")
+
+
+class HttpServer:
+    """The API, the event stream and the panel, served from the daemon's loop."""
+
+    def __init__(self, sessions: Sessions, state_dir: Path, address: Address,
+                 allow_remote: bool = False) -> None:
+        self.sessions = sessions
+        self.address = address
+        token, self.token_file = load_token(state_dir)
+        self.credentials = Credentials(token)
+        self.events = EventLog()
+        self.client: ClientConfig = api.http_client()
+        self.allowed_hosts = frozenset({address.host} if allow_remote else ())
+        if allow_remote and address.host in ("0.0.0.0", "::"):
+            self.allowed_hosts = frozenset({"*"})
+        self.url = address.url
+        self.last_request = 0.0
+        self._files = {path: ((PANEL / name).read_bytes(), kind)
+                       for path, (name, kind) in PANEL_FILES.items()}
+        self._runner: web.AppRunner | None = None
+
+    # ---- what the daemon asks --------------------------------------------------------------
+
+    def publish(self, method: str, params: Any) -> None:
+        self.events.publish(method, params)
+
+    @property
+    def holds(self) -> bool:
+        """A subscriber is connected, or a request came just now: the daemon must stay."""
+        return self.events.subscribers > 0 or \
+            time.monotonic() - self.last_request < HOLD_AFTER_REQUEST
+
+    def describe(self) -> dict[str, Any]:
+        return {"url": self.url, "tokenFile": str(self.token_file),
+                "subscribers": self.events.subscribers}
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._guard, api.errors], client_max_size=4 << 20)
+        app[api.SERVER] = self
+        api.add_routes(app)
+        for path in self._files:
+            app.router.add_get(path, self._file)
+        app.router.add_get("/login", self._login)
+        app.on_response_prepare.append(self._headers)
+        self._runner = web.AppRunner(app, access_log_class=AccessLog, handle_signals=False,
+                                     shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.address.host, self.address.port,
+                           shutdown_timeout=2.0)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise HttpSetupError(f"cannot listen on {self.address.host}:{self.address.port}: "
+                                 f"{exc.strerror or exc}") from None
+        port = self._runner.addresses[0][1]  # the one chosen, when asked for port 0
+        self.address = Address(self.address.host, port)
+        self.url = self.address.url
+        log.info("HTTP API and panel on %s (token in %s)", self.url, self.token_file)
+
+    async def close(self) -> None:
+        self.events.wake_all()  # event streams end, so the server need not wait for them
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ---- who gets in -------------------------------------------------------------------------
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if not host_allowed(request.headers.get("Host"), self.allowed_hosts):
+            return api.error_response(403, api.INVALID_REQUEST, (
+                "the Host header must name this machine's loopback address (127.0.0.1, [::1] "
+                "or localhost); others are refused against DNS rebinding"))
+        self.last_request = time.monotonic()
+        if request.path == "/login":
+            return await handler(request)
+        bearer = self.credentials.bearer_ok(request.headers.get("Authorization", ""))
+        if bearer is False:
+            return self._unauthorized(request, "wrong token: use the one in "
+                                      f"{self.token_file}")
+        if bearer is None:
+            if not self.credentials.cookie_ok(request.cookies.get(COOKIE)):
+                return self._unauthorized(request, "send Authorization: Bearer TOKEN (the token "
+                                          f"is in {self.token_file})")
+            if request.method not in ("GET", "HEAD") and \
+                    request.headers.get("Origin") != f"http://{request.host}":
+                return api.error_response(403, api.INVALID_REQUEST, (
+                    "a change made with the panel's login must come from the panel's own page"))
+        return await handler(request)
+
+    def _unauthorized(self, request: web.Request, message: str) -> web.Response:
+        if request.path.startswith("/api/"):
+            return api.error_response(401, api.INVALID_REQUEST, message,
+                                      headers={"WWW-Authenticate": 'Bearer realm="codex-sessions"'})
+        return _html(401, "codex-sessions: log in first",
+                     "Run <code>codex-sessions panel --open</code> (or open the link "
+                     "<code>codex-sessions panel</code> prints) to log this browser in.")
+
+    async def _login(self, request: web.Request) -> web.Response:
+        if not self.credentials.use_code(request.query.get("code", "")):
+            return _html(401, "codex-sessions: this login link does not work",
+                         "It was used already or has expired. Run <code>codex-sessions panel "
+                         "--open</code> for a new one.")
+        response = web.Response(status=303, headers={"Location": "/"})
+        response.set_cookie(COOKIE, self.credentials.cookie, httponly=True, samesite="Strict",
+                            path="/", max_age=COOKIE_SECONDS)
+        return response
+
+    # ---- the panel's files, and headers on everything -------------------------------------
+
+    async def _file(self, request: web.Request) -> web.Response:
+        body, kind = self._files[request.path]
+        return web.Response(body=body, content_type=kind, charset="utf-8")
+
+    async def _headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        headers = response.headers
+        headers.setdefault("Cache-Control", "no-store")
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Referrer-Policy"] = "no-referrer"
+        headers["X-Frame-Options"] = "DENY"
+        if response.content_type == "text/html":
+            headers["Content-Security-Policy"] = CSP
