@@ -320,6 +320,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_daemon(args: argparse.Namespace) -> int:
     folder = _folder(args)
     if args.action == "run":
+        if args.http:  # a bad address is refused before anything starts
+            from .http.address import HttpSetupError, parse_address
+            try:
+                parse_address(args.http, args.http_allow_remote)
+            except HttpSetupError as exc:
+                return _fail(str(exc), 2)
         from .daemon import run_daemon
         return run_daemon(folder, args.idle_exit, Path(args.log_file) if args.log_file else None,
                           args.verbose, args.http, args.http_allow_remote)

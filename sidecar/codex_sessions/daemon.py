@@ -175,7 +175,8 @@ class Daemon:
 
     async def _start_http(self) -> bool:
         """Serve HTTP if --http or the config file asks; False: --http cannot be served."""
-        from .http import HttpServer, HttpSetupError, configured_address
+        from .http.address import HttpSetupError, configured_address
+        from .http.server import HttpServer
         try:
             address = configured_address(self.http_flag, self.http_allow_remote)
             if address is not None:
