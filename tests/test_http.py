@@ -389,6 +389,22 @@ def test_http_from_the_config_file_and_bad_addresses(tmp_path):
         assert "not a loopback address" in off.stderr
         world.stop_daemon()
 
+        # a daemon serving HTTP does not leave for idleness: HTTP clients cannot start it
+        daemon = subprocess.Popen([*CLI, "daemon", "--http", "127.0.0.1:0", "--idle-exit", "0.2"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                status = subprocess.run([*CLI, "daemon", "status", "--json"], env=env,
+                                        capture_output=True, text=True, timeout=60)
+                if status.returncode == 0:
+                    break
+            assert json.loads(status.stdout)["http"]["url"].startswith("http://127.0.0.1:")
+            with pytest.raises(subprocess.TimeoutExpired):
+                daemon.wait(timeout=2)
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=30)
+
         for address, problem in (("192.0.2.1:80", "not a loopback address"),
                                  ("127.0.0.1", "expected HOST:PORT"),
                                  ("example.com:80", "not a host name")):

@@ -156,7 +156,7 @@ class Daemon:
         while True:
             await asyncio.sleep(0.5)
             held = any(not c.closed for c in self.hub.connections) or bool(
-                self.app.sessions and self.app.sessions.busy) or bool(self.http and self.http.holds)
+                self.app.sessions and self.app.sessions.busy) or self.http is not None
             if held:
                 self.idle_since = None
             elif self.idle_since is None:
@@ -166,6 +166,8 @@ class Daemon:
                 self._stop.set()
 
     # ---- the HTTP API and panel (http/) -------------------------------------------------------
+
+    # A daemon serving HTTP stays: HTTP clients cannot start it as editors do.
 
     def _emit(self, method: str, params: Any) -> None:
         """Every notification to every editor connection and every HTTP event stream."""

@@ -9,7 +9,6 @@ Where it listens is address.py's business.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ PANEL_FILES = {"/": ("index.html", "text/html"), "/panel.js": ("panel.js", "text
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
        "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 COOKIE_SECONDS = 30 * 24 * 3600
-HOLD_AFTER_REQUEST = 2.0  # seconds a request keeps the daemon from its idle exit
 
 
 class AccessLog(AbstractAccessLogger):
@@ -64,7 +62,6 @@ class HttpServer:
         if allow_remote and address.host in ("0.0.0.0", "::"):
             self.allowed_hosts = frozenset({"*"})
         self.url = address.url
-        self.last_request = 0.0
         self._files = {path: ((PANEL / name).read_bytes(), kind)
                        for path, (name, kind) in PANEL_FILES.items()}
         self._runner: web.AppRunner | None = None
@@ -73,12 +70,6 @@ class HttpServer:
 
     def publish(self, method: str, params: Any) -> None:
         self.events.publish(method, params)
-
-    @property
-    def holds(self) -> bool:
-        """A subscriber is connected, or a request came just now: the daemon must stay."""
-        return self.events.subscribers > 0 or \
-            time.monotonic() - self.last_request < HOLD_AFTER_REQUEST
 
     def describe(self) -> dict[str, Any]:
         return {"url": self.url, "tokenFile": str(self.token_file),
@@ -121,7 +112,6 @@ class HttpServer:
             return api.error_response(403, api.INVALID_REQUEST, (
                 "the Host header must name this machine's loopback address (127.0.0.1, [::1] "
                 "or localhost); others are refused against DNS rebinding"))
-        self.last_request = time.monotonic()
         if request.path == "/login":
             return await handler(request)
         bearer = self.credentials.bearer_ok(request.headers.get("Authorization", ""))
