@@ -322,6 +322,9 @@ async def test_sse_reconnect_with_last_event_id_misses_nothing(http, http_daemon
                     <= int(gap_end.rsplit("-", 1)[1])]
         assert sum(1 for e in replayed if e["event"] == "output") >= 3  # what the gap held
 
+        # `ready` has an id too: a client that saw nothing else still resumes from there
+        ready = second.events[0]
+        assert ready["event"] == "ready" and ready["id"] == ready["data"]["lastEventId"]
         # an id from another daemon run (or one no longer kept): `reset`, then live events
         async with Events(http, url, last_event_id="0badcafe-12") as stale:
             assert stale.events[0]["event"] == "reset"

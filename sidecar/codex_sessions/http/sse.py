@@ -116,8 +116,11 @@ class EventLog:
         if missed:
             hello += self.reset_frame(position, "the events after Last-Event-ID are no longer kept "
                                       "(or come from an earlier daemon): read the sessions again")
-        hello += b"event: ready\ndata: %s\n\n" % orjson.dumps(
-            {"lastEventId": self.event_id(position), "output": output})
+        # `ready` carries the id of where the stream starts, so that even a client that saw
+        # no event yet reconnects with Last-Event-ID (and learns of a daemon restart).
+        start = self.event_id(position)
+        hello += b"id: %s\nevent: ready\ndata: %s\n\n" % (
+            start.encode(), orjson.dumps({"lastEventId": start, "output": output}))
         waiter = asyncio.Event()
         self._waiters.add(waiter)
         self.subscribers += 1

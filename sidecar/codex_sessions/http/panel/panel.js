@@ -6,6 +6,7 @@
 const sessions = new Map(); // id -> session object, as the sidecar sent it
 const rows = new Map(); // id -> <li>
 let showAll = false;
+let loaded = false;
 let lastEventId = "";
 let source = null;
 let drawing = false;
@@ -32,21 +33,20 @@ async function load() {
   const data = await api("GET", "/api/sessions" + (showAll ? "?all=1" : ""));
   sessions.clear();
   for (const s of data.sessions) sessions.set(s.id, s);
+  loaded = true;
   draw();
 }
 
 function connect() {
   const query = lastEventId ? "?lastEventId=" + encodeURIComponent(lastEventId) : "";
   source = new EventSource("/api/events" + query);
-  let first = true;
   const take = (name, handle) => source.addEventListener(name, (event) => {
     if (event.lastEventId) lastEventId = event.lastEventId;
     handle(event.data ? JSON.parse(event.data) : null);
   });
   take("ready", () => {
     setLive("live", "live");
-    if (first && !lastEventId) load().catch(problem);
-    first = false;
+    if (!loaded) load().catch(problem); // later connections resume, or get `reset`
   });
   take("changed", (data) => upsert(data.session));
   take("finished", (data) => upsert(data.session));
