@@ -47,7 +47,8 @@ def _run(coro: Any) -> int:
     try:
         return asyncio.run(coro)
     except RpcError as exc:
-        return _fail(exc.message)
+        from .errors import STORAGE_UNAVAILABLE
+        return _fail(exc.message, 2 if exc.code == STORAGE_UNAVAILABLE else 1)
     except StoreError as exc:
         return _fail(str(exc), 2)
     except (ConnectionError, OSError) as exc:
@@ -97,12 +98,9 @@ class Source:
 
 
 async def _with_source(args: argparse.Namespace, body: Any) -> int:
-    from .rpc.client import RpcError
     source = await Source.open(args)
     try:
         return await body(source)
-    except RpcError as exc:
-        return _fail(exc.message)
     finally:
         await source.close()
 

@@ -25,6 +25,7 @@ from typing import Any
 from . import __version__
 from .config import DEFAULT_IDLE_EXIT
 from .paths import socket_path
+from .store import StoreError
 from .rpc.handlers import App, register
 from .rpc.transport import Connection, Hub, serve_stream, stream_writer
 from .wire import LIVE_STATUSES
@@ -114,7 +115,10 @@ class Daemon:
             print(f"codex-sessions daemon: another daemon serves {self.state_dir}", file=sys.stderr)
             return 1
         sessions = self.app.open(self.state_dir, 30.0)
-        await sessions.ready()
+        try:
+            await sessions.ready()
+        except StoreError as exc:  # every request answers with it until it is fixed
+            log.error("%s", exc)
         if not await self._start_http():
             await sessions.shutdown()
             return 2

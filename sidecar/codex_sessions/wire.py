@@ -124,3 +124,9 @@ NOTIFICATIONS: dict[str, type] = {
 
 class Encoded(bytes):
     """Params or a result that are JSON text already (spliced, not encoded again)."""
+
+
+def plain(params: Any) -> Any:
+    """Params as Python values, whether they were encoded already or not."""
+    import orjson
+    return orjson.loads(bytes(params)) if isinstance(params, Encoded) else params

@@ -76,34 +76,59 @@ class Sessions(Core):
         self._opened: asyncio.Future[None] | None = None
         self._syncer: asyncio.Task[None] | None = None
         self._closed = False
+        self.startup_notices: list[dict[str, Any]] = []  # told to each client that connects later
 
     # ---- opening and closing ------------------------------------------------------------
 
     async def ready(self) -> None:
-        """Open the database and load earlier sessions, once."""
-        if self._opened is None:
+        """Open the database and load earlier sessions, once (again after a failure)."""
+        if self._opened is None or (self._opened.done() and self._opened.exception()):
             self._opened = asyncio.ensure_future(self._open())
         await asyncio.shield(self._opened)
 
     async def _open(self) -> None:
         self.store.on_health = self._storage_health
         self.store.on_replaced = self._storage_replaced
-        await self.store.open()
+        try:
+            await self.store.open()
+        except BaseException:
+            await self.store.close()
+            raise
         if self.store.notice:
-            self.tell(2, self.store.notice)
+            self.tell(2, self.store.notice, lasting=True)
         self.reaper = Reaper()
         self.pool.reaper = self.reaper
         await self.registry.sync(first=True)
+        await self._keep_streamed_text()
         if self.registry.quarantined:
             self.tell(1, f"{len(self.registry.quarantined)} unreadable session record(s) were set "
                          f"aside in {self.store.path} (table quarantine): "
-                         + "; ".join(self.registry.quarantined[:3]))
+                         + "; ".join(self.registry.quarantined[:3]), lasting=True)
         self._syncer = asyncio.create_task(self._sync_loop())
         gc.freeze()  # what was loaded lives long: keep it out of every collection
 
-    def tell(self, level: int, message: str) -> None:
-        """Something every client's user should read (1 error, 2 warning, 3 info)."""
-        self.emit(SHOW_MESSAGE, {"type": level, "message": f"codex-sessions: {message}"})
+    async def _keep_streamed_text(self) -> None:
+        """What streamed of a message that never completed becomes an item of its own."""
+        for session_id in await self.store.with_pieces():
+            session = self.registry.get(session_id)
+            if session is None or session.live or session.owner is not None:
+                continue
+            for item_id, (turn_id, text) in (await self.store.pieces(session_id)).items():
+                item = {**session.item("agent", text=text, itemId=item_id, partial=True),
+                        "turnId": turn_id}
+                self.runner(session).record(item)
+                self.store.drop_pieces(session_id, item_id)
+            self.store.save_session(session.record(), owned=False)
+
+    def tell(self, level: int, message: str, lasting: bool = False) -> None:
+        """Something every client's user should read (1 error, 2 warning, 3 info).
+
+        `lasting`: found at start-up, so told again to each client that connects later.
+        """
+        params = {"type": level, "message": f"codex-sessions: {message}"}
+        if lasting:
+            self.startup_notices.append(params)
+        self.emit(SHOW_MESSAGE, params)
 
     async def _sync_loop(self) -> None:
         """Keep other sidecars' sessions in step (two editors on one database)."""
@@ -239,6 +264,7 @@ class Sessions(Core):
     async def list(self, project_path: str | None = None, statuses: list[str] | None = None,
                    include_stopped: bool = False, waiting: bool = False) -> list[Session]:
         await self.ready()
+        self.registry.reap_owners()
         root = resolve_project(project_path).root if project_path else None
         if waiting:
             statuses = [*(statuses or []), "waiting"]

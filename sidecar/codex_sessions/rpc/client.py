@@ -91,7 +91,10 @@ class Client:
                 self.notify("exit", None)
                 await asyncio.wait_for(self.proc.wait(), 10)
             except (asyncio.TimeoutError, ConnectionError, RpcError, BrokenPipeError):
-                self.proc.kill()
+                try:
+                    self.proc.kill()
+                except ProcessLookupError:
+                    pass
                 await self.proc.wait()
         elif self.writer is not None and not self.writer.is_closing():
             try:

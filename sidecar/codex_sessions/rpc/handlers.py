@@ -7,6 +7,7 @@ it starts.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -17,9 +18,9 @@ from pydantic.alias_generators import to_camel
 from ..config import ClientConfig, codex_command
 from ..core.projects import resolve_project
 from ..core.service import Sessions
-from ..errors import InvalidParams, ProtocolError
+from ..errors import InvalidParams, ProtocolError, StorageUnavailable
 from ..store import StoreError
-from ..wire import Encoded
+from ..wire import SHOW_MESSAGE, Encoded
 from . import params as P
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def method(name: str) -> Callable[[Handler], Handler]:
                     raise InvalidParams(to_camel(field), str(exc.message).split(": ", 1)[-1]) from None
                 raise
             except StoreError as exc:
-                raise ProtocolError(str(exc)) from None
+                raise StorageUnavailable(str(exc)) from None
         METHODS[name] = checked
         return checked
     return register
@@ -107,6 +108,8 @@ def initialize(conn: "Connection", params: types.InitializeParams, app: App) -> 
     if app.daemon is not None:
         app.daemon.client_options(options)
     conn.initialized = True
+    for notice in app.sessions.startup_notices if app.sessions else []:
+        asyncio.get_running_loop().call_soon(conn.notify, SHOW_MESSAGE, notice)
 
 
 async def shutdown(conn: "Connection", app: App) -> None:
