@@ -24,6 +24,7 @@ from typing import Any
 
 from . import __version__
 from .config import DEFAULT_IDLE_EXIT
+from .codex.reaper import become_subreaper
 from .paths import socket_path
 from .store import StoreError
 from .rpc.handlers import App, register
@@ -111,10 +112,11 @@ class Daemon:
     async def run(self) -> int:
         _private_folder(self.state_dir)
         _private_folder(self.socket.parent)
+        become_subreaper()
         if not self._take_lock():
             print(f"codex-sessions daemon: another daemon serves {self.state_dir}", file=sys.stderr)
             return 1
-        sessions = self.app.open(self.state_dir, 30.0)
+        sessions = self.app.open(self.state_dir)
         try:
             await sessions.ready()
         except StoreError as exc:  # every request answers with it until it is fixed

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 
+from .codex.reaper import become_subreaper
 from .logs import setup_logging
 from .rpc.handlers import App, register
 from .rpc.transport import Connection, serve_stream
@@ -49,6 +50,7 @@ def serve(standalone: bool, log_file: str | None = None, verbose: bool = False) 
 def standalone_server(already_read: bytes = b"") -> int:
     """Serve this one client on stdio (after `already_read`, what a relay read of it)."""
     tune_memory()
+    become_subreaper()
     # Anything else that prints must not corrupt the protocol stream.
     out_fd = os.dup(sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

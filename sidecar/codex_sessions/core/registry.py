@@ -136,7 +136,7 @@ class Registry:
             if session.owner and not alive(session.owner.get("pid")):
                 session.owner = None
                 session.recorded_status = None
-                session.encoded = None
+                session.forget_encoding()
                 freed.append(session)
         return freed
 
