@@ -140,6 +140,10 @@ async def test_start_list_get_transcript_and_report(http, http_daemon, repo):
                                  params={"project": str(repo), "status": "waiting,running"})
     assert only_waiting["sessions"] == []
 
+    _, rows = await call(http, "GET", f"{url}/api/sessions",
+                         params={"project": str(repo), "fields": "name,status"})
+    assert rows == {"sessions": [{"id": session["id"], "name": "voice", "status": "idle"}]}
+
     status, got = await call(http, "GET", f"{url}/api/sessions/{session['id']}")
     assert status == 200 and got["session"]["report"] == done["report"]
 
@@ -154,6 +158,17 @@ async def test_start_list_get_transcript_and_report(http, http_daemon, repo):
                               params={"format": "text"})
     assert status == 200 and text == done["text"] + "\n"
     assert text.splitlines()[5] == "Blockers: none"
+
+    # the protocol's start options pass through: an explorer only looks
+    status, body = await call(http, "POST", f"{url}/api/sessions", json={
+        "project": str(repo), "name": "look", "prompt": "say: looking", "role": "explorer"})
+    assert status == 201 and body["session"]["role"] == "explorer"
+    assert body["session"]["sandbox"] == "read-only" and body["warnings"] == []
+    status, killed = await call(http, "POST", f"{url}/api/sessions/{body['session']['id']}/kill")
+    assert status == 200 and killed["session"]["status"] == "stopped"
+    status, body = await call(http, "POST", f"{url}/api/sessions", json={
+        "project": str(repo), "name": "boss", "prompt": "say: hi", "role": "boss"})
+    assert status == 400 and body["error"]["field"] == "role"
 
     # the same session, as an editor sees it
     editor = await connect_daemon(http_daemon.world.state_dir)

@@ -199,7 +199,7 @@ class Daemon:
             log.error("%s", exc)  # from the config file: the editors still get their daemon
             self.http_error = str(exc)
             if self.app.sessions:
-                self.app.sessions.tell(1, f"the HTTP API is off: {exc}")
+                self.app.sessions.tell(1, f"the HTTP API is off: {exc}", lasting=True)
         return True
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -117,7 +117,6 @@ def query_of(request: web.Request, *lists: str) -> dict[str, Any]:
 class StartBody(P.StartParams):
     prompt: str = Field(min_length=1)  # type: ignore[assignment]
     title: Optional[str] = Field(default=None, min_length=1, max_length=TITLE_LIMIT)
-    role: Optional[str] = None
 
 
 # ---- the endpoints ------------------------------------------------------------------------
@@ -161,23 +160,24 @@ def http_client() -> ClientConfig:
 
 async def start(request: web.Request) -> web.Response:
     p = P.parse(StartBody, await body_of(request))
-    if p.role is not None:
-        raise InvalidParams("role", "roles are not supported yet; leave it out")
     sessions = await sessions_of(request)
-    options: dict[str, Any] = {"model": p.model, "effort": p.effort, "sandbox": p.sandbox,
-                               "approval_policy": p.approval_policy}
-    if p.title:
-        options["title"] = p.title
-    session, created = await sessions.start(server_of(request).client, p.project, p.name,
-                                            p.prompt, p.reuse, p.fresh, **options)
-    return json_response({"session": with_elapsed(session), "created": created},
-                         201 if created else 200)
+    warnings: list[str] = []
+    session, created = await sessions.start(
+        server_of(request).client, p.project, p.name, p.prompt, p.reuse, p.fresh, warnings,
+        model=p.model, effort=p.effort, sandbox=p.sandbox, approval_policy=p.approval_policy,
+        isolation=p.isolation, role=p.role, write_scope=list(p.write_scope), title=p.title)
+    return json_response({"session": with_elapsed(session), "created": created,
+                          "warnings": warnings}, 201 if created else 200)
 
 
 async def list_sessions(request: web.Request) -> web.Response:
-    p = P.parse(P.ListParams, query_of(request, "status"))
+    p = P.parse(P.ListParams, query_of(request, "status", "fields"))
     sessions = await sessions_of(request)
     found = await sessions.list(p.project, p.status, p.all, p.waiting)
+    if p.fields is not None:  # exactly these fields (and id), as the protocol's list gives them
+        fields = tuple(p.fields)
+        return web.Response(body=b'{"sessions":[' + b",".join(s.row_json(fields) for s in found)
+                            + b"]}", content_type="application/json")
     return json_response({"sessions": [with_elapsed(s) for s in found]})
 
 
@@ -232,7 +232,8 @@ async def respond(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.StreamResponse:
     output = request.query.get("output", "0").lower() in ("1", "true", "yes", "on")
-    return await server_of(request).events.stream(request, output)
+    server = server_of(request)
+    return await server.events.stream(request, output, server.sessions.startup_notices)
 
 
 async def login_code(request: web.Request) -> web.Response:

@@ -24,7 +24,7 @@ import asyncio
 import collections
 import itertools
 import secrets
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 from aiohttp import web
@@ -104,8 +104,12 @@ class EventLog:
         return b"id: %s\nevent: reset\ndata: %s\n\n" % (
             self.event_id(n).encode(), orjson.dumps({"reason": why}))
 
-    async def stream(self, request: web.Request, output: bool) -> web.StreamResponse:
-        """Serve one subscriber until it goes away (or the daemon stops)."""
+    async def stream(self, request: web.Request, output: bool,
+                     notices: Sequence[Any] = ()) -> web.StreamResponse:
+        """Serve one subscriber until it goes away (or the daemon stops).
+
+        `notices`: what the daemon found at start-up, sent (without ids) to a subscriber
+        that starts afresh, as editors get it when they connect."""
         last_id = request.headers.get("Last-Event-ID") or request.query.get("lastEventId")
         position, missed = self.position(last_id)
         response = web.StreamResponse(headers={
@@ -121,6 +125,8 @@ class EventLog:
         start = self.event_id(position)
         hello += b"id: %s\nevent: ready\ndata: %s\n\n" % (
             start.encode(), orjson.dumps({"lastEventId": start, "output": output}))
+        if not last_id or missed:
+            hello += b"".join(b"event: notice\ndata: %s\n\n" % orjson.dumps(n) for n in notices)
         waiter = asyncio.Event()
         self._waiters.add(waiter)
         self.subscribers += 1

@@ -66,7 +66,7 @@ function connect() {
 
 function upsert(session) {
   const known = sessions.get(session.id);
-  if (known && known.updatedAt > session.updatedAt) return; // an older picture
+  if (known && (known.version ?? 0) > (session.version ?? 0)) return; // an older picture
   if (session.status === "stopped" && !showAll) sessions.delete(session.id);
   else sessions.set(session.id, session);
   draw();
