@@ -13,9 +13,11 @@ bytes); a client that reconnects with `Last-Event-ID` gets what it missed. When
 that is no longer kept (or the id is from another run), it gets a `reset` event
 instead: it should read the sessions again (`GET /api/sessions`).
 
-A subscriber is a position in the log: it sends everything after its position,
-then waits for the next publish. Nothing is queued per subscriber, and one that
-reads too slowly falls off the end of the buffer and is told with `reset`.
+A new subscriber first catches up from the buffer (aiohttp writes that). Once it
+is level, it is live: `publish` writes each event to its connection at once, in
+the same call that writes it to the editors, as the Hub does (a task woken per
+event would come a few loop turns later). A live subscriber that stops reading
+is dropped once 8 MiB wait for it; it reconnects, and catches up or gets `reset`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import secrets
 from typing import Any, Sequence
 
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from ..wire import CHANGED, FINISHED, OUTPUT, REQUEST, SHOW_MESSAGE
 
@@ -37,6 +39,31 @@ KEEP_EVENTS = 10_000
 KEEP_BYTES = 16 * 1024 * 1024
 HEARTBEAT = 15.0  # seconds between comments on a quiet stream: finds dead clients
 RETRY_MS = 1000  # what EventSource waits before it reconnects
+BEHIND_LIMIT = 8 * 1024 * 1024  # bytes waiting for a live subscriber: it is not reading
+
+
+class Subscriber:
+    """A live subscriber: events are written straight to its connection."""
+
+    def __init__(self, transport: asyncio.Transport, output: bool, chunked: bool) -> None:
+        self.transport, self.output, self.chunked = transport, output, chunked
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def send(self, data: bytes) -> None:
+        if self.ended.done():
+            return
+        if self.transport.is_closing():
+            self.end()
+            return
+        # the response is chunked (HTTP/1.1): each write is one chunk, as aiohttp frames them
+        self.transport.write(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
+        if self.transport.get_write_buffer_size() > BEHIND_LIMIT:
+            self.transport.close()
+            self.end()
+
+    def end(self) -> None:
+        if not self.ended.done():
+            self.ended.set_result(None)
 
 
 class EventLog:
@@ -46,7 +73,7 @@ class EventLog:
         self.last = 0  # the number of the newest event
         self._events: collections.deque[tuple[bool, bytes]] = collections.deque()  # (output?, frame)
         self._bytes = 0
-        self._waiters: set[asyncio.Event] = set()
+        self._live: set[Subscriber] = set()
         self.subscribers = 0
         self.closing = False
 
@@ -71,8 +98,10 @@ class EventLog:
         while len(self._events) > self.keep_events or (
                 self._bytes > self.keep_bytes and len(self._events) > 1):
             self._bytes -= len(self._events.popleft()[1])
-        for waiter in self._waiters:
-            waiter.set()
+        is_output = name == "output"
+        for subscriber in list(self._live):
+            if subscriber.output or not is_output:
+                subscriber.send(frame)
 
     def position(self, last_event_id: str | None) -> tuple[int, bool]:
         """Where a subscriber starts, and whether it missed events we no longer have."""
@@ -95,9 +124,10 @@ class EventLog:
         return frames, self.last, lost
 
     def wake_all(self) -> None:
+        """The daemon stops: every stream ends."""
         self.closing = True
-        for waiter in self._waiters:
-            waiter.set()
+        for subscriber in list(self._live):
+            subscriber.end()
 
     def reset_frame(self, n: int, why: str) -> bytes:
         """`reset`, numbered so that a reconnect after it resumes from event n."""
@@ -115,6 +145,9 @@ class EventLog:
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store",
             "X-Accel-Buffering": "no"})
+        chunked = request.version >= HttpVersion11
+        if chunked:
+            response.enable_chunked_encoding()
         await response.prepare(request)
         hello = b"retry: %d\n\n" % RETRY_MS
         if missed:
@@ -127,28 +160,34 @@ class EventLog:
             start.encode(), orjson.dumps({"lastEventId": start, "output": output}))
         if not last_id or missed:
             hello += b"".join(b"event: notice\ndata: %s\n\n" % orjson.dumps(n) for n in notices)
-        waiter = asyncio.Event()
-        self._waiters.add(waiter)
         self.subscribers += 1
         try:
             await response.write(hello)
-            while not self.closing:
+            while not self.closing:  # catch up
                 first = self.first
                 frames, position, lost = self.after(position, output)
                 if lost:
                     frames.insert(0, self.reset_frame(first - 1, "this stream fell behind: "
                                                       "read the sessions again"))
-                if frames:
-                    await response.write(b"".join(frames))
-                    continue
-                waiter.clear()
-                try:
-                    await asyncio.wait_for(waiter.wait(), HEARTBEAT)
-                except asyncio.TimeoutError:
-                    await response.write(b": still here\n\n")
+                if not frames:
+                    break
+                await response.write(b"".join(frames))
+            transport = request.transport
+            if self.closing or transport is None:
+                return response
+            subscriber = Subscriber(transport, output, chunked)  # level: live from here on
+            self._live.add(subscriber)
+            try:
+                while not subscriber.ended.done():
+                    try:
+                        async with asyncio.timeout(HEARTBEAT):
+                            await asyncio.shield(subscriber.ended)
+                    except TimeoutError:
+                        subscriber.send(b": still here\n\n")
+            finally:
+                self._live.discard(subscriber)
         except ConnectionError:
             pass  # it went away
         finally:
-            self._waiters.discard(waiter)
             self.subscribers -= 1
         return response
