@@ -288,6 +288,25 @@ def cmd_attach(args: argparse.Namespace) -> int:
     return _run(body())
 
 
+def cmd_tui(args: argparse.Namespace) -> int:
+    """Codex's own terminal UI on a session's thread; the editors see what happens there."""
+    from .rpc.client import RpcError, connect_daemon
+
+    async def ask() -> dict[str, Any]:
+        client = await connect_daemon(_folder(args))
+        try:
+            return await client.request("codex/session/tui", _ref(args), timeout=120)
+        finally:
+            await client.stop()
+    try:
+        opened = asyncio.run(ask())
+    except RpcError as exc:
+        return _fail(exc.message)
+    env = {**os.environ, **opened["env"]}
+    os.execvpe(opened["command"][0], opened["command"], env)
+    return 1  # not reached
+
+
 def cmd_simple(method: str, done: str) -> Any:
     """cancel / kill / resume NAME: one request to the daemon."""
     def command(args: argparse.Namespace) -> int:
@@ -535,6 +554,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-C", "--directory", help="the project (default: the current directory)")
     p.add_argument("--yes", action="store_true", help="accept every approval request")
     p.set_defaults(func=cmd_attach)
+
+    p = sub.add_parser("tui", help="open Codex's own terminal UI on a session's conversation "
+                       "(it joins the daemon's Codex: editors show what you do there)")
+    p.add_argument("name", nargs="?", default="main")
+    p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+    p.set_defaults(func=cmd_tui)
 
     for name, method, done in (("cancel", "codex/session/cancel", "cancelled"),
                                ("kill", "codex/session/kill", "killed"),
