@@ -403,9 +403,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_daemon(args: argparse.Namespace) -> int:
     folder = _folder(args)
     if args.action == "run":
+        if args.http:  # a bad address is refused before anything starts
+            from .http.address import HttpSetupError, parse_address
+            try:
+                parse_address(args.http, args.http_allow_remote)
+            except HttpSetupError as exc:
+                return _fail(str(exc), 2)
         from .daemon import run_daemon
         return run_daemon(folder, args.idle_exit, Path(args.log_file) if args.log_file else None,
-                          args.verbose)
+                          args.verbose, args.http, args.http_allow_remote)
 
     from .codex.reaper import alive
     from .rpc.client import connect_daemon
@@ -439,9 +445,42 @@ def cmd_daemon(args: argparse.Namespace) -> int:
                             "uptimeSeconds", "clients", "liveSessions", "statuses",
                             "idleExitSeconds", "idleFor"):
                     print(f"{key}: {status.get(key)}")
+                http = status.get("http")
+                print(f"http: {http['url']} (token in {http['tokenFile']})" if http else
+                      f"http: off{' (' + status['httpError'] + ')' if status.get('httpError') else ''}")
             return 0
         finally:
             await client.stop()
+    return _run(body())
+
+
+def cmd_panel(args: argparse.Namespace) -> int:
+    """A one-time login link for the panel, from the daemon's HTTP API (started if need be)."""
+    from .rpc.client import connect_daemon
+
+    async def body() -> int:
+        client = await connect_daemon(_folder(args))
+        try:
+            status = await client.request("codex/daemon/status", {})
+        finally:
+            await client.stop()
+        http = status.get("http")
+        if not http:
+            why = f" ({status['httpError']})" if status.get("httpError") else ""
+            return _fail(f"the HTTP API is off{why}. Turn it on with `http = \"127.0.0.1:8765\"` "
+                         "in ~/.config/codex-sessions/config.toml (then `codex-sessions daemon "
+                         "stop`), or run `codex-sessions daemon --http 127.0.0.1:8765`")
+        from .http.client import login_link
+        try:
+            url = await login_link(http["url"], Path(http["tokenFile"]))
+        except (OSError, ValueError) as exc:
+            return _fail(f"the HTTP API at {http['url']} did not give a login link: {exc}")
+        print(url)
+        if args.open:
+            import webbrowser
+            if not webbrowser.open(url):
+                return _fail("no browser could be opened here; open the link above yourself")
+        return 0
     return _run(body())
 
 
@@ -478,7 +517,17 @@ def parser() -> argparse.ArgumentParser:
                    "and nothing runs (default 600)")
     p.add_argument("--log-file", help="write logs there instead of stderr")
     p.add_argument("--verbose", action="store_true", help="log every message (transcripts too)")
+    p.add_argument("--http", metavar="HOST:PORT", help="also serve the HTTP API and the web "
+                   "panel there, e.g. 127.0.0.1:8765 (port 0 picks one; default: `http` in "
+                   "the config file, else off)")
+    p.add_argument("--http-allow-remote", action="store_true",
+                   help="let --http listen on an address other than loopback")
     p.set_defaults(func=cmd_daemon)
+
+    p = sub.add_parser("panel", help="print a link that logs a browser into the web panel "
+                       "(once); --open opens it")
+    p.add_argument("--open", action="store_true", help="open the link in the default browser")
+    p.set_defaults(func=cmd_panel)
 
     p = sub.add_parser("run", help="run one prompt in a named session (the live one of that name "
                        "if there is one), stream it, print the report (exit 0 done, 1 failed, "
