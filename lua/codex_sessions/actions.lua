@@ -74,7 +74,13 @@ end
 
 function M.kill(ref)
   call("codex/session/kill", M.ref(ref), function(result)
-    vim.notify("codex-sessions: killed " .. result.session.name, vim.log.levels.INFO)
+    local s = result.session
+    if s.status == "stopped" then
+      vim.notify("codex-sessions: killed " .. s.name, vim.log.levels.INFO)
+    else -- it was not running: the sidecar left it as it was
+      vim.notify(string.format("codex-sessions: %s is %s, not running: nothing to kill", s.name, s.status),
+        vim.log.levels.WARN)
+    end
   end)
 end
 

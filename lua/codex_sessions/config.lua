@@ -10,6 +10,8 @@ local M = {}
 ---@field env table<string,string>|nil     extra environment for the sidecar
 ---@field state_dir string|nil             initializationOptions.stateDir
 ---@field codex_command string[]|nil       initializationOptions.codexCommand
+---@field codex_args string[]|nil          initializationOptions.codexArgs (appended to the command)
+---@field codex_process string|nil         "perProject" (one Codex per project) or "perSession"
 ---@field max_sessions_per_project integer|nil
 ---@field max_running integer|nil
 ---@field output_limit_bytes integer|nil
@@ -25,6 +27,8 @@ M.defaults = {
   env = nil,
   state_dir = nil,
   codex_command = nil,
+  codex_args = nil,
+  codex_process = nil,
   max_sessions_per_project = nil,
   max_running = nil,
   output_limit_bytes = nil,
@@ -86,6 +90,11 @@ local rules = {
   env = { function(v) return v == nil or type(v) == "table" end, "a table of strings or nil" },
   state_dir = { function(v) return v == nil or type(v) == "string" end, "a string or nil" },
   codex_command = { function(v) return v == nil or is_list_of_strings(v) end, "a non-empty list of strings or nil" },
+  codex_args = { function(v) return v == nil or is_list_of_strings(v) end, "a non-empty list of strings or nil" },
+  codex_process = {
+    function(v) return v == nil or v == "perProject" or v == "perSession" end,
+    '"perProject", "perSession" or nil',
+  },
   max_sessions_per_project = { function(v) return v == nil or positive_int(v) end, "a positive integer or nil" },
   max_running = { function(v) return v == nil or positive_int(v) end, "a positive integer or nil" },
   output_limit_bytes = { function(v) return v == nil or positive_int(v) end, "a positive integer or nil" },
@@ -193,6 +202,8 @@ function M.init_options()
   local map = {
     stateDir = o.state_dir and vim.fn.expand(o.state_dir) or nil,
     codexCommand = o.codex_command,
+    codexArgs = o.codex_args,
+    codexProcess = o.codex_process,
     maxSessionsPerProject = o.max_sessions_per_project,
     maxRunning = o.max_running,
     outputLimitBytes = o.output_limit_bytes,
