@@ -1077,16 +1077,32 @@ def test_exit_with_turns_running_says_once_they_go_on(fresh, project, offline):
 
 # ---- options, windows, completion -----------------------------------------------------------
 
-OPTIONS_SNAPSHOT = r"""
+GLOBAL_OPTIONS = r"""
+-- global options and the global values of buffer options (window options have a
+-- "global" value per window: see WINDOW_OPTIONS)
 local out = {}
 for name, info in pairs(vim.api.nvim_get_all_options_info()) do
-  if name ~= 'scroll' and name ~= 'window' then
-    out['g:' .. name] = vim.inspect(vim.api.nvim_get_option_value(name, { scope = 'global' }))
-    if info.scope == 'win' then
-      out['w:' .. name] = vim.inspect(vim.api.nvim_get_option_value(name, { win = _G.user_win }))
-    elseif info.scope == 'buf' then
-      out['b:' .. name] = vim.inspect(vim.api.nvim_get_option_value(name, { buf = _G.user_buf }))
+  if info.scope ~= 'win' then
+    out[name] = vim.inspect(vim.api.nvim_get_option_value(name, { scope = 'global' }))
+  end
+end
+return out
+"""
+
+WINDOW_OPTIONS = r"""
+-- every ordinary window of the tab page, showing a new empty buffer: the options a
+-- user's next file gets there (a `:set` in that window would show here)
+local out = {}
+for _, win in ipairs(vim.api.nvim_tabpage_list_wins(0)) do
+  if vim.api.nvim_win_get_config(win).relative == '' then
+    vim.api.nvim_win_call(win, function() vim.cmd('enew') end)
+    local opts = {}
+    for name, info in pairs(vim.api.nvim_get_all_options_info()) do
+      if info.scope == 'win' and name ~= 'scroll' then
+        opts[name] = vim.inspect(vim.api.nvim_get_option_value(name, { win = win }))
+      end
     end
+    table.insert(out, opts)
   end
 end
 return out
@@ -1094,37 +1110,27 @@ return out
 
 
 def test_no_command_changes_an_option_of_the_user(editor, project):
-    src = project / "notes.txt"
-    src.write_text("a user's file\n")
-    editor.cmd(f"edit {src}")
-    editor.lua("_G.user_win, _G.user_buf = vim.api.nvim_get_current_win(), vim.api.nvim_get_current_buf()")
-    before = editor.lua(OPTIONS_SNAPSHOT)
-
-    def back_and_compare(what: str) -> None:
-        editor.lua("vim.api.nvim_set_current_win(_G.user_win) vim.api.nvim_win_set_buf(_G.user_win, _G.user_buf)")
-        after = editor.lua(OPTIONS_SNAPSHOT)
-        changed = {k: (before[k], after.get(k)) for k in before if before[k] != after.get(k)}
-        assert not changed, f"after {what}: {changed}"
-
+    global_before = editor.lua(GLOBAL_OPTIONS)
+    (window_before,) = editor.lua(WINDOW_OPTIONS)
     steps = [
         ("start", lambda: (editor.cmd("CodexSessions start opt say: hi"), editor.wait_status(project, "opt", "idle"))),
-        ("list", lambda: open_list(editor)),
-        ("list <CR>", lambda: (open_list(editor), goto_row(editor, "opt"), editor.feed("<CR>"))),
+        ("list", lambda: (editor.cmd("CodexSessions switch opt"), open_list(editor))),
+        ("list <CR>", lambda: (open_list(editor), goto_row(editor, "opt"), editor.feed("<CR>"), open_list(editor))),
         ("report", lambda: (editor.cmd("CodexSessions report opt"),
                             editor.wait("return vim.bo.filetype == 'codex_sessions_report'"), editor.feed("q"))),
-        ("switch", lambda: editor.cmd("CodexSessions switch opt")),
         ("keys help", lambda: (editor.cmd("CodexSessions switch opt"), editor.feed("g?"), editor.feed("q"))),
         ("float list", lambda: (editor.setup(list_layout="float"), open_list(editor), editor.feed("q"))),
+        ("side list", lambda: (editor.setup(list_layout="left"), open_list(editor))),
     ]
     for what, step in steps:
         step()
         time.sleep(0.2)
-        back_and_compare(what)
-    # and a new window of the user's is as it was
-    editor.cmd("new")
-    editor.lua("_G.user_win, _G.user_buf = vim.api.nvim_get_current_win(), vim.api.nvim_get_current_buf()")
-    fresh_window = editor.lua(OPTIONS_SNAPSHOT)
-    assert fresh_window["w:wrap"] == "true" and fresh_window["w:cursorline"] == "false"
+        now = editor.lua(GLOBAL_OPTIONS)
+        changed = {k: (v, now.get(k)) for k, v in global_before.items() if v != now.get(k)}
+        assert not changed, f"after {what}: {changed}"
+        for window in editor.lua(WINDOW_OPTIONS):
+            changed = {k: (v, window.get(k)) for k, v in window_before.items() if v != window.get(k)}
+            assert not changed, f"after {what}: {changed}"
 
 
 def test_windows_do_not_pile_up(editor, project):

@@ -183,10 +183,6 @@ local function set_window_options(win)
   set("foldcolumn", "0")
   set("spell", false)
   set("list", false)
-  if not util.is_float(win) then
-    local layout = config.options.list_layout
-    set((layout == "left" or layout == "right") and "winfixwidth" or "winfixheight", true)
-  end
 end
 
 --- Show list buffer `buf` in the panel: reuse the panel window of this tab, else open
