@@ -475,7 +475,7 @@ def test_session_keys_leave_neovims_default_mappings_alone(editor, project):
 def test_the_transcript_above_the_prompt_is_read_only(editor, project):
     editor.cmd("CodexSessions start ro say: keep me")
     buf = editor.wait_buf(buffer_name(project, "ro"))
-    editor.wait_text(buf, "\nkeep me\n")
+    editor.wait_text(buf, "\nkeep me\n· idle\n")
     editor.wait_status(project, "ro", "idle")
     before = editor.text(buf)
     sep = next(i for i, line in enumerate(before.split("\n")) if line.startswith("──── prompt")) + 1
@@ -527,7 +527,7 @@ def test_header_shows_codex_retrying_the_model(editor, project, offline):
     # what the header says about storage, from the same builder
     text = editor.lua("""local s = vim.deepcopy(require('codex_sessions.state').get(...))
         s.storageError = 'cannot write to /x/sessions.db: disk I/O error'
-        return require('codex_sessions.buffer').header_text(s)""", s["id"])
+        return require('codex_sessions.render').header(s, true)""", s["id"])
     assert "not saved: cannot write to /x/sessions.db: disk I/O error" in text
 
 
@@ -804,6 +804,9 @@ def test_send_a_selection_or_the_file_with_where_it_comes_from(editor, project):
     editor.wait("return require('codex_sessions.buffer').prompt_text(0):find('src/calc.py:1-2', 1, true)")
     assert editor.lua("return require('codex_sessions.buffer').prompt_text(0)") == \
         "src/calc.py:1-2\n```python\ndef add(a, b):\n    return a + b\n```"
+    # the cursor waits on the line after it, for the question
+    assert editor.lua("return vim.api.nvim_get_current_line()") == ""
+    assert editor.lua("return vim.api.nvim_buf_get_lines(0, -3, -1, false)") == ["```", ""]
     # the whole file as a reference, with a prompt
     editor.cmd(f"only | edit {src}")
     editor.cmd("CodexSessions file ctx say: got it")
@@ -859,6 +862,7 @@ def test_killall_asks_kills_this_project_and_bang_kills_every_project(editor, pr
     wait_note(editor, "a session named 'one' is already running", "ERROR")
     editor.cmd("CodexSessions kill one")
     editor.wait_status(project, "one", "stopped")
+    time.sleep(0.5)  # the daemon frees the name once the kill is written (NEEDS.md, 2)
     editor.cmd("CodexSessions start! one say: brand new")
     editor.wait("return require('codex_sessions.buffer').session_of(0) and "
                 "require('codex_sessions.buffer').session_of(0).id ~= ...", old_id)

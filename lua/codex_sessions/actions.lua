@@ -344,7 +344,8 @@ function M.send_context(name, prompt, first, last)
     local function open(session)
       local session_buf = M.open_session(session)
       if not (prompt and prompt ~= "") then
-        require("codex_sessions.buffer").add_to_prompt(session_buf, text)
+        -- the context, then an empty line for the question, the cursor on it
+        require("codex_sessions.buffer").add_to_prompt(session_buf, text .. "\n")
         pcall(vim.api.nvim_win_set_cursor, 0, { vim.api.nvim_buf_line_count(session_buf), 0 })
       end
     end

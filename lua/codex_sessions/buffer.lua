@@ -2,13 +2,14 @@
 --- Layout: a header line, the transcript, a separator, and the prompt area below it.
 local config = require("codex_sessions.config")
 local rpc = require("codex_sessions.rpc")
+local render = require("codex_sessions.render")
 local util = require("codex_sessions.util")
 
 local M = {}
 
 local ns = vim.api.nvim_create_namespace("codex_sessions")
 local ns_req = vim.api.nvim_create_namespace("codex_sessions_requests")
-local OUTPUT_PREFIX = "  │ "
+local OUTPUT_PREFIX = render.OUTPUT_PREFIX
 
 local H = {
   by_buf = {}, -- buf -> state
@@ -48,6 +49,10 @@ end
 local function sep_row(st)
   local mark = vim.api.nvim_buf_get_extmark_by_id(st.buf, ns, st.sep, {})
   return mark[1]
+end
+
+local function present(v)
+  return v ~= nil and v ~= vim.NIL and v ~= ""
 end
 
 local function split_lines(text)
@@ -186,127 +191,9 @@ local function extend_tail(st, text, prefix, group)
   end)
 end
 
--- ---------------------------------------------------------------------------------------
--- Rendering of transcript items
-
--- ---------------------------------------------------------------------------------------
--- Rendering of transcript items
-
-local function keys_hint()
-  local k = config.options.keys.session
-  local parts = {}
-  if k.accept then table.insert(parts, util.key_label(k.accept) .. " accept") end
-  if k.accept_for_session then table.insert(parts, util.key_label(k.accept_for_session) .. " accept for session") end
-  if k.decline then table.insert(parts, util.key_label(k.decline) .. " decline") end
-  if k.send_normal then table.insert(parts, util.key_label(k.send_normal) .. " choose") end
-  return table.concat(parts, " · ")
-end
-
-local function prefixed(text, first_prefix, rest_prefix, group)
-  local out = {}
-  for i, line in ipairs(split_lines(text)) do
-    table.insert(out, { (i == 1 and first_prefix or rest_prefix) .. line, group })
-  end
-  return out
-end
-
-local function render_command(item, running_output)
-  local out = {}
-  local exit = item.exitCode
-  local state
-  if item.status == "declined" then
-    state = "[declined]"
-  elseif exit == nil or exit == vim.NIL then
-    state = running_output and "[running]" or "[no exit code]"
-  else
-    state = "[exit " .. tostring(exit) .. "]"
-  end
-  local ok = exit == 0
-  table.insert(out, { "$ " .. (item.command or "?") .. "  " .. state,
-    ok and "CodexSessionsCommand" or "CodexSessionsCommandFailed" })
-  local output = running_output or item.output
-  if type(output) == "string" and output ~= "" then
-    output = output:gsub("\n$", "")
-    for _, line in ipairs(split_lines(output)) do
-      table.insert(out, { OUTPUT_PREFIX .. line, "CodexSessionsOutput" })
-    end
-  end
-  return out
-end
-
---- Lines for one transcript item: list of {text, highlight group}.
-function M.render_item(item)
-  local kind = item.kind
-  if kind == "user" then
-    local out = { { "", nil } }
-    vim.list_extend(out, prefixed(item.text, "> ", "  ", "CodexSessionsUser"))
-    return out
-  elseif kind == "agent" then
-    return prefixed(item.text, "", "", "CodexSessionsAgent")
-  elseif kind == "reasoning" then
-    return prefixed(item.text, "(thinking) ", "           ", "CodexSessionsReasoning")
-  elseif kind == "command" then
-    return render_command(item)
-  elseif kind == "fileChange" then
-    local out = {}
-    for _, change in ipairs(item.changes or {}) do
-      table.insert(out, { string.format("~ %s (%s)", change.path, change.kind), "CodexSessionsFileChange" })
-    end
-    return out
-  elseif kind == "request" then
-    if item.decision ~= nil and item.decision ~= vim.NIL then
-      return { { string.format("? %s: %s", item.requestId, item.decision), "CodexSessionsDecision" } }
-    end
-    local what = item.command
-    if what == nil or what == vim.NIL then
-      what = item.requestKind or "request"
-      if item.changes and item.changes ~= vim.NIL then
-        local paths = {}
-        for _, c in ipairs(item.changes) do
-          table.insert(paths, c.path)
-        end
-        what = what .. " " .. table.concat(paths, ", ")
-      end
-    end
-    local reason = (item.reason and item.reason ~= vim.NIL) and ("  (" .. item.reason .. ")") or ""
-    return {
-      { string.format("? approval needed [%s]: %s%s", item.requestId, what, reason), "CodexSessionsRequest" },
-      { "  " .. keys_hint(), "CodexSessionsHint" },
-    }
-  elseif kind == "error" then
-    return prefixed(item.text, "! ", "  ", "CodexSessionsError")
-  elseif kind == "status" then
-    return { { "· " .. tostring(item.status), "CodexSessionsStatusLine" } }
-  end
-  return { { string.format("[%s] %s", tostring(kind), vim.json.encode(item)), "CodexSessionsStatusLine" } }
-end
-
-local function present(v)
-  return v ~= nil and v ~= vim.NIL and v ~= ""
-end
-
---- The header: what the session is and does, and what is wrong (storage, retries, error).
+--- The header line (render.header), for the session object `s`.
 function M.header_text(s)
-  local status = s.status or "?"
-  if not require("codex_sessions.state").connected() then
-    status = status .. " (disconnected)"
-  end
-  local parts = { string.format("codex %s:%s", s.project and s.project.name or "?", s.name or "?"), status }
-  if s.turns then table.insert(parts, "turns " .. tostring(s.turns)) end
-  if type(s.pending) == "table" and #s.pending > 0 then table.insert(parts, #s.pending .. " pending") end
-  if type(s.retry) == "table" then
-    local attempt = present(s.retry.attempt) and tostring(s.retry.attempt) or "?"
-    local why = present(s.retry.message) and (": " .. tostring(s.retry.message)) or ""
-    table.insert(parts, "retrying (" .. attempt .. ")" .. vim.split(why, "\n", { plain = true })[1])
-  end
-  if present(s.storageError) then
-    table.insert(parts, "not saved: " .. vim.split(tostring(s.storageError), "\n", { plain = true })[1])
-  end
-  if present(s.error) then
-    table.insert(parts, "error: " .. vim.split(tostring(s.error), "\n", { plain = true })[1])
-  end
-  if s.project then table.insert(parts, s.project.root) end
-  return table.concat(parts, "  ·  ")
+  return render.header(s, require("codex_sessions.state").connected())
 end
 
 local function render_header(st)
@@ -328,7 +215,7 @@ local function show(st, item)
     if st.tail and st.tail.id == item.itemId and st.tail.kind == "agent" then
       extend_tail(st, item.text or "", "", "CodexSessionsAgent")
     else
-      local rendered = prefixed(item.text or "", "", "", "CodexSessionsAgent")
+      local rendered = render.prefixed(item.text or "", "", "", "CodexSessionsAgent")
       append(st, rendered)
       st.tail = { id = item.itemId, kind = "agent", nlines = #rendered }
       st.streamed[item.itemId] = true
@@ -339,7 +226,7 @@ local function show(st, item)
     if st.tail and st.tail.id == item.itemId and st.tail.kind == "command" then
       extend_tail(st, item.text or "", OUTPUT_PREFIX, "CodexSessionsOutput")
     else
-      local rendered = render_command({ command = "…" }, "")
+      local rendered = render.command({ command = "…" }, "")
       append(st, rendered)
       st.tail = { id = item.itemId, kind = "command", nlines = #rendered, needs_line = true }
       extend_tail(st, item.text or "", OUTPUT_PREFIX, "CodexSessionsOutput")
@@ -362,7 +249,7 @@ local function show(st, item)
     end
     st.last_seq = item.seq
   end
-  local rendered = M.render_item(item)
+  local rendered = render.item(item)
   if item.itemId then
     st.complete[item.itemId] = true
   end

@@ -196,8 +196,8 @@ local function show(buf)
   end
   local layout = config.options.list_layout
   if layout == "float" then
-    win = util.float(buf, {
-      width = math.floor(vim.o.columns * 0.8), height = math.floor(vim.o.lines * 0.6), title = "Codex sessions" })
+    local height = math.min(math.max(vim.api.nvim_buf_line_count(buf) + 1, 6), math.floor(vim.o.lines * 0.6))
+    win = util.float(buf, { width = math.floor(vim.o.columns * 0.8), height = height, title = "Codex sessions" })
   else
     local rows = #(H.by_buf[buf].rows and vim.tbl_keys(H.by_buf[buf].rows) or {})
     local cmd = ({
