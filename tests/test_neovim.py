@@ -980,7 +980,7 @@ def test_a_session_driven_from_another_client_updates_at_once(editor, project, o
 
 def test_neovim_started_after_turns_began_shows_them_streams_and_answers(fresh, project, offline):
     """Turns started by another client that then left; a Neovim that saw none of it."""
-    client_start(offline, project, "longrun", "slow: 6")
+    client_start(offline, project, "longrun", "slow: 20")
     client_start(offline, project, "needs", "run-approved: touch answered.txt")
     ed = fresh
     deadline = time.monotonic() + 30
@@ -1005,8 +1005,11 @@ def test_neovim_started_after_turns_began_shows_them_streams_and_answers(fresh, 
     ed.wait_text(needs, "approval needed")
     ed.feed("\\a")
     ed.wait("return vim.uv.fs_stat(...) ~= nil", str(project / "answered.txt"), what="answered.txt")
-    ed.wait_status(project, "longrun", "idle", timeout=30)
-    assert "tick tick tick tick tick tick tick tick tick tick tick tick" in ed.text(buf)
+    ed.wait("return select(2, table.concat(vim.api.nvim_buf_get_lines(..., 0, -1, false)):gsub('tick', '')) >= "
+            + str(n + 5), buf, what="the stream going on in its buffer meanwhile")
+    # and it drives the turn it did not start
+    ed.cmd("CodexSessions cancel longrun")
+    assert ed.wait_status(project, "longrun", "idle")["lastTurn"]["status"] == "interrupted"
     assert not ed.errors(), ed.errors()
 
 
