@@ -3,7 +3,7 @@
 ;; Copyright (C) 2026 The codex-sessions authors
 
 ;; Author: The codex-sessions authors
-;; Version: 0.1.0
+;; Version: 0.2.0
 ;; Package-Requires: ((emacs "28.1"))
 ;; Keywords: tools, processes, convenience
 
@@ -15,17 +15,20 @@
 
 ;;; Commentary:
 
-;; A thin Emacs client of the codex-sessions sidecar (`codex-sessions
-;; serve'), which runs named OpenAI Codex sessions per project.  The
-;; sidecar owns names, buffer names, statuses, transcripts and reports;
-;; this file renders them and sends commands over the built-in
-;; `jsonrpc.el'.
+;; A thin Emacs client of codex-sessions, which runs named OpenAI Codex
+;; sessions per project.  Emacs runs `codex-sessions serve', which
+;; relays to the user's codex-sessions daemon: sessions belong to the
+;; user, not to this Emacs, and go on when Emacs exits.  The sidecar
+;; owns names, buffer names, statuses, list lines and order,
+;; transcripts and reports; this file renders them and sends commands
+;; over the built-in `jsonrpc.el'.
 ;;
 ;; Start with \\[my-codex-start-session].  Each session has a buffer named
 ;; as the sidecar says, e.g. *codex:ultra:main:1a2b3c4d*, which shows the
 ;; conversation as it streams and takes the next prompt at its end.
-;; \\[my-codex-list-sessions] lists sessions; `my-codex-command-map' holds
-;; every command for binding under a prefix key of your choice.
+;; \\[my-codex-list-sessions] lists sessions, \\[my-codex-pending] lists
+;; what waits on you; `my-codex-command-map' holds every command for
+;; binding under a prefix key of your choice.
 
 ;;; Code:
 
@@ -38,8 +41,9 @@
 (require 'button)
 (require 'parse-time)
 (require 'text-property-search)
+(require 'rmc)
 
-(defconst my-codex-version "0.1.0"
+(defconst my-codex-version "0.2.0"
   "The version of my-codex.el.")
 
 ;;;; Configuration
@@ -50,13 +54,18 @@
   :prefix "my-codex-")
 
 (defcustom my-codex-sidecar-command '("codex-sessions" "serve")
-  "The command that starts the sidecar, as a list of program and arguments."
+  "The command that connects Emacs to codex-sessions, as a list of strings.
+`codex-sessions serve' relays to the daemon that owns the sessions,
+starting it when none runs, so sessions go on when Emacs exits.
+Add \"--standalone\" to run the sessions inside that process
+instead: they then stop when Emacs exits."
   :type '(repeat string))
 
 (defcustom my-codex-codex-command nil
   "The command that starts Codex, as a list; nil lets the sidecar choose.
 The sidecar appends `app-server' to it.  When nil, the sidecar uses
-the environment variable CODEX_SESSIONS_CODEX, else \"codex\"."
+the environment variable CODEX_SESSIONS_CODEX, else \"codex\".  It
+applies to the sessions this Emacs starts, and is recorded with them."
   :type '(choice (const :tag "The sidecar's default" nil) (repeat string)))
 
 (defcustom my-codex-codex-extra-args nil
@@ -65,8 +74,19 @@ They are appended to `my-codex-codex-command', or to the sidecar's
 default Codex command when that is nil."
   :type '(repeat string))
 
+(defcustom my-codex-codex-process nil
+  "How the sessions this Emacs starts share Codex processes.
+nil lets the sidecar choose (one Codex process per project);
+`per-project' says so explicitly; `per-session' gives each session
+its own Codex process, so that one Codex dying fails one session
+only."
+  :type '(choice (const :tag "The sidecar's default" nil)
+                 (const :tag "One Codex per project" per-project)
+                 (const :tag "One Codex per session" per-session)))
+
 (defcustom my-codex-state-directory nil
-  "The folder where the sidecar keeps its records; nil lets the sidecar choose."
+  "The folder where codex-sessions keeps its records; nil lets it choose.
+Each state folder has its own daemon."
   :type '(choice (const :tag "The sidecar's default" nil) directory))
 
 (defcustom my-codex-notify-function #'my-codex-notify-echo-area
@@ -125,19 +145,22 @@ called from your own function instead."
 ;;;; State
 
 (defvar my-codex--connection nil
-  "The live `my-codex-connection' to the sidecar, or nil.")
+  "The `my-codex-connection' to the sidecar, or nil.
+It may still be starting: see `my-codex--ready'.")
 
 (defvar my-codex--shutting-down nil
-  "Non-nil while the sidecar is being stopped on purpose.")
+  "Non-nil while the connection is being closed on purpose.")
 
 (defvar my-codex--sessions (make-hash-table :test #'equal)
-  "Session id to the latest session plist the sidecar sent.")
+  "Session id to the latest session plist the sidecar sent.
+Filled by one `codex/session/list' when a connection starts and kept
+up to date by notifications; lists and completion read it.")
+
+(defvar my-codex--sessions-loaded nil
+  "Non-nil once `my-codex--sessions' holds every session of the sidecar.")
 
 (defvar my-codex--buffers (make-hash-table :test #'equal)
   "Session id to the buffer that shows it.")
-
-(defvar my-codex--turn-starts (make-hash-table :test #'equal)
-  "Session id to the time this Emacs saw its current turn start.")
 
 (defvar my-codex--restarts nil
   "Times of recent automatic restarts of the sidecar.")
@@ -148,8 +171,8 @@ called from your own function instead."
 (defvar my-codex--tick-timer nil
   "Timer that redraws elapsed times while sessions run.")
 
-(defvar my-codex--list-timer nil
-  "Timer of a pending refresh of the session lists.")
+(defvar my-codex--views-timer nil
+  "Timer of a pending redraw of the list and pending buffers.")
 
 (defvar my-codex--name-history nil
   "Minibuffer history of session names.")
@@ -170,18 +193,40 @@ called from your own function instead."
   "Marker where the user's prompt begins.")
 
 (defvar-local my-codex--streams nil
-  "Alist of item id to (START . END) markers of text still streaming.")
+  "Alist of item id to (START . END) markers of text still streaming.
+END is before the newline that closes the streamed text.")
 
 (defvar-local my-codex--resyncing nil
   "Non-nil while missing transcript items are being fetched.")
+
+(defvar-local my-codex--resync-missed nil
+  "Non-nil when items were passed over while a fetch was under way.")
+
+(defvar-local my-codex--prompts nil
+  "The prompts of this buffer's session, most recent first, for \\[my-codex-previous-input].")
+
+(defvar-local my-codex--history-index nil
+  "Index in `my-codex--prompts' of the prompt shown, while cycling.")
+
+(defvar-local my-codex--history-draft nil
+  "What was typed at the prompt before cycling through earlier prompts.")
 
 (defconst my-codex--active-statuses '("queued" "starting" "running" "waiting")
   "Statuses of a session whose turn or start is under way.")
 
 ;;;; Connection
 
-(defclass my-codex-connection (jsonrpc-process-connection) ()
-  :documentation "A JSON-RPC connection to the codex-sessions sidecar.")
+(defclass my-codex-connection (jsonrpc-process-connection)
+  ((ready :initform nil :accessor my-codex--ready
+          :documentation "Non-nil once the sidecar answered `initialize'.")
+   (failure :initform nil :accessor my-codex--failure
+            :documentation "Why the connection could not start, or nil.")
+   (waiters :initform nil :accessor my-codex--waiters
+            :documentation "Functions to call with the connection once it is ready.")
+   (daemon :initform 'unknown :accessor my-codex--daemon
+           :documentation "The daemon's status plist when Emacs is served by the daemon,
+`standalone' for a `serve --standalone' sidecar, `unknown' before it said."))
+  :documentation "A JSON-RPC connection to codex-sessions (`codex-sessions serve').")
 
 (defun my-codex--initialization-options ()
   "Return the `initializationOptions' built from the user's options."
@@ -190,13 +235,17 @@ called from your own function instead."
       (setq options (plist-put options :codexCommand (vconcat my-codex-codex-command))))
     (when my-codex-codex-extra-args
       (setq options (plist-put options :codexArgs (vconcat my-codex-codex-extra-args))))
+    (when my-codex-codex-process
+      (setq options (plist-put options :codexProcess
+                               (if (eq my-codex-codex-process 'per-session)
+                                   "perSession" "perProject"))))
     (when my-codex-state-directory
       (setq options (plist-put options :stateDir
                                (expand-file-name my-codex-state-directory))))
     (or options (make-hash-table))))
 
-(defun my-codex--start-sidecar ()
-  "Start the sidecar, initialize it and return the connection."
+(defun my-codex--spawn ()
+  "Start the sidecar and send `initialize' without waiting; return the connection."
   (let ((program (car my-codex-sidecar-command)))
     (unless (and program (executable-find program))
       (user-error "Cannot find the sidecar program %S: install codex-sessions or set `my-codex-sidecar-command'"
@@ -221,40 +270,105 @@ called from your own function instead."
               :noquery t
               :stderr (get-buffer-create (format "*%s stderr*" name)))))))
     (setq my-codex--connection conn)
-    (let ((answer (my-codex--call
-                   conn "initialize"
-                   (list :processId (emacs-pid)
-                         :clientInfo (list :name "my-codex" :version my-codex-version)
-                         :capabilities (make-hash-table)
-                         :initializationOptions (my-codex--initialization-options))
-                   my-codex-request-timeout)))
-      (when (eq (car answer) 'error)
-        (let ((my-codex--shutting-down t))
-          (ignore-errors (jsonrpc-shutdown conn)))
-        (setq my-codex--connection nil)
-        (user-error "The codex-sessions sidecar did not start: %s (see M-x my-codex-show-stderr)"
-                    (my-codex--error-text (cdr answer) "initialize" my-codex-request-timeout))))
-    (jsonrpc-notify conn :initialized (make-hash-table))
     (my-codex--install-mode-line)
-    (my-codex--after-connect)
+    (jsonrpc-async-request
+     conn :initialize
+     (list :processId (emacs-pid)
+           :clientInfo (list :name "my-codex" :version my-codex-version)
+           :capabilities (make-hash-table)
+           :initializationOptions (my-codex--initialization-options))
+     :success-fn (lambda (_result) (my-codex--initialized conn))
+     :error-fn (lambda (error)
+                 (my-codex--not-started
+                  conn (my-codex--error-text error "initialize" my-codex-request-timeout)))
+     :timeout my-codex-request-timeout
+     :timeout-fn (lambda ()
+                   (my-codex--not-started
+                    conn (format "no answer to initialize within %s seconds"
+                                 my-codex-request-timeout))))
     conn))
 
+(defun my-codex--initialized (conn)
+  "CONN answered `initialize': learn the sessions, then run what waited for it."
+  (jsonrpc-notify conn :initialized (make-hash-table))
+  (setf (my-codex--ready conn) t)
+  (my-codex--after-connect conn)
+  (let ((waiters (reverse (my-codex--waiters conn))))
+    (setf (my-codex--waiters conn) nil)
+    (dolist (waiter waiters)
+      (condition-case err
+          (funcall waiter conn)
+        (error (message "my-codex: %s" (error-message-string err)))))))
+
+(defun my-codex--not-started (conn why)
+  "CONN could not start, because of WHY: say so and close it."
+  (setf (my-codex--failure conn) why)
+  (setf (my-codex--waiters conn) nil)
+  (message "codex-sessions did not start: %s (see M-x my-codex-show-stderr)" why)
+  (let ((my-codex--shutting-down t))
+    (ignore-errors (jsonrpc-shutdown conn)))
+  (when (eq my-codex--connection conn)
+    (setq my-codex--connection nil))
+  (my-codex--schedule-views))
+
+(defun my-codex--connect (&optional then)
+  "Return the connection; start the sidecar, without waiting, if it is not up.
+Call THEN with the connection once it is ready (at once if it is)."
+  (let ((conn (if (and my-codex--connection (jsonrpc-running-p my-codex--connection))
+                  my-codex--connection
+                (my-codex--spawn))))
+    (when then
+      (if (my-codex--ready conn)
+          (funcall then conn)
+        (push then (my-codex--waiters conn))))
+    conn))
+
+(defun my-codex--wait (what done)
+  "Wait until DONE gives non-nil; after a moment, say Emacs waits for WHAT.
+\\[keyboard-quit] stops waiting.  Return DONE's value."
+  (let ((start (float-time))
+        (told nil)
+        (value nil))
+    (unwind-protect
+        (while (not (setq value (funcall done)))
+          (when (and (not told) (> (- (float-time) start) 0.5))
+            (setq told t)
+            (message "codex-sessions: %s... (C-g stops waiting)" what))
+          (accept-process-output nil 0.05))
+      (when told (message nil)))
+    value))
+
 (defun my-codex--ensure-connection ()
-  "Return a live connection to the sidecar, starting the sidecar if needed."
-  (if (and my-codex--connection (jsonrpc-running-p my-codex--connection))
-      my-codex--connection
-    (my-codex--start-sidecar)))
+  "Return a ready connection, starting the sidecar and waiting for it if needed.
+For commands whose result the user waits for; the others use
+`my-codex--connect'."
+  (let ((conn (my-codex--connect)))
+    (my-codex--wait "starting" (lambda () (or (my-codex--ready conn)
+                                              (my-codex--failure conn)
+                                              (not (jsonrpc-running-p conn)))))
+    (unless (my-codex--ready conn)
+      (user-error "The codex-sessions sidecar did not start: %s (see M-x my-codex-show-stderr)"
+                  (or (my-codex--failure conn) "it exited")))
+    conn))
 
 (defun my-codex--live-connection ()
-  "Return the live connection, or nil without starting anything."
+  "Return the ready connection, or nil without starting anything."
   (and my-codex--connection (jsonrpc-running-p my-codex--connection)
+       (my-codex--ready my-codex--connection)
        my-codex--connection))
+
+(defun my-codex--standalone-p ()
+  "Return non-nil when serving a standalone sidecar (`serve --standalone')."
+  (when-let ((conn (my-codex--live-connection)))
+    (eq (my-codex--daemon conn) 'standalone)))
 
 (defun my-codex--on-shutdown (conn)
   "Forget CONN, which has exited, and restart it if sessions are shown."
+  (unless (or (my-codex--ready conn) (my-codex--failure conn))
+    (setf (my-codex--failure conn) "it exited"))
   (when (eq conn my-codex--connection)
     (setq my-codex--connection nil)
-    (unless my-codex--shutting-down
+    (unless (or my-codex--shutting-down (not (my-codex--ready conn)))
       (message "codex-sessions exited; see M-x my-codex-show-stderr")
       (when (my-codex--session-buffers)
         (let ((now (float-time)))
@@ -266,28 +380,35 @@ called from your own function instead."
     (force-mode-line-update t)))
 
 (defun my-codex--restart-quietly ()
-  "Start the sidecar again after it died, reporting a failure as a message."
-  (unless (my-codex--live-connection)
+  "Connect again after the sidecar died, reporting a failure as a message."
+  (unless my-codex--connection
     (condition-case err
-        (my-codex--ensure-connection)
+        (my-codex--connect)
       (error (message "codex-sessions could not restart: %s"
                       (error-message-string err))))))
 
-(defun my-codex--after-connect ()
-  "Learn the sessions from a new sidecar and bring every open buffer up to date."
-  ;; What an earlier sidecar said no longer holds.
-  (clrhash my-codex--sessions)
-  (my-codex--async "codex/session/list" (list :project nil)
+(defun my-codex--after-connect (conn)
+  "Learn every session from the new connection CONN; bring open buffers up to date."
+  (jsonrpc-async-request
+   conn :codex/daemon/status (make-hash-table)
+   :success-fn (lambda (status) (setf (my-codex--daemon conn) status))
+   :error-fn (lambda (_) (setf (my-codex--daemon conn) 'standalone))
+   :timeout my-codex-request-timeout)
+  (my-codex--reload)
+  (dolist (buf (my-codex--session-buffers))
+    (with-current-buffer buf (my-codex--resync))))
+
+(defun my-codex--reload ()
+  "Ask the sidecar for every session, without waiting; then forget older news."
+  (my-codex--async "codex/session/list" (list :all t)
                    (lambda (result)
+                     ;; What an earlier answer said no longer holds (sessions
+                     ;; forgotten elsewhere are gone from this one).
+                     (clrhash my-codex--sessions)
                      (seq-doseq (session (plist-get result :sessions))
                        (my-codex--remember session))
-                     (force-mode-line-update t)))
-  (dolist (buf (my-codex--session-buffers))
-    (let ((id (buffer-local-value 'my-codex--session-id buf)))
-      (my-codex--async "codex/session/get" (list :id id)
-                       (lambda (result)
-                         (my-codex--remember (plist-get result :session))))
-      (with-current-buffer buf (my-codex--resync)))))
+                     (setq my-codex--sessions-loaded t)
+                     (my-codex--schedule-views))))
 
 (defun my-codex--dispatch-request (_conn method _params)
   "Refuse the sidecar's request METHOD: the sidecar sends none."
@@ -306,9 +427,10 @@ called from your own function instead."
 Return (result . RESULT) or (error . ERROR), ERROR being a JSON-RPC
 error plist.  Unlike `jsonrpc-request', this never leaves the
 process filter non-locally, so notifications that arrive in the same
-read as the answer are handled at once rather than on the next read."
-  (let* ((answer nil)
-         (quit t))
+read as the answer are handled at once rather than on the next read.
+After half a second the echo area says what Emacs waits for."
+  (let ((answer nil)
+        (quit t))
     (jsonrpc-async-request
      conn (intern method) (or params (make-hash-table))
      :success-fn (lambda (result) (setq answer (cons 'result result)))
@@ -317,12 +439,16 @@ read as the answer are handled at once rather than on the next read."
      :timeout-fn (lambda () (setq answer (list 'error :code 'timeout))))
     (unwind-protect
         (progn
-          (while (not answer)
-            (accept-process-output nil 0.05))
+          (my-codex--wait (format "waiting for %s" (my-codex--method-words method))
+                          (lambda () answer))
           (setq quit nil))
       (when quit
         (message "Stopped waiting for codex-sessions to answer %s" method)))
     answer))
+
+(defun my-codex--method-words (method)
+  "Return METHOD without its `codex/session/' prefix, for messages."
+  (string-remove-prefix "codex/session/" method))
 
 (defun my-codex--error-text (error method timeout)
   "Return a sentence for ERROR, the JSON-RPC error answering METHOD.
@@ -339,67 +465,146 @@ TIMEOUT is how long the request was allowed to take."
 (defun my-codex--request (method params &optional timeout)
   "Send METHOD with PARAMS to the sidecar and return its result.
 Wait at most TIMEOUT seconds, by default `my-codex-request-timeout'.
-Any failure becomes a `user-error' with the sidecar's message."
+Any failure becomes a `user-error' with the sidecar's message.  Only
+for commands whose result the user waits for."
   (let* ((timeout (or timeout my-codex-request-timeout))
          (answer (my-codex--call (my-codex--ensure-connection) method params timeout)))
     (if (eq (car answer) 'result)
         (cdr answer)
       (user-error "%s" (my-codex--error-text (cdr answer) method timeout)))))
 
-(defun my-codex--async (method params on-result)
-  "Send METHOD with PARAMS to a live sidecar; call ON-RESULT with its result.
-Failures are shown in the echo area.  Nothing is sent when the
-sidecar is not running."
-  (when-let ((conn (my-codex--live-connection)))
-    (jsonrpc-async-request
-     conn (intern method) (or params (make-hash-table))
-     :success-fn on-result
-     :error-fn (lambda (error)
-                 (message "codex-sessions: %s" (plist-get error :message)))
-     :timeout my-codex-request-timeout
-     :timeout-fn (lambda ()
-                   (message "codex-sessions did not answer %s in time" method)))))
+(defun my-codex--async (method params on-result &optional on-error)
+  "Send METHOD with PARAMS without waiting; call ON-RESULT with its result.
+The sidecar is started, without waiting, when none runs.  Failures
+call ON-ERROR with a sentence, or are shown in the echo area."
+  (let ((fail (lambda (text)
+                (if on-error (funcall on-error text)
+                  (message "codex-sessions: %s" text)))))
+    (condition-case err
+        (my-codex--connect
+         (lambda (conn)
+           (jsonrpc-async-request
+            conn (intern method) (or params (make-hash-table))
+            :success-fn on-result
+            :error-fn (lambda (error)
+                        (funcall fail (my-codex--error-text error method
+                                                            my-codex-request-timeout)))
+            :timeout my-codex-request-timeout
+            :timeout-fn (lambda ()
+                          (funcall fail (format "no answer to %s in time" method))))))
+      (user-error (funcall fail (error-message-string err))))))
 
 ;;;###autoload
 (defun my-codex-shutdown ()
-  "Stop the sidecar politely, which stops every Codex process it ran.
-The sidecar keeps the records of every session."
+  "Close this Emacs's connection to codex-sessions.
+Under the daemon (the default) the sessions go on without Emacs;
+a standalone sidecar (`serve --standalone') stops every Codex it
+ran.  Every record is kept."
   (interactive)
-  (when-let ((conn (my-codex--live-connection)))
+  (when-let ((conn my-codex--connection))
     (let ((my-codex--shutting-down t))
-      (ignore-errors (my-codex--call conn "shutdown" nil 15))
-      (ignore-errors (jsonrpc-notify conn :exit nil))
-      (with-timeout (5 nil)
-        (while (jsonrpc-running-p conn)
-          (accept-process-output nil 0.05)))
+      (when (jsonrpc-running-p conn)
+        (ignore-errors (my-codex--call conn "shutdown" nil 15))
+        (ignore-errors (jsonrpc-notify conn :exit nil))
+        (with-timeout (5 nil)
+          (while (jsonrpc-running-p conn)
+            (accept-process-output nil 0.05))))
       (ignore-errors (jsonrpc-shutdown conn))
       (setq my-codex--connection nil)))
   (force-mode-line-update t))
 
 ;;;###autoload
 (defun my-codex-restart-sidecar ()
-  "Stop the sidecar and start it again."
+  "Close the connection to codex-sessions and open a new one.
+Under the daemon, this restarts Emacs's relay only; the sessions go on."
   (interactive)
   (my-codex-shutdown)
   (my-codex--ensure-connection)
-  (message "codex-sessions restarted"))
+  (message "codex-sessions reconnected"))
+
+;;;###autoload
+(defun my-codex-stop-daemon ()
+  "Stop the codex-sessions daemon, and with it every Codex; keep every record.
+Sessions come back `interrupted' and resume when you send them a
+prompt.  Interactively, ask first when turns are under way."
+  (interactive)
+  (let ((active (my-codex--active-sessions)))
+    (when (or (not (called-interactively-p 'any))
+              (yes-or-no-p
+               (if active
+                   (format "%s under way (%s); stop them and the daemon? "
+                           (my-codex--count active "Codex turn")
+                           (mapconcat #'my-codex--label active ", "))
+                 "Stop the codex-sessions daemon? ")))
+      (when (my-codex--standalone-p)
+        (user-error "This Emacs runs a standalone sidecar (serve --standalone): use M-x my-codex-shutdown"))
+      (my-codex--request "codex/daemon/stop" nil)
+      (my-codex-shutdown)
+      (message "codex-sessions: the daemon stops; sessions resume on your next prompt"))))
+
+;;;###autoload
+(defun my-codex-daemon-status ()
+  "Show the codex-sessions daemon's pid, socket, log, clients and sessions."
+  (interactive)
+  (let ((status (my-codex--request "codex/daemon/status" nil)))
+    (with-current-buffer (get-buffer-create "*codex daemon*")
+      (let ((inhibit-read-only t))
+        (erase-buffer)
+        (cl-loop for (key value) on status by #'cddr
+                 do (insert (format "%-16s %s\n" (substring (symbol-name key) 1)
+                                    (if (stringp value) value (format "%S" value)))))
+        (when-let ((log (plist-get status :log)))
+          (insert "\n")
+          (insert-text-button "Open the daemon's log"
+                              'action (lambda (_) (find-file-other-window log))
+                              'follow-link t)
+          (insert "\n")))
+      (special-mode)
+      (goto-char (point-min))
+      (display-buffer (current-buffer)))
+    status))
+
+(defun my-codex--kill-emacs-query ()
+  "Say what becomes of Codex work under way as Emacs exits; non-nil: exit.
+Under the daemon they go on, and the user may stop them instead;
+a standalone sidecar interrupts them, so the user is asked."
+  (let ((active (and (my-codex--live-connection) (my-codex--active-sessions))))
+    (if (null active)
+        t
+      (let ((what (format "%s under way (%s)" (my-codex--count active "Codex turn")
+                          (mapconcat #'my-codex--label active ", "))))
+        (if (my-codex--standalone-p)
+            (yes-or-no-p (format "%s will be interrupted; exit anyway? " what))
+          (pcase (car (read-multiple-choice
+                       (format "%s will go on in the background after Emacs exits." what)
+                       '((?y "exit" "Exit; the turns go on (later: M-x my-codex-stop-daemon or `codex-sessions daemon stop')")
+                         (?k "stop them, then exit" "Stop these sessions' Codex, then exit")
+                         (?n "stay" "Do not exit"))))
+            (?y (message "Codex turns go on in the background; M-x my-codex-stop-daemon stops them")
+                t)
+            (?k (dolist (session active)
+                  (ignore-errors
+                    (my-codex--request "codex/session/kill" (my-codex--ref session))))
+                t)
+            (_ nil)))))))
 
 (defun my-codex--kill-emacs ()
-  "Stop the sidecar when Emacs exits."
+  "Close the connection when Emacs exits."
   (ignore-errors (my-codex-shutdown)))
 
+(add-hook 'kill-emacs-query-functions #'my-codex--kill-emacs-query)
 (add-hook 'kill-emacs-hook #'my-codex--kill-emacs)
 
 ;;;###autoload
 (defun my-codex-show-events ()
   "Show the buffer of protocol traffic with the sidecar."
   (interactive)
-  (let ((conn (or my-codex--connection (my-codex--ensure-connection))))
+  (let ((conn (or my-codex--connection (my-codex--connect))))
     (display-buffer (jsonrpc-events-buffer conn))))
 
 ;;;###autoload
 (defun my-codex-show-stderr ()
-  "Show the sidecar's standard error."
+  "Show the standard error of `codex-sessions serve'."
   (interactive)
   (let ((buf (or (and my-codex--connection (jsonrpc-stderr-buffer my-codex--connection))
                  (get-buffer " *my-codex stderr*"))))
@@ -416,6 +621,14 @@ The sidecar keeps the records of every session."
        (project-root project)
      default-directory)))
 
+(defun my-codex--root-key (directory)
+  "Return DIRECTORY as the sidecar writes project roots: true name, no final slash."
+  (directory-file-name (file-truename (expand-file-name directory))))
+
+(defun my-codex--in-project-p (session root)
+  "Return non-nil when SESSION belongs to the project ROOT, a `my-codex--root-key'."
+  (equal (plist-get (plist-get session :project) :root) root))
+
 (defun my-codex--remember (session)
   "Record SESSION, the sidecar's word on it, and return the newest record.
 An answer to a request can arrive after notifications that are newer
@@ -430,16 +643,11 @@ than it; a SESSION older than the one recorded is ignored."
 (defun my-codex--record (session)
   "Record SESSION, rename its buffer if needed, and return SESSION."
   (when session
-    (let* ((id (plist-get session :id))
-           (old (gethash id my-codex--sessions))
-           (status (plist-get session :status)))
-      (when (and (member status '("running" "waiting"))
-                 (not (member (plist-get old :status) '("running" "waiting"))))
-        (puthash id (current-time) my-codex--turn-starts))
-      (puthash id session my-codex--sessions)
-      (when-let ((buf (my-codex--buffer-of id)))
-        (with-current-buffer buf (my-codex--follow-name session)))
-      (my-codex--update-tick)))
+    (puthash (plist-get session :id) session my-codex--sessions)
+    (when-let ((buf (my-codex--buffer-of (plist-get session :id))))
+      (with-current-buffer buf (my-codex--follow-name session)))
+    (my-codex--update-tick)
+    (my-codex--schedule-views))
   session)
 
 (defun my-codex--buffer-of (id)
@@ -460,12 +668,45 @@ than it; a SESSION older than the one recorded is ignored."
     found))
 
 (defun my-codex--live-p (session)
-  "Return non-nil when SESSION's Codex is run by this sidecar."
+  "Return non-nil when SESSION's Codex is up and this Emacs can drive it."
   (eq (plist-get session :live) t))
 
+(defun my-codex--active-p (session)
+  "Return non-nil when SESSION has a turn or a start under way."
+  (member (plist-get session :status) my-codex--active-statuses))
+
+(defun my-codex--sort (sessions)
+  "Return SESSIONS in the sidecar's order: by `rank', then most recently updated."
+  (sort (copy-sequence sessions)
+        (lambda (a b)
+          (let ((ra (or (plist-get a :rank) 5)) (rb (or (plist-get b :rank) 5)))
+            (if (/= ra rb) (< ra rb)
+              (string> (or (plist-get a :updatedAt) "") (or (plist-get b :updatedAt) "")))))))
+
+(defun my-codex--cached (&optional root predicate)
+  "Return the known sessions of the project ROOT (nil: all), in list order.
+PREDICATE, when given, filters them."
+  (let (found)
+    (maphash (lambda (_ session)
+               (when (and (or (null root) (my-codex--in-project-p session root))
+                          (or (null predicate) (funcall predicate session)))
+                 (push session found)))
+             my-codex--sessions)
+    (my-codex--sort found)))
+
+(defun my-codex--active-sessions ()
+  "Return the sessions this Emacs can drive that have a turn under way."
+  (my-codex--cached nil (lambda (s) (and (my-codex--live-p s) (my-codex--active-p s)))))
+
+(defun my-codex--load-sessions ()
+  "Make sure the sessions are known, waiting for the sidecar if they are not yet."
+  (unless (and my-codex--sessions-loaded (my-codex--live-connection))
+    (my-codex--ensure-connection)
+    (my-codex--wait "listing sessions" (lambda () my-codex--sessions-loaded))))
+
 (defun my-codex--list (&optional project all)
-  "Return the sessions of PROJECT (nil: every project) as a list.
-With ALL, include stopped sessions."
+  "Ask the sidecar for the sessions of PROJECT (nil: every project); return a list.
+With ALL, include stopped sessions.  This waits for the answer."
   (let ((result (my-codex--request "codex/session/list"
                                    (list :project project
                                          :all (if all t :json-false)))))
@@ -489,36 +730,61 @@ With ALL, include stopped sessions."
          (gethash my-codex--session-id my-codex--sessions))
         ((derived-mode-p 'my-codex-list-mode)
          (when-let ((id (tabulated-list-get-id)))
-           (gethash id my-codex--sessions)))))
+           (gethash id my-codex--sessions)))
+        ((derived-mode-p 'my-codex-pending-mode)
+         (when-let ((id (tabulated-list-get-id)))
+           (gethash (car id) my-codex--sessions)))))
+
+(defun my-codex--named (name)
+  "Return the known session NAME of the current project, a live one first, or nil."
+  (let ((root (my-codex--root-key (my-codex--project))))
+    (seq-find (lambda (s) (equal (plist-get s :name) name))
+              (append (my-codex--cached root #'my-codex--live-p)
+                      (my-codex--cached root)))))
 
 (defun my-codex--session (session)
   "Return SESSION as a plist.
 SESSION may be a plist, a name in the current project, or nil for
 the current buffer's session or else the project's default one."
   (cond ((and session (listp session)) session)
-        ((stringp session) (my-codex--get session))
+        ((stringp session) (or (and (my-codex--live-connection) (my-codex--named session))
+                               (my-codex--get session)))
         ((my-codex--current-session))
-        (t (my-codex--get my-codex-default-session-name))))
+        (t (my-codex--session my-codex-default-session-name))))
 
 (defun my-codex--label (session)
   "Return a short label for SESSION: its project and name."
   (format "%s/%s" (plist-get (plist-get session :project) :name)
           (plist-get session :name)))
 
+(defun my-codex--count (things word)
+  "Return the number of THINGS followed by WORD, in the plural when needed."
+  (let ((n (if (integerp things) things (length things))))
+    (format "%d %s%s" n word (if (= n 1) "" "s"))))
+
 (defun my-codex--read-session (prompt &optional all predicate ask)
   "Read one of the project's sessions with PROMPT and return its plist.
 With ALL, offer stopped sessions too.  PREDICATE filters the
 candidates.  In a session buffer or on a list line, return that
-session without asking, unless ASK."
+session without asking, unless ASK.  The candidates come from what
+Emacs knows, so this does not wait for the sidecar once it runs."
   (or (and (not ask) (my-codex--current-session))
-      (let* ((sessions (seq-filter (or predicate #'identity)
-                                   (my-codex--list (my-codex--project) all)))
-             (table (my-codex--candidates sessions)))
-        (unless table
-          (user-error "No Codex sessions in %s" (my-codex--project)))
-        (cdr (assoc (completing-read prompt (my-codex--completion-table table)
-                                     nil t nil 'my-codex--name-history)
-                    table)))))
+      (progn
+        (my-codex--load-sessions)
+        (let* ((root (my-codex--root-key (my-codex--project)))
+               (sessions (my-codex--cached
+                          root (lambda (s)
+                                 (and (or all (not (equal (plist-get s :status) "stopped")))
+                                      (or (null predicate) (funcall predicate s))))))
+               (table (my-codex--candidates sessions)))
+          (unless table
+            (user-error "No Codex sessions to choose in %s" (abbreviate-file-name root)))
+          (let ((default (or (car (assoc my-codex-default-session-name table))
+                             (caar table))))
+            (cdr (assoc (completing-read (format-prompt (string-trim-right prompt ":? *") default)
+                                         (my-codex--completion-table table)
+                                         nil t nil 'my-codex--name-history default)
+                        table)))))))
 
 (defun my-codex--candidates (sessions)
   "Return an alist of unique completion strings to SESSIONS."
@@ -541,14 +807,16 @@ session without asking, unless ASK."
                     . ,(lambda (candidate)
                          (when-let ((session (cdr (assoc candidate table))))
                            (format "  %s  %s" (plist-get session :status)
-                                   (or (plist-get session :title) ""))))))
+                                   (or (plist-get session :headline)
+                                       (plist-get session :title) ""))))))
       (complete-with-action action table string pred))))
 
 (defun my-codex--read-name (prompt &optional default)
   "Read a session name with PROMPT, offering the project's names; DEFAULT if empty."
-  (let* ((names (ignore-errors
-                  (mapcar (lambda (s) (plist-get s :name))
-                          (my-codex--list (my-codex--project)))))
+  (my-codex--load-sessions)
+  (let* ((names (delete-dups
+                 (mapcar (lambda (s) (plist-get s :name))
+                         (my-codex--cached (my-codex--root-key (my-codex--project))))))
          (default (or default my-codex-default-session-name))
          (name (completing-read (format-prompt prompt default) names nil nil nil
                                 'my-codex--name-history default)))
@@ -572,12 +840,11 @@ session without asking, unless ASK."
           (t (format "%dh%02dm" (/ s 3600) (% (/ s 60) 60))))))
 
 (defun my-codex--elapsed (session)
-  "Return the elapsed time of SESSION's current or last turn, or \"\"."
-  (let* ((id (plist-get session :id))
-         (start (or (my-codex--time (plist-get session :turnStartedAt))
-                    (gethash id my-codex--turn-starts)
-                    (my-codex--time (plist-get session :startedAt))))
-         (end (if (member (plist-get session :status) my-codex--active-statuses)
+  "Return the elapsed time of SESSION's current or last turn, or \"\".
+It runs from the sidecar's `turnStartedAt' to now, or to `finishedAt'
+once the turn ended."
+  (let* ((start (my-codex--time (plist-get session :turnStartedAt)))
+         (end (if (my-codex--active-p session)
                   (current-time)
                 (my-codex--time (plist-get session :finishedAt)))))
     (if (and start end (time-less-p start (time-add end 1)))
@@ -586,22 +853,34 @@ session without asking, unless ASK."
 
 (defun my-codex--update-tick ()
   "Start the redisplay timer if some session is active, else stop it."
-  (let (active)
-    (maphash (lambda (_ s)
-               (when (member (plist-get s :status) my-codex--active-statuses)
-                 (setq active t)))
+  (let ((active nil))
+    (maphash (lambda (_ s) (when (my-codex--active-p s) (setq active t)))
              my-codex--sessions)
     (cond ((and active (not my-codex--tick-timer))
-           (setq my-codex--tick-timer
-                 (run-with-timer 1 1 #'force-mode-line-update t)))
+           (setq my-codex--tick-timer (run-with-timer 1 1 #'my-codex--tick)))
           ((and (not active) my-codex--tick-timer)
            (cancel-timer my-codex--tick-timer)
            (setq my-codex--tick-timer nil)))))
 
+(defun my-codex--tick ()
+  "Redraw elapsed times: mode lines, and the session lists in view."
+  (force-mode-line-update t)
+  (dolist (buf (my-codex--view-buffers 'my-codex-list-mode))
+    (when (get-buffer-window buf 'visible)
+      (with-current-buffer buf (my-codex--list-render)))))
+
 ;;;; Mode line
+
+(defvar my-codex-mode-line-map
+  (let ((map (make-sparse-keymap)))
+    (define-key map [mode-line mouse-1] #'my-codex-pending)
+    (define-key map [mode-line mouse-3] #'my-codex-list-sessions)
+    map)
+  "Keymap of the Codex counts in the mode line.")
 
 (defun my-codex-mode-line ()
   "Return the global mode-line text: counts of running and waiting sessions.
+Clicking it shows what waits on you; see `my-codex-mode-line-map'.
 Nothing is counted while the sidecar is not running."
   (let ((running 0) (waiting 0))
     (when (my-codex--live-connection)
@@ -612,13 +891,19 @@ Nothing is counted while the sidecar is not running."
                my-codex--sessions))
     (if (and (zerop running) (zerop waiting))
         ""
-      (concat " Codex["
-              (if (> running 0) (format "%d running" running) "")
-              (if (and (> running 0) (> waiting 0)) " " "")
-              (if (> waiting 0)
-                  (propertize (format "%d waiting" waiting) 'face 'my-codex-approval-face)
-                "")
-              "]"))))
+      (concat " "
+              (propertize
+               (concat "Codex["
+                       (if (> running 0) (format "%d running" running) "")
+                       (if (and (> running 0) (> waiting 0)) " " "")
+                       (if (> waiting 0)
+                           (propertize (format "%d waiting" waiting)
+                                       'face 'my-codex-approval-face)
+                         "")
+                       "]")
+               'local-map my-codex-mode-line-map
+               'mouse-face 'mode-line-highlight
+               'help-echo "mouse-1: what waits on you, mouse-3: the session list")))))
 
 (defconst my-codex--mode-line-construct '(:eval (my-codex-mode-line))
   "The mode-line construct added to `global-mode-string'.")
@@ -634,6 +919,33 @@ Nothing is counted while the sidecar is not running."
                         (t (list "" global-mode-string)))
                   (list my-codex--mode-line-construct)))))
 
+;;;; Views: the list and the pending buffers follow the sessions
+
+(defun my-codex--connection-note ()
+  "Return a view's note on the connection: nothing once sessions are known."
+  (cond (my-codex--sessions-loaded "")
+        (my-codex--connection " connecting...")
+        (t " not connected")))
+
+(defun my-codex--view-buffers (mode)
+  "Return the live buffers in major MODE."
+  (seq-filter (lambda (buf) (eq (buffer-local-value 'major-mode buf) mode))
+              (buffer-list)))
+
+(defun my-codex--schedule-views ()
+  "Redraw the list and pending buffers shortly, once for a burst of news."
+  (unless my-codex--views-timer
+    (setq my-codex--views-timer (run-with-timer 0.1 nil #'my-codex--redraw-views)))
+  (force-mode-line-update t))
+
+(defun my-codex--redraw-views ()
+  "Redraw every list and pending buffer from what Emacs knows."
+  (setq my-codex--views-timer nil)
+  (dolist (buf (my-codex--view-buffers 'my-codex-list-mode))
+    (with-current-buffer buf (my-codex--list-render)))
+  (dolist (buf (my-codex--view-buffers 'my-codex-pending-mode))
+    (with-current-buffer buf (my-codex--pending-render))))
+
 ;;;; Notifications
 
 (cl-defgeneric my-codex-handle-notification (method params)
@@ -642,10 +954,8 @@ Unknown notifications are ignored."
   (:method (_method _params) nil))
 
 (cl-defmethod my-codex-handle-notification ((_m (eql 'codex/session/changed)) params)
-  "Record the changed session in PARAMS; refresh its buffer and lists."
-  (my-codex--remember (plist-get params :session))
-  (my-codex--schedule-list-refresh)
-  (force-mode-line-update t))
+  "Record the changed session in PARAMS; its buffer, lists and mode line follow."
+  (my-codex--remember (plist-get params :session)))
 
 (cl-defmethod my-codex-handle-notification ((_m (eql 'codex/session/output)) params)
   "Insert the transcript items and streamed pieces in PARAMS."
@@ -659,15 +969,12 @@ Unknown notifications are ignored."
          (request (plist-get params :request))
          (session (gethash id my-codex--sessions))
          (buf (my-codex--buffer-of id)))
+    (my-codex--schedule-views)
     (unless (and buf (get-buffer-window buf 'visible))
-      (message "Codex %s waits for approval: %s%s"
+      (message "Codex %s waits for approval: %s (%s)"
                (if session (my-codex--label session) id)
-               (or (plist-get request :command)
-                   (plist-get request :reason)
-                   (plist-get request :kind))
-               (if session
-                   (format " (C-x b %s)" (plist-get session :bufferName))
-                 "")))))
+               (my-codex--request-text request)
+               (substitute-command-keys "\\[my-codex-pending] lists what waits")))))
 
 (cl-defmethod my-codex-handle-notification ((_m (eql 'codex/session/finished)) params)
   "Insert the report in PARAMS; notify when the session is in the background."
@@ -678,17 +985,29 @@ Unknown notifications are ignored."
       (with-current-buffer buf (my-codex--insert-report text)))
     (unless (and buf (get-buffer-window buf 'visible))
       (when my-codex-notify-function
-        (funcall my-codex-notify-function session text)))
-    (my-codex--schedule-list-refresh)))
+        (funcall my-codex-notify-function session text)))))
 
 (cl-defmethod my-codex-handle-notification ((_m (eql 'window/showMessage)) params)
-  "Show the sidecar's message in PARAMS."
-  (message "codex-sessions: %s" (plist-get params :message)))
+  "Show the sidecar's message in PARAMS: errors and warnings in *Warnings*."
+  (let ((text (plist-get params :message)))
+    (pcase (plist-get params :type)
+      (1 (display-warning 'my-codex text :error))
+      (2 (display-warning 'my-codex text :warning))
+      (_ (message "%s" text)))))
 
 (defun my-codex-notify-echo-area (session text)
   "Show the first lines of TEXT, the report of SESSION, in the echo area."
   (message "Codex %s finished: %s" (my-codex--label session)
            (string-join (seq-take (cdr (split-string (or text "") "\n" t)) 2) "; ")))
+
+(defun my-codex--request-text (request)
+  "Return what REQUEST, a pending approval, is about: its command, files or reason."
+  (or (plist-get request :command)
+      (let ((paths (mapcar (lambda (c) (plist-get c :path))
+                           (append (plist-get request :changes) nil))))
+        (and paths (string-join paths ", ")))
+      (plist-get request :reason)
+      (plist-get request :kind)))
 
 ;;;; Session buffers
 
@@ -697,13 +1016,17 @@ Unknown notifications are ignored."
     (define-key map (kbd "C-c C-c") #'my-codex-send)
     (define-key map (kbd "RET") #'my-codex-return)
     (define-key map (kbd "TAB") #'my-codex-toggle-output)
+    (define-key map (kbd "M-p") #'my-codex-previous-input)
+    (define-key map (kbd "M-n") #'my-codex-next-input)
+    (define-key map (kbd "C-c C-p") #'my-codex-previous-prompt)
+    (define-key map (kbd "C-c C-n") #'my-codex-next-prompt)
     (define-key map (kbd "C-c C-k") #'my-codex-cancel)
     (define-key map (kbd "C-c C-a") #'my-codex-accept)
     (define-key map (kbd "C-c C-s") #'my-codex-accept-for-session)
     (define-key map (kbd "C-c C-d") #'my-codex-decline)
     (define-key map (kbd "C-c C-r") #'my-codex-session-report)
     (define-key map (kbd "C-c C-l") #'my-codex-list-sessions)
-    (define-key map (kbd "C-c C-n") #'my-codex-rename-session)
+    (define-key map (kbd "C-c C-w") #'my-codex-rename-session)
     (define-key map (kbd "C-c C-q") #'my-codex-kill-session)
     map)
   "Keymap of Codex session buffers.")
@@ -711,7 +1034,9 @@ Unknown notifications are ignored."
 (define-derived-mode my-codex-session-mode text-mode "Codex"
   "Major mode of a Codex session buffer.
 The conversation streams in above the prompt line; type the next
-prompt below it and send it with \\[my-codex-send] or RET.
+prompt below it and send it with \\[my-codex-send] or RET.  As in
+comint, \\[my-codex-previous-input] and \\[my-codex-next-input] bring back earlier prompts and
+\\[my-codex-previous-prompt] and \\[my-codex-next-prompt] move between them in the transcript.
 
 \\{my-codex-session-mode-map}"
   (setq-local font-lock-defaults nil)
@@ -723,25 +1048,47 @@ prompt below it and send it with \\[my-codex-send] or RET.
   "Return the header line of the current session buffer."
   (let ((session (gethash my-codex--session-id my-codex--sessions)))
     (if (not session)
-        " Codex"
-      (let* ((status (plist-get session :status))
-             (pending (length (plist-get session :pending)))
-             (elapsed (my-codex--elapsed session)))
-        (concat
-         " " (my-codex--label session)
-         "  " (propertize status 'face (my-codex--status-face status))
-         (if (string-empty-p elapsed) "" (concat "  " elapsed))
-         (format "  turns %d" (or (plist-get session :turns) 0))
-         (if (> pending 0)
-             (propertize (format "  %d approval%s pending: C-c C-a accept, C-c C-s for session, C-c C-d decline"
-                                 pending (if (= pending 1) "" "s"))
-                         'face 'my-codex-approval-face)
-           "")
-         (if (my-codex--live-connection) ""
-           (propertize "  sidecar not running" 'face 'my-codex-error-face))
-         (if-let ((error (plist-get session :error)))
-             (propertize (concat "  " (my-codex--first-line error)) 'face 'my-codex-error-face)
-           ""))))))
+        (if (my-codex--live-connection) " Codex" " Codex  connecting...")
+      (my-codex--header-text session))))
+
+(defun my-codex--header-text (session)
+  "Return the header line text of SESSION."
+  (let* ((status (plist-get session :status))
+         (pending (length (plist-get session :pending)))
+         (elapsed (my-codex--elapsed session))
+         (retry (plist-get session :retry))
+         (last-turn (plist-get (plist-get session :lastTurn) :status))
+         (storage (plist-get session :storageError)))
+    (concat
+     " " (my-codex--label session)
+     "  " (propertize status 'face (my-codex--status-face status))
+     (if (string-empty-p elapsed) "" (concat "  " elapsed))
+     (format "  turns %d" (or (plist-get session :turns) 0))
+     (if (and retry (my-codex--active-p session))
+         (propertize (format "  retrying (%s): %s" (or (plist-get retry :attempt) "?")
+                             (my-codex--first-line (plist-get retry :message)))
+                     'face 'my-codex-approval-face)
+       "")
+     (if (> pending 0)
+         (propertize (format "  %d approval%s pending: C-c C-a accept, C-c C-s for session, C-c C-d decline"
+                             pending (if (= pending 1) "" "s"))
+                     'face 'my-codex-approval-face)
+       "")
+     (if (and (not (my-codex--active-p session))
+              (member last-turn '("failed" "interrupted")))
+         (propertize (format "  last turn %s" last-turn)
+                     'face (if (equal last-turn "failed") 'my-codex-error-face
+                             'my-codex-status-face))
+       "")
+     (if storage
+         (propertize (concat "  not saved: " (my-codex--first-line storage))
+                     'face 'my-codex-error-face)
+       "")
+     (if (my-codex--live-connection) ""
+       (propertize "  not connected" 'face 'my-codex-error-face))
+     (if-let ((error (and (equal status "failed") (plist-get session :error))))
+         (propertize (concat "  " (my-codex--first-line error)) 'face 'my-codex-error-face)
+       ""))))
 
 (defun my-codex--status-face (status)
   "Return the face for STATUS."
@@ -758,7 +1105,10 @@ prompt below it and send it with \\[my-codex-send] or RET.
     (setq my-codex--session-id id
           my-codex--last-seq 0
           my-codex--streams nil
-          my-codex--resyncing nil)
+          my-codex--resyncing nil
+          my-codex--resync-missed nil
+          my-codex--prompts nil
+          my-codex--history-index nil)
     (insert (propertize "\n" 'read-only t 'front-sticky t 'rear-nonsticky t))
     (setq my-codex--output-end (copy-marker (1- (point)) t))
     (insert (propertize "--- prompt (C-c C-c or RET sends) ---\n"
@@ -767,25 +1117,47 @@ prompt below it and send it with \\[my-codex-send] or RET.
                         'my-codex-separator t))
     (setq my-codex--prompt-start (copy-marker (point)))
     (setq buffer-undo-list nil)
+    (set-buffer-modified-p nil)
     (puthash id (current-buffer) my-codex--buffers)))
 
 (defun my-codex--follow-name (session)
-  "Rename the current buffer to SESSION's `bufferName' if it changed."
+  "Rename the current buffer to SESSION's `bufferName' if it changed.
+A buffer that holds that name already is moved aside, not killed."
   (let ((name (plist-get session :bufferName)))
     (when (and name (not (equal name (buffer-name))))
       (when-let ((other (get-buffer name)))
         (with-current-buffer other
-          (when my-codex--session-id
-            (remhash my-codex--session-id my-codex--buffers)))
-        (kill-buffer other))
+          (rename-buffer (generate-new-buffer-name name))))
       (rename-buffer name))))
 
+(defun my-codex--make-room (name id)
+  "Free the buffer name NAME for the session ID.
+The buffer of another session that had this name (as when a fresh
+conversation takes the name of an earlier one) takes that session's
+new name."
+  (when-let* ((other (get-buffer name))
+              (other-id (buffer-local-value 'my-codex--session-id other)))
+    (unless (equal other-id id)
+      (let* ((session (or (ignore-errors
+                            (my-codex--remember
+                             (plist-get (my-codex--request "codex/session/get"
+                                                           (list :id other-id))
+                                        :session)))
+                          (gethash other-id my-codex--sessions)))
+             (new (plist-get session :bufferName)))
+        (when (buffer-live-p other)
+          (with-current-buffer other
+            (when (equal (buffer-name) name)
+              (rename-buffer (if (and new (not (equal new name))) new
+                               (generate-new-buffer-name name))))))))))
+
 (defun my-codex--open-buffer (session)
-  "Return SESSION's buffer, created or caught up from the transcript."
+  "Return SESSION's buffer, created if needed; fill it in without waiting."
   (let* ((id (plist-get session :id))
          (name (plist-get session :bufferName))
-         (buf (or (my-codex--buffer-of id) (get-buffer name))))
+         (buf (my-codex--buffer-of id)))
     (unless buf
+      (my-codex--make-room name id)
       (setq buf (get-buffer-create name)))
     (with-current-buffer buf
       (unless (derived-mode-p 'my-codex-session-mode)
@@ -798,39 +1170,34 @@ prompt below it and send it with \\[my-codex-send] or RET.
       (when-let ((root (plist-get (plist-get session :project) :root)))
         (when (file-directory-p root)
           (setq default-directory (file-name-as-directory root))))
-      (my-codex--catch-up))
+      (my-codex--resync))
     buf))
 
-(defun my-codex--catch-up ()
-  "Fetch every transcript item after the last one shown, synchronously."
-  (let ((limit 1000) (more t))
-    (while more
-      (let* ((result (my-codex--request "codex/session/transcript"
-                                        (list :id my-codex--session-id
-                                              :after my-codex--last-seq
-                                              :limit limit)))
-             (items (plist-get result :items)))
-        (my-codex--insert-items items t)
-        (setq more (= (length items) limit))))))
-
 (defun my-codex--resync ()
-  "Fetch the transcript items after the last one shown, asynchronously."
-  (unless my-codex--resyncing
+  "Fetch the transcript items after the last one shown, without waiting."
+  (if my-codex--resyncing
+      (setq my-codex--resync-missed t)
     (let ((buf (current-buffer))
-          (limit 1000))
-      (setq my-codex--resyncing t)
-      (unless
-          (my-codex--async
-           "codex/session/transcript"
-           (list :id my-codex--session-id :after my-codex--last-seq :limit limit)
-           (lambda (result)
-             (when (buffer-live-p buf)
-               (with-current-buffer buf
-                 (setq my-codex--resyncing nil)
-                 (let ((items (plist-get result :items)))
-                   (my-codex--insert-items items t)
-                   (when (= (length items) limit) (my-codex--resync)))))))
-        (setq my-codex--resyncing nil)))))
+          (limit 1000)
+          (id my-codex--session-id))
+      (setq my-codex--resyncing t
+            my-codex--resync-missed nil)
+      (my-codex--async
+       "codex/session/transcript"
+       (list :id id :after my-codex--last-seq :limit limit)
+       (lambda (result)
+         (when (buffer-live-p buf)
+           (with-current-buffer buf
+             (when (equal my-codex--session-id id)
+               (setq my-codex--resyncing nil)
+               (let ((items (plist-get result :items)))
+                 (my-codex--insert-items items t)
+                 (when (or (= (length items) limit) my-codex--resync-missed)
+                   (my-codex--resync)))))))
+       (lambda (text)
+         (when (buffer-live-p buf)
+           (with-current-buffer buf (setq my-codex--resyncing nil)))
+         (message "codex-sessions: %s" text))))))
 
 (defmacro my-codex--at (pos &rest body)
   "Run BODY at POS with read-only text writable; make its insertions read-only."
@@ -857,11 +1224,23 @@ and the buffer's modified flag is left alone."
          (my-codex--shift-undo (- (buffer-size) ,size))))))
 
 (defun my-codex--shift-undo (delta)
-  "Move the positions recorded in `buffer-undo-list' by DELTA characters."
+  "Move the positions recorded for undo by DELTA characters.
+The records are changed in place: `undo' knows its own records by
+identity (`undo-equiv-table'), and a copy would make the next undo
+in a row undo the previous one instead of going further back."
   (unless (or (zerop delta) (eq buffer-undo-list t))
-    (setq buffer-undo-list
-          (mapcar (lambda (entry) (my-codex--shift-undo-entry entry delta))
-                  buffer-undo-list))))
+    (let ((tail buffer-undo-list)
+          (pending-seen (not (consp pending-undo-list))))
+      (while (consp tail)
+        (when (eq tail pending-undo-list) (setq pending-seen t))
+        (setcar tail (my-codex--shift-undo-entry (car tail) delta))
+        (setq tail (cdr tail)))
+      ;; An undo in a region works on a list of its own.
+      (unless pending-seen
+        (setq tail pending-undo-list)
+        (while (consp tail)
+          (setcar tail (my-codex--shift-undo-entry (car tail) delta))
+          (setq tail (cdr tail)))))))
 
 (defun my-codex--shift-undo-entry (entry delta)
   "Return the undo ENTRY with its positions moved by DELTA."
@@ -897,26 +1276,28 @@ transcript itself, which then no longer holds the missing ones."
               (t (my-codex--resync)))))))
 
 (defun my-codex--insert-piece (piece)
-  "Append the streamed PIECE to the text of its item, creating it if new."
+  "Append the streamed PIECE to the text of its item, creating it if new.
+Streamed text ends with a newline of its own, so what follows it
+starts on a line of its own."
   (let* ((item-id (plist-get piece :itemId))
+         (command (equal (plist-get piece :kind) "commandDelta"))
          (text (or (plist-get piece :text) ""))
          (stream (cdr (assoc item-id my-codex--streams))))
     (unless stream
       (let ((start (marker-position my-codex--output-end)))
         (my-codex--at my-codex--output-end
-          (if (equal (plist-get piece :kind) "commandDelta")
+          (if command
               (insert (propertize "$ (running)\n" 'face 'my-codex-command-face))
-            (insert (propertize "Codex:\n" 'face 'my-codex-heading-face))))
-        ;; The start moves on with text inserted just before it; the end
-        ;; is moved by hand, so items inserted after it stay outside.
+            (insert (propertize "Codex:\n" 'face 'my-codex-heading-face)))
+          (insert "\n"))
+        ;; The start moves on with text inserted just before it; the end,
+        ;; before the closing newline, is moved by hand.
         (setq stream (cons (copy-marker start t)
-                           (copy-marker my-codex--output-end nil)))
+                           (copy-marker (1- my-codex--output-end) nil)))
         (push (cons item-id stream) my-codex--streams)))
     (let ((end (cdr stream)))
       (my-codex--at end
-        (insert (if (equal (plist-get piece :kind) "commandDelta")
-                    (propertize text 'face 'my-codex-output-face)
-                  text))
+        (insert (if command (propertize text 'face 'my-codex-output-face) text))
         (set-marker end (point))))))
 
 (defun my-codex--insert-item (item)
@@ -927,10 +1308,17 @@ transcript itself, which then no longer holds the missing ones."
         (my-codex--at my-codex--output-end (my-codex--render item))
       (setq my-codex--streams (assoc-delete-all item-id my-codex--streams))
       (let ((inhibit-read-only t))
-        (delete-region (car stream) (cdr stream)))
+        (delete-region (car stream) (1+ (cdr stream))))
       (my-codex--at (car stream) (my-codex--render item))
       (set-marker (car stream) nil)
       (set-marker (cdr stream) nil))))
+
+(defun my-codex--close-streams ()
+  "Forget the streams still open: their text stays as it was shown."
+  (dolist (entry my-codex--streams)
+    (set-marker (cadr entry) nil)
+    (set-marker (cddr entry) nil))
+  (setq my-codex--streams nil))
 
 (defun my-codex--line (text &optional face)
   "Insert TEXT with FACE and end the line."
@@ -941,10 +1329,13 @@ transcript itself, which then no longer holds the missing ones."
   "Insert the text of the transcript ITEM at point."
   (pcase (plist-get item :kind)
     ("user"
-     (insert "\n")
-     (my-codex--line (concat "> " (replace-regexp-in-string
-                                   "\n" "\n  " (or (plist-get item :text) "")))
-                     'my-codex-user-face))
+     (let ((text (or (plist-get item :text) "")))
+       (push text my-codex--prompts)
+       (insert "\n")
+       (insert (propertize (concat "> " (replace-regexp-in-string "\n" "\n  " text))
+                           'face 'my-codex-user-face
+                           'my-codex-prompt t)
+               "\n")))
     ("agent"
      (my-codex--line "Codex:" 'my-codex-heading-face)
      (my-codex--line (or (plist-get item :text) "")))
@@ -958,7 +1349,11 @@ transcript itself, which then no longer holds the missing ones."
      (my-codex--line (concat "Error: " (or (plist-get item :text) ""))
                      'my-codex-error-face))
     ("status"
-     (my-codex--line (format "[%s]" (plist-get item :status)) 'my-codex-status-face))
+     ;; The header line shows the status; the transcript notes only the
+     ;; ends of a session's Codex.
+     (let ((status (plist-get item :status)))
+       (when (member status '("stopped" "interrupted" "failed"))
+         (my-codex--line (format "[session %s]" status) 'my-codex-status-face))))
     (kind (my-codex--line (format "[%s]" kind) 'my-codex-status-face))))
 
 (defun my-codex--render-command (item)
@@ -1010,8 +1405,11 @@ transcript itself, which then no longer holds the missing ones."
   (let ((request-id (plist-get item :requestId))
         (decision (plist-get item :decision)))
     (if decision
-        (progn
+        (let ((here (copy-marker (point) t)))
+          ;; The buttons may end right here: the decision follows them.
           (my-codex--retire-request request-id decision)
+          (goto-char here)
+          (set-marker here nil)
           (my-codex--line (format "Approval %s: %s" request-id decision)
                           'my-codex-status-face))
       (my-codex--line (format "Approval needed (%s)%s"
@@ -1058,6 +1456,7 @@ transcript itself, which then no longer holds the missing ones."
 (defun my-codex--insert-report (text)
   "Insert the report TEXT of a finished turn."
   (my-codex--transcript-change
+    (my-codex--close-streams)
     (my-codex--at my-codex--output-end
       (my-codex--line "Report:" 'my-codex-heading-face)
       (my-codex--line (replace-regexp-in-string "^" "  " (string-trim-right (or text "")))
@@ -1080,6 +1479,13 @@ transcript itself, which then no longer holds the missing ones."
   "Return the prompt typed in the current session buffer, trimmed."
   (string-trim (buffer-substring-no-properties my-codex--prompt-start (point-max))))
 
+(defun my-codex--set-prompt (text)
+  "Replace the prompt typed in the current session buffer with TEXT."
+  (let ((inhibit-read-only t))
+    (delete-region my-codex--prompt-start (point-max))
+    (goto-char (point-max))
+    (insert text)))
+
 (defun my-codex-return ()
   "Send the prompt when point is in it, else act on the button or command at point."
   (interactive)
@@ -1088,6 +1494,59 @@ transcript itself, which then no longer holds the missing ones."
         ((button-at (point)) (push-button))
         ((get-text-property (point) 'my-codex-fold) (my-codex-toggle-output))
         (t (goto-char (point-max)))))
+
+(defun my-codex-previous-input (n)
+  "Replace the prompt with the Nth previous prompt of this session, as in comint."
+  (interactive "p")
+  (unless (derived-mode-p 'my-codex-session-mode)
+    (user-error "Not in a Codex session buffer"))
+  (unless my-codex--prompts
+    (user-error "No earlier prompt in this session"))
+  (unless (memq last-command '(my-codex-previous-input my-codex-next-input))
+    (setq my-codex--history-index nil
+          my-codex--history-draft (buffer-substring-no-properties
+                                   my-codex--prompt-start (point-max))))
+  (let ((index (+ (or my-codex--history-index -1) n)))
+    (cond ((>= index (length my-codex--prompts))
+           (setq index (1- (length my-codex--prompts)))
+           (message "No earlier prompt"))
+          ((< index 0)
+           (setq my-codex--history-index nil)
+           (my-codex--set-prompt (or my-codex--history-draft ""))
+           (setq index nil)))
+    (when index
+      (setq my-codex--history-index index)
+      (my-codex--set-prompt (nth index my-codex--prompts)))))
+
+(defun my-codex-next-input (n)
+  "Replace the prompt with the Nth next prompt of the session, then with the draft."
+  (interactive "p")
+  (my-codex-previous-input (- n)))
+
+(defun my-codex-previous-prompt (n)
+  "Move to the Nth previous prompt of the transcript."
+  (interactive "p")
+  (dotimes (_ n)
+    (let ((here (point))
+          (found nil))
+      (beginning-of-line)
+      (while (and (not found) (re-search-backward "^> " nil t))
+        (setq found (get-text-property (point) 'my-codex-prompt)))
+      (if found
+          (forward-char 2)
+        (goto-char here)
+        (user-error "No earlier prompt")))))
+
+(defun my-codex-next-prompt (n)
+  "Move to the Nth next prompt of the transcript, or to the prompt being typed."
+  (interactive "p")
+  (dotimes (_ n)
+    (let ((found nil))
+      (end-of-line)
+      (while (and (not found) (re-search-forward "^> " my-codex--prompt-start t))
+        (setq found (get-text-property (match-beginning 0) 'my-codex-prompt)))
+      (unless found
+        (goto-char (point-max))))))
 
 ;;;; Commands
 
@@ -1098,29 +1557,42 @@ transcript itself, which then no longer holds the missing ones."
     (pop-to-buffer buffer)))
 
 ;;;###autoload
-(defun my-codex-start-session (&optional name prompt)
+(defun my-codex-start-session (&optional name prompt fresh)
   "Start the Codex session NAME in the current project and show its buffer.
-NAME defaults to `my-codex-default-session-name'; a live session of
-that name is reused.  PROMPT, when non-empty, starts the first turn.
+NAME defaults to `my-codex-default-session-name'.  A name is your
+handle on a conversation: a live session of that name is reused, and
+an earlier one (stopped, interrupted or failed) is resumed, with its
+history.  With FRESH (interactively, a prefix argument), start a new
+conversation under NAME; the earlier one keeps its record under a new
+name such as NAME~1.  PROMPT, when non-empty, starts the first turn.
 Return the session's buffer."
   (interactive
-   (list (my-codex--read-name "Start Codex session")
-         (read-string "First prompt (optional): " nil 'my-codex--prompt-history)))
+   (let ((fresh (and current-prefix-arg t)))
+     (list (my-codex--read-name (if fresh "Start a fresh Codex session" "Start Codex session"))
+           (read-string "First prompt (optional): " nil 'my-codex--prompt-history)
+           fresh)))
   (let* ((name (if (or (null name) (string-empty-p name)) my-codex-default-session-name name))
-         (params (list :project (my-codex--project) :name name))
-         (result (my-codex--request
-                  "codex/session/start"
-                  (if (and prompt (not (string-empty-p (string-trim prompt))))
-                      (append params (list :prompt prompt))
-                    params)
-                  (max 60 my-codex-request-timeout)))
+         (earlier (and my-codex--sessions-loaded (my-codex--named name)))
+         (params (append (list :project (my-codex--project) :name name)
+                         (and fresh (list :fresh t))
+                         (and prompt (not (string-empty-p (string-trim prompt)))
+                              (list :prompt prompt))))
+         (result (my-codex--request "codex/session/start" params
+                                    (max 60 my-codex-request-timeout)))
          (session (my-codex--remember (plist-get result :session)))
          (buf (my-codex--open-buffer session)))
     (when my-codex-pop-to-buffer-on-start
       (my-codex--show buf))
-    (when (called-interactively-p 'interactive)
+    (when (called-interactively-p 'any)
       (message "Codex session %s %s" (my-codex--label session)
-               (if (eq (plist-get result :created) t) "started" "reused")))
+               (cond ((and (eq (plist-get result :created) t) earlier
+                           (not (equal (plist-get earlier :id) (plist-get session :id))))
+                      (format "started afresh; the earlier one is now %s"
+                              (plist-get (gethash (plist-get earlier :id) my-codex--sessions)
+                                         :name)))
+                     ((eq (plist-get result :created) t) "started")
+                     ((and earlier (not (my-codex--live-p earlier))) "resumed")
+                     (t "reused"))))
     buf))
 
 ;;;###autoload
@@ -1140,10 +1612,10 @@ transcript.  Return the buffer."
   "Send TEXT as the next prompt of SESSION, by default the current buffer's.
 Interactively, TEXT is the prompt typed at the end of the session
 buffer, or read from the minibuffer.  A session that is not running
-\(stopped, interrupted or failed) is resumed first.  Return the new
-turn's id."
+\(stopped, interrupted or failed) is resumed first, on the same Codex
+thread.  Return the new turn's id (nil while the prompt waits)."
   (interactive
-   (let ((session (my-codex--read-session "Send to Codex session: ")))
+   (let ((session (my-codex--read-session "Send to Codex session: " t)))
      (list (or (and (derived-mode-p 'my-codex-session-mode)
                     (let ((typed (my-codex--prompt-text)))
                       (and (not (string-empty-p typed)) typed)))
@@ -1155,42 +1627,144 @@ turn's id."
   (let* ((session (my-codex--session session))
          (from-prompt (and (derived-mode-p 'my-codex-session-mode)
                            (equal my-codex--session-id (plist-get session :id))
-                           (equal (string-trim text) (my-codex--prompt-text)))))
-    (unless (or (my-codex--live-p session) (plist-get session :owner))
-      (setq session (my-codex-resume-session session t)))
-    (let ((result (my-codex--request "codex/session/send"
-                                     (append (my-codex--ref session) (list :text text))
-                                     (max 60 my-codex-request-timeout))))
-      (my-codex--remember (plist-get result :session))
-      (add-to-history 'my-codex--prompt-history text)
-      (when from-prompt
-        (let ((inhibit-read-only t))
-          (delete-region my-codex--prompt-start (point-max)))
-        ;; Undo remembers the edits of the next prompt only.
-        (setq buffer-undo-list nil))
-      (plist-get result :turnId))))
+                           (equal (string-trim text) (my-codex--prompt-text))))
+         (result (my-codex--request "codex/session/send"
+                                    (append (my-codex--ref session) (list :text text))
+                                    (max 60 my-codex-request-timeout))))
+    (my-codex--remember (plist-get result :session))
+    (add-to-history 'my-codex--prompt-history text)
+    (when from-prompt
+      (let ((inhibit-read-only t))
+        (delete-region my-codex--prompt-start (point-max)))
+      ;; Undo remembers the edits of the next prompt only.
+      (setq buffer-undo-list nil
+            my-codex--history-index nil)
+      (set-buffer-modified-p nil))
+    (plist-get result :turnId)))
+
+(defun my-codex--path-for (session file)
+  "Return FILE relative to SESSION's project root if inside it, else abbreviated."
+  (let ((root (plist-get (plist-get session :project) :root))
+        (file (file-truename file)))
+    (if (and root (file-in-directory-p file root))
+        (file-relative-name file root)
+      (abbreviate-file-name file))))
+
+(defun my-codex--add-to-prompt (session text)
+  "Append TEXT to the prompt of SESSION, show its buffer with point at the end."
+  (let ((buf (my-codex--open-buffer session)))
+    (with-current-buffer buf
+      (goto-char (point-max))
+      (let ((typed (buffer-substring-no-properties my-codex--prompt-start (point-max))))
+        (unless (or (string-empty-p typed) (string-suffix-p "\n" typed))
+          (insert "\n")))
+      (insert text))
+    (my-codex--show buf)
+    (goto-char (point-max))
+    buf))
+
+;;;###autoload
+(defun my-codex-send-region (beg end &optional session)
+  "Put the text from BEG to END, with its file and lines, in SESSION's prompt.
+The session's buffer is shown with point after it: type your question
+and send with \\<my-codex-session-mode-map>\\[my-codex-send].  Interactively, the region, and
+the session is chosen among the project's sessions."
+  (interactive
+   (progn
+     (unless (use-region-p) (user-error "No region: mark the text to send first"))
+     (list (region-beginning) (region-end)
+           (my-codex--read-session "Add the region to the prompt of: " t nil t))))
+  (let* ((session (my-codex--session session))
+         (first (line-number-at-pos beg))
+         (last (line-number-at-pos (if (and (> end beg)
+                                            (save-excursion (goto-char end) (bolp)))
+                                       (1- end)
+                                     end)))
+         (lines (if (= first last) (format "line %d" first) (format "lines %d-%d" first last)))
+         (where (if buffer-file-name
+                    (format "`%s` %s" (my-codex--path-for session buffer-file-name) lines)
+                  (format "buffer %s, %s" (buffer-name) lines)))
+         (text (string-trim-right (buffer-substring-no-properties beg end) "\n+")))
+    (deactivate-mark)
+    (my-codex--add-to-prompt session (format "From %s:\n```\n%s\n```\n" where text))))
+
+;;;###autoload
+(defun my-codex-send-file (file &optional session)
+  "Put a reference to FILE in SESSION's prompt and show the session's buffer.
+Interactively, FILE is the current buffer's file (else it is read)
+and the session is chosen among the project's sessions."
+  (interactive
+   (list (or buffer-file-name (read-file-name "Refer to file: " nil nil t))
+         (my-codex--read-session "Add the file to the prompt of: " t nil t)))
+  (let ((session (my-codex--session session)))
+    (my-codex--add-to-prompt session (format "`%s` " (my-codex--path-for session file)))))
 
 ;;;###autoload
 (defun my-codex-cancel (&optional session)
-  "Cancel the running turn, or the queued prompt, of SESSION."
-  (interactive (list (my-codex--read-session "Cancel the turn of: ")))
+  "Cancel the running turn, or the queued prompt, of SESSION.
+Interactively, outside a session buffer, choose among the sessions
+with a turn under way."
+  (interactive (list (my-codex--read-session "Cancel the turn of: " nil #'my-codex--active-p)))
   (let ((session (my-codex--session session)))
     (my-codex--remember
      (plist-get (my-codex--request "codex/session/cancel" (my-codex--ref session))
                 :session))
     (message "Cancelling the turn of %s" (my-codex--label session))))
 
+(defun my-codex--pending-requests ()
+  "Return (SESSION . REQUEST) for everything that waits on the user, in list order."
+  (let (found)
+    (dolist (session (my-codex--cached))
+      (seq-doseq (request (plist-get session :pending))
+        (push (cons session request) found)))
+    (nreverse found)))
+
+(defun my-codex--read-pending (prompt)
+  "Read a request that waits on the user, with PROMPT; return (SESSION . REQUEST)."
+  (my-codex--load-sessions)
+  (let ((table (mapcar (lambda (pair)
+                         (cons (format "%s %s: %s" (my-codex--label (car pair))
+                                       (plist-get (cdr pair) :requestId)
+                                       (my-codex--request-text (cdr pair)))
+                               pair))
+                       (my-codex--pending-requests))))
+    (unless table
+      (user-error "Nothing waits on you"))
+    (cdr (assoc (completing-read (format-prompt prompt (caar table))
+                                 (my-codex--completion-table-in-order table)
+                                 nil t nil nil (caar table))
+                table))))
+
+(defun my-codex--completion-table-in-order (table)
+  "Return a completion table over TABLE, in TABLE's order."
+  (lambda (string pred action)
+    (if (eq action 'metadata)
+        '(metadata (display-sort-function . identity))
+      (complete-with-action action table string pred))))
+
 (defun my-codex-respond (decision &optional request-id session)
   "Answer the approval REQUEST-ID of SESSION with DECISION.
 DECISION is \"accept\", \"acceptForSession\", \"decline\" or \"cancel\".
-REQUEST-ID defaults to the request at point, else the oldest pending one."
-  (let* ((session (my-codex--session session))
-         (request-id
+In a session buffer, REQUEST-ID defaults to the request at point,
+else its oldest pending one; on a line of the list or of
+\\[my-codex-pending], to that line's; elsewhere the request is chosen
+among everything that waits on you, in every project."
+  (let* ((line (and (null request-id) (null session) (derived-mode-p 'my-codex-pending-mode)
+                    (tabulated-list-get-id)))
+         (session (cond (session (my-codex--session session))
+                        (line (gethash (car line) my-codex--sessions))
+                        (t (my-codex--current-session))))
+         (request-id (or request-id (cdr line))))
+    (unless session
+      (let ((pair (my-codex--read-pending (format "%s" (capitalize (my-codex--decision-words decision))))))
+        (setq session (car pair)
+              request-id (plist-get (cdr pair) :requestId))))
+    (setq request-id
           (or request-id
-              (get-text-property (point) 'my-codex-request)
-              (plist-get (seq-first (plist-get (my-codex--get session) :pending))
-                         :requestId)
-              (user-error "Codex %s waits for no approval" (my-codex--label session)))))
+              (and (derived-mode-p 'my-codex-session-mode)
+                   (get-text-property (point) 'my-codex-request))
+              (plist-get (seq-first (plist-get session :pending)) :requestId)
+              (user-error "Codex %s waits for no approval" (my-codex--label session))))
     (my-codex--remember
      (plist-get (my-codex--request "codex/session/respond"
                                    (append (my-codex--ref session)
@@ -1198,18 +1772,29 @@ REQUEST-ID defaults to the request at point, else the oldest pending one."
                                                  :decision decision)))
                 :session))))
 
+(defun my-codex--decision-words (decision)
+  "Return DECISION in words."
+  (pcase decision
+    ("accept" "accept")
+    ("acceptForSession" "accept for the session")
+    ("decline" "decline")
+    (_ decision)))
+
 (defun my-codex-accept ()
-  "Accept the approval request at point, or the oldest pending one."
+  "Accept the approval request at point, or the oldest pending one.
+Outside a session, choose among everything that waits on you."
   (interactive)
   (my-codex-respond "accept"))
 
 (defun my-codex-accept-for-session ()
-  "Accept the request at point, or the oldest, for the rest of the session."
+  "Accept the request at point, or the oldest, for the rest of the session.
+Outside a session, choose among everything that waits on you."
   (interactive)
   (my-codex-respond "acceptForSession"))
 
 (defun my-codex-decline ()
-  "Decline the approval request at point, or the oldest pending one."
+  "Decline the approval request at point, or the oldest pending one.
+Outside a session, choose among everything that waits on you."
   (interactive)
   (my-codex-respond "decline"))
 
@@ -1221,7 +1806,6 @@ REQUEST-ID defaults to the request at point, else the oldest pending one."
     (my-codex--remember
      (plist-get (my-codex--request "codex/session/kill" (my-codex--ref session))
                 :session))
-    (my-codex--schedule-list-refresh)
     (message "Killed Codex session %s" (my-codex--label session))))
 
 ;;;###autoload
@@ -1240,19 +1824,14 @@ the ids of the killed sessions."
                                                           (list :project project))
                                        :killed)
                             nil)))
-        (dolist (id killed)
-          (when-let ((session (gethash id my-codex--sessions)))
-            (ignore-errors (my-codex--get session))))
-        (my-codex--schedule-list-refresh)
-        (message "Killed %d Codex session%s %s" (length killed)
-                 (if (= (length killed) 1) "" "s") what)
+        (message "Killed %s %s" (my-codex--count killed "Codex session") what)
         killed))))
 
 ;;;###autoload
 (defun my-codex-rename-session (new-name &optional session)
   "Rename SESSION to NEW-NAME; its buffer follows the sidecar's new buffer name."
   (interactive
-   (let ((session (my-codex--read-session "Rename Codex session: ")))
+   (let ((session (my-codex--read-session "Rename Codex session: " t)))
      (list (read-string (format "Rename %s to: " (plist-get session :name)))
            session)))
   (let* ((session (my-codex--session session))
@@ -1260,7 +1839,6 @@ the ids of the killed sessions."
                                     (append (my-codex--ref session)
                                             (list :newName new-name)))))
     (my-codex--remember (plist-get result :session))
-    (my-codex--schedule-list-refresh)
     (plist-get (plist-get result :session) :bufferName)))
 
 ;;;###autoload
@@ -1295,98 +1873,115 @@ Show its buffer unless QUIET.  Return the session."
     (unless quiet (my-codex--show buf))
     session))
 
+;;;###autoload
+(defun my-codex-forget-session (&optional session)
+  "Delete the record and transcript of SESSION for good; kill its buffer.
+SESSION must not be live: kill it first.  Interactively, ask first.
+Return its id."
+  (interactive
+   (list (my-codex--read-session "Forget Codex session: " t
+                                 (lambda (s) (not (my-codex--live-p s))))))
+  (let* ((session (my-codex--session session))
+         (id (plist-get session :id))
+         (label (my-codex--label session)))
+    (when (or (not (called-interactively-p 'any))
+              (yes-or-no-p (format "Delete Codex session %s and its transcript for good? "
+                                   label)))
+      (my-codex--request "codex/session/forget" (my-codex--ref session))
+      (remhash id my-codex--sessions)
+      (when-let ((buf (my-codex--buffer-of id)))
+        (kill-buffer buf))
+      (my-codex--schedule-views)
+      (message "Forgot Codex session %s" label)
+      id)))
+
 ;;;; The list of sessions
 
 (defvar-local my-codex--list-project nil
-  "The project the session list shows, or nil for every project.")
+  "The project root the session list shows, as the sidecar writes it; nil for all.")
+
+(defvar-local my-codex--list-show-stopped nil
+  "Non-nil when the session list shows stopped sessions too.")
 
 (defvar my-codex-list-mode-map
   (let ((map (make-sparse-keymap)))
     (define-key map (kbd "RET") #'my-codex-list-visit)
+    (define-key map (kbd "a") #'my-codex-accept)
+    (define-key map (kbd "s") #'my-codex-accept-for-session)
+    (define-key map (kbd "d") #'my-codex-decline)
     (define-key map (kbd "k") #'my-codex-list-kill)
     (define-key map (kbd "K") #'my-codex-list-kill-all)
     (define-key map (kbd "r") #'my-codex-list-rename)
     (define-key map (kbd "c") #'my-codex-list-cancel)
     (define-key map (kbd "R") #'my-codex-list-report)
+    (define-key map (kbd "t") #'my-codex-list-toggle-stopped)
+    (define-key map (kbd "D") #'my-codex-forget-session)
     map)
   "Keymap of the Codex session list.")
 
 (define-derived-mode my-codex-list-mode tabulated-list-mode "Codex Sessions"
-  "Major mode listing Codex sessions, waiting and failed ones on top.
+  "Major mode listing Codex sessions, what waits on you and what failed on top.
+The list follows the sessions as they change; \\[revert-buffer] asks the
+sidecar again.
+
 \\{my-codex-list-mode-map}"
   (setq tabulated-list-format
         [("Project" 14 nil) ("Name" 16 nil) ("Status" 11 nil)
-         ("Elapsed" 8 nil :right-align t) ("Title / summary" 0 nil)])
+         ("Elapsed" 8 nil :right-align t) ("Headline" 0 nil)])
   (setq tabulated-list-padding 1)
   (setq tabulated-list-sort-key nil)
   (add-hook 'tabulated-list-revert-hook #'my-codex--list-refresh nil t)
   (tabulated-list-init-header))
 
 (defun my-codex--list-entry (session)
-  "Return the `tabulated-list-entries' entry of SESSION."
-  (let* ((status (plist-get session :status))
-         (summary (plist-get (plist-get session :report) :summary))
-         (title (or (plist-get session :title) "")))
+  "Return the `tabulated-list-entries' entry of SESSION: the sidecar's headline."
+  (let ((status (plist-get session :status)))
     (list (plist-get session :id)
           (vector (or (plist-get (plist-get session :project) :name) "")
                   (plist-get session :name)
                   (propertize status 'face (my-codex--status-face status))
                   (my-codex--elapsed session)
-                  (cond ((and (equal status "failed") (plist-get session :error))
-                         (propertize (my-codex--first-line (plist-get session :error))
-                                     'face 'my-codex-error-face))
-                        ((and summary (not (member status my-codex--active-statuses)))
-                         (if (string-empty-p title) summary (concat title " -- " summary)))
-                        (t title))))))
+                  (let ((headline (or (plist-get session :headline) "")))
+                    (pcase status
+                      ("waiting" (propertize headline 'face 'my-codex-approval-face))
+                      ("failed" (propertize headline 'face 'my-codex-error-face))
+                      (_ headline)))))))
 
-(defun my-codex--list-show (sessions)
-  "Show SESSIONS, in the sidecar's order, in the current list buffer."
-  (setq tabulated-list-entries (mapcar #'my-codex--list-entry sessions))
+(defun my-codex--list-sessions-shown ()
+  "Return the sessions to show in the current list buffer, in list order."
+  (my-codex--cached my-codex--list-project
+                    (unless my-codex--list-show-stopped
+                      (lambda (s) (not (equal (plist-get s :status) "stopped"))))))
+
+(defun my-codex--list-render ()
+  "Show the sessions of the current list buffer from what Emacs knows."
+  (setq tabulated-list-entries (mapcar #'my-codex--list-entry (my-codex--list-sessions-shown)))
+  (setq mode-line-process
+        (concat (if my-codex--list-show-stopped " +stopped" "")
+                (my-codex--connection-note)))
   (tabulated-list-print t))
 
 (defun my-codex--list-refresh ()
-  "Fetch the sessions of the current list buffer's project, synchronously."
-  (setq tabulated-list-entries
-        (mapcar #'my-codex--list-entry (my-codex--list my-codex--list-project))))
-
-(defun my-codex--list-buffers ()
-  "Return the live session list buffers."
-  (seq-filter (lambda (buf) (eq (buffer-local-value 'major-mode buf) 'my-codex-list-mode))
-              (buffer-list)))
-
-(defun my-codex--schedule-list-refresh ()
-  "Refresh the session lists after a short delay, once for a burst."
-  (when (and (not my-codex--list-timer) (my-codex--list-buffers))
-    (setq my-codex--list-timer
-          (run-with-timer 0.2 nil #'my-codex--refresh-lists))))
-
-(defun my-codex--refresh-lists ()
-  "Refresh every session list buffer from the sidecar, asynchronously."
-  (setq my-codex--list-timer nil)
-  (dolist (buf (my-codex--list-buffers))
-    (let ((project (buffer-local-value 'my-codex--list-project buf)))
-      (my-codex--async "codex/session/list" (list :project project)
-                       (lambda (result)
-                         (when (buffer-live-p buf)
-                           (with-current-buffer buf
-                             (my-codex--list-show
-                              (mapcar #'my-codex--remember
-                                      (append (plist-get result :sessions) nil))))))))))
+  "Show what Emacs knows at once, and ask the sidecar again without waiting."
+  (setq tabulated-list-entries (mapcar #'my-codex--list-entry (my-codex--list-sessions-shown)))
+  (my-codex--reload))
 
 ;;;###autoload
 (defun my-codex-list-sessions (&optional all-projects)
   "List the Codex sessions of the current project, kept up to date.
 With ALL-PROJECTS (interactively, a prefix argument), list every
-project's sessions.  Return the list buffer."
+project's sessions.  The list shows at once; it never waits for the
+sidecar.  Return the list buffer."
   (interactive "P")
-  (let ((project (unless all-projects (my-codex--project)))
+  (let ((project (unless all-projects (my-codex--root-key (my-codex--project))))
         (buf (get-buffer-create "*codex sessions*")))
+    (my-codex--connect)
     (with-current-buffer buf
-      (my-codex-list-mode)
+      (unless (derived-mode-p 'my-codex-list-mode)
+        (my-codex-list-mode))
       (setq my-codex--list-project project)
       (when project (setq default-directory (file-name-as-directory project)))
-      (my-codex--list-refresh)
-      (tabulated-list-print))
+      (my-codex--list-render))
     (my-codex--show buf t)
     buf))
 
@@ -1402,8 +1997,7 @@ project's sessions.  Return the list buffer."
 (defun my-codex-list-kill ()
   "Kill the session on this line."
   (interactive)
-  (my-codex-kill-session (my-codex--list-session))
-  (revert-buffer))
+  (my-codex-kill-session (my-codex--list-session)))
 
 (defun my-codex-list-kill-all ()
   "Kill every live session of the project of this line, after asking once."
@@ -1412,15 +2006,13 @@ project's sessions.  Return the list buffer."
          (root (plist-get (plist-get session :project) :root)))
     (when (yes-or-no-p (format "Kill every Codex session of %s? "
                                (abbreviate-file-name root)))
-      (my-codex-kill-all-sessions nil root)
-      (revert-buffer))))
+      (my-codex-kill-all-sessions nil root))))
 
 (defun my-codex-list-rename (new-name)
   "Rename the session on this line to NEW-NAME."
   (interactive (list (read-string (format "Rename %s to: "
                                           (plist-get (my-codex--list-session) :name)))))
-  (my-codex-rename-session new-name (my-codex--list-session))
-  (revert-buffer))
+  (my-codex-rename-session new-name (my-codex--list-session)))
 
 (defun my-codex-list-cancel ()
   "Cancel the running turn of the session on this line."
@@ -1433,6 +2025,88 @@ project's sessions.  Return the list buffer."
   (my-codex-session-report (my-codex--list-session))
   (display-buffer "*my-codex report*"))
 
+(defun my-codex-list-toggle-stopped ()
+  "Show or hide stopped sessions in this list."
+  (interactive)
+  (setq my-codex--list-show-stopped (not my-codex--list-show-stopped))
+  (my-codex--list-render)
+  (message (if my-codex--list-show-stopped "Showing stopped sessions"
+             "Hiding stopped sessions")))
+
+;;;; What waits on the user
+
+(defvar my-codex-pending-mode-map
+  (let ((map (make-sparse-keymap)))
+    (define-key map (kbd "RET") #'my-codex-pending-visit)
+    (define-key map (kbd "a") #'my-codex-accept)
+    (define-key map (kbd "s") #'my-codex-accept-for-session)
+    (define-key map (kbd "d") #'my-codex-decline)
+    map)
+  "Keymap of the buffer of what waits on the user.")
+
+(define-derived-mode my-codex-pending-mode tabulated-list-mode "Codex Pending"
+  "Major mode listing what Codex sessions wait on you, in every project.
+It follows the sessions as they change.
+
+\\{my-codex-pending-mode-map}"
+  (setq tabulated-list-format
+        [("Project" 14 nil) ("Name" 16 nil) ("Kind" 11 nil) ("Waits on" 0 nil)])
+  (setq tabulated-list-padding 1)
+  (setq tabulated-list-sort-key nil)
+  (add-hook 'tabulated-list-revert-hook #'my-codex--pending-refresh nil t)
+  (tabulated-list-init-header))
+
+(defun my-codex--pending-entries ()
+  "Return the `tabulated-list-entries' of what waits on the user."
+  (mapcar (lambda (pair)
+            (let ((session (car pair)) (request (cdr pair)))
+              (list (cons (plist-get session :id) (plist-get request :requestId))
+                    (vector (or (plist-get (plist-get session :project) :name) "")
+                            (plist-get session :name)
+                            (or (plist-get request :kind) "")
+                            (propertize (my-codex--first-line
+                                         (format "%s" (my-codex--request-text request)))
+                                        'face 'my-codex-approval-face)))))
+          (my-codex--pending-requests)))
+
+(defun my-codex--pending-render ()
+  "Show what waits on the user from what Emacs knows."
+  (setq tabulated-list-entries (my-codex--pending-entries))
+  (setq mode-line-process (my-codex--connection-note))
+  (tabulated-list-print t))
+
+(defun my-codex--pending-refresh ()
+  "Show what Emacs knows at once, and ask the sidecar again without waiting."
+  (setq tabulated-list-entries (my-codex--pending-entries))
+  (my-codex--reload))
+
+;;;###autoload
+(defun my-codex-pending ()
+  "List what Codex sessions wait on you, in every project.
+Answer with \\<my-codex-pending-mode-map>\\[my-codex-accept], \\[my-codex-accept-for-session] or \\[my-codex-decline]; \\[my-codex-pending-visit] visits the session.
+Return the buffer."
+  (interactive)
+  (my-codex--connect)
+  (let ((buf (get-buffer-create "*codex pending*")))
+    (with-current-buffer buf
+      (unless (derived-mode-p 'my-codex-pending-mode)
+        (my-codex-pending-mode))
+      (my-codex--pending-render))
+    (my-codex--show buf)
+    (when (and my-codex--sessions-loaded (null (my-codex--pending-requests)))
+      (message "Nothing waits on you"))
+    buf))
+
+(defun my-codex-pending-visit ()
+  "Show the session of this line at its request."
+  (interactive)
+  (let* ((line (or (tabulated-list-get-id) (user-error "No request on this line")))
+         (buf (my-codex-switch-session (gethash (car line) my-codex--sessions))))
+    (with-current-buffer buf
+      (goto-char (point-min))
+      (when-let ((match (text-property-search-forward 'my-codex-request (cdr line) t)))
+        (goto-char (prop-match-beginning match))))))
+
 ;;;; A keymap for every command
 
 ;;;###autoload
@@ -1441,13 +2115,17 @@ project's sessions.  Return the list buffer."
     (define-key map (kbd "s") #'my-codex-start-session)
     (define-key map (kbd "b") #'my-codex-switch-session)
     (define-key map (kbd "l") #'my-codex-list-sessions)
+    (define-key map (kbd "a") #'my-codex-pending)
     (define-key map (kbd "m") #'my-codex-send)
+    (define-key map (kbd "w") #'my-codex-send-region)
+    (define-key map (kbd "f") #'my-codex-send-file)
     (define-key map (kbd "c") #'my-codex-cancel)
     (define-key map (kbd "k") #'my-codex-kill-session)
     (define-key map (kbd "K") #'my-codex-kill-all-sessions)
     (define-key map (kbd "r") #'my-codex-rename-session)
     (define-key map (kbd "R") #'my-codex-session-report)
     (define-key map (kbd "u") #'my-codex-resume-session)
+    (define-key map (kbd "D") #'my-codex-forget-session)
     (define-key map (kbd "e") #'my-codex-show-events)
     (define-key map (kbd "E") #'my-codex-show-stderr)
     map)

@@ -1,32 +1,45 @@
 """The Emacs front-end, elisp/my-codex.el, in `emacs -Q --batch`.
 
 Each ERT test in tests/emacs/my-codex-tests.el runs in its own Emacs, which
-drives the real sidecar, the real Codex and the scripted model server with a
-fresh state folder and a fresh git project named `ultra`. ERT asserts inside
-Emacs; the test also writes results as Lisp data, which are read back here with
-sexpdata and checked independently of the Lisp code.
+drives the real sidecar, the real Codex and the scripted model server in fresh
+git projects named `ultra` and `other`. The tests of this module share one
+world (model server, state folder) and so one codex-sessions daemon, as a
+user's editors do; each test kills its projects' sessions at its end. ERT
+asserts inside Emacs; the test also writes results as Lisp data, which are read
+back here with sexpdata and checked independently of the Lisp code.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sexpdata
 
-from codex_sessions.testing.sandbox import make_git_project
+from codex_sessions.testing.sandbox import OfflineCodex, make_git_project
 
 ROOT = Path(__file__).resolve().parents[1]
 ELISP = ROOT / "elisp"
 ERT_DIR = ROOT / "tests" / "emacs"
 EMACS = shutil.which("emacs") or "emacs"
+
+
+@pytest.fixture(scope="module")
+def offline(tmp_path_factory):
+    """One world for the module: its daemon serves every test's Emacs."""
+    world = OfflineCodex(tmp_path_factory.mktemp("emacs-world"))
+    yield world
+    world.close()
 
 
 def run_emacs(args: list[str], env: dict[str, str], timeout: float = 170) -> subprocess.CompletedProcess[str]:
@@ -41,20 +54,37 @@ def read_results(path: Path) -> dict[str, Any]:
     return {sexpdata.dumps(key): value for key, value in data}
 
 
-def run_ert(name: str, offline, project: Path, tmp_path: Path) -> dict[str, Any]:
-    """Run the ERT test NAME alone; fail with its output unless it passed."""
-    other = make_git_project(tmp_path / "other")
-    result_file = tmp_path / "result.el"
-    env = offline.env(MY_CODEX_TEST_PYTHON=sys.executable,
-                      MY_CODEX_TEST_PROJECT=str(project),
-                      MY_CODEX_TEST_OTHER=str(other),
-                      MY_CODEX_TEST_RESULT=str(result_file))
-    proc = run_emacs(["-L", str(ELISP), "-L", str(ERT_DIR), "-l", "my-codex-tests",
-                      "--eval", f'(ert-run-tests-batch-and-exit "\\\\`{name}\\\\\'")'], env)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-12000:]
+def emacs_env(offline, project: Path, tmp_path: Path, result: str = "result.el") -> dict[str, str]:
+    """The environment of a test's Emacs: the world, the projects, where results go."""
+    other = tmp_path / "other"
+    if not other.exists():
+        make_git_project(other)
+    flags = tmp_path / "flags"
+    flags.mkdir(exist_ok=True)
+    return offline.env(MY_CODEX_TEST_PYTHON=sys.executable,
+                       MY_CODEX_TEST_PROJECT=str(project),
+                       MY_CODEX_TEST_OTHER=str(other.resolve()),
+                       MY_CODEX_TEST_RESULT=str(tmp_path / result),
+                       MY_CODEX_TEST_FLAGS=str(flags),
+                       MY_CODEX_TEST_SLOW_SIDECAR=str(ERT_DIR / "slow_sidecar.py"))
+
+
+def ert_args(name: str) -> list[str]:
+    return ["-L", str(ELISP), "-L", str(ERT_DIR), "-l", "my-codex-tests",
+            "--eval", f'(ert-run-tests-batch-and-exit "\\\\`{name}\\\\\'")']
+
+
+def check_ert(returncode: int, output: str) -> None:
+    assert returncode == 0, output[-12000:]
     assert re.search(r"Ran 1 tests?, 1 results? as expected", output), output[-4000:]
-    return read_results(result_file)
+
+
+def run_ert(name: str, offline, project: Path, tmp_path: Path, result: str = "result.el") -> dict[str, Any]:
+    """Run the ERT test NAME alone; fail with its output unless it passed."""
+    env = emacs_env(offline, project, tmp_path, result)
+    proc = run_emacs(ert_args(name), env)
+    check_ert(proc.returncode, proc.stdout + proc.stderr)
+    return read_results(tmp_path / result)
 
 
 def expected_buffer_name(root: str, session: str) -> str:
@@ -104,7 +134,8 @@ def test_list_ordering_and_keys(offline, project, tmp_path):
     assert [(row[0], row[1], row[2]) for row in rows] == [
         ("ultra", "beta", "waiting"), ("ultra", "gamma", "failed"),
         ("ultra", "delta", "running"), ("ultra", "alpha", "idle")]
-    assert re.search(r"Project\s+Name\s+Status\s+Elapsed\s+Title / summary", r["list-header"])
+    assert re.search(r"Project\s+Name\s+Status\s+Elapsed\s+Headline", r["list-header"])
+    assert "waits: touch beta.txt" in r["list-text"]
 
 
 def test_errors_are_user_errors(offline, project, tmp_path):
@@ -141,8 +172,8 @@ def test_append_cost_is_flat(offline, project, tmp_path):
     assert long < 4 * short + 0.05
 
 
-def test_polite_exit_and_troubleshooting(offline, project, tmp_path):
-    r = run_ert("my-codex-test-polite-exit-and-troubleshooting", offline, project, tmp_path)
+def test_exit_question_and_daemon_stop(offline, project, tmp_path):
+    r = run_ert("my-codex-test-exit-question-and-daemon-stop", offline, project, tmp_path)
     with pytest.raises(ProcessLookupError):
         os.kill(r["codex-pid"], 0)
 
@@ -158,8 +189,72 @@ def test_items_in_order_once(offline, project, tmp_path):
 def test_configuration_reaches_the_sidecar(offline, project, tmp_path):
     r = run_ert("my-codex-test-configuration", offline, project, tmp_path)
     assert r["state-files"], "the sidecar kept no records in my-codex-state-directory"
-    assert not (offline.state_dir.exists() and any(offline.state_dir.iterdir()))
+    proc = subprocess.run([sys.executable, "-m", "codex_sessions", "--state-dir", str(offline.state_dir),
+                           "ls", "-C", str(project), "--all", "--json"], env=offline.env(),
+                          text=True, capture_output=True, timeout=60)
+    assert proc.returncode == 0 and json.loads(proc.stdout) == [], proc.stdout + proc.stderr
     assert "model_reasoning_effort=low" in r["codex-command"]
+
+
+def test_names_resume_and_fresh(offline, project, tmp_path):
+    run_ert("my-codex-test-names-resume-and-fresh", offline, project, tmp_path)
+
+
+def test_pending_from_anywhere(offline, project, tmp_path):
+    r = run_ert("my-codex-test-pending-from-anywhere", offline, project, tmp_path)
+    lines = [line.split(None, 3) for line in r["inbox"].splitlines() if line.strip()]
+    assert sorted((row[0], row[1], row[3]) for row in lines) == [
+        ("other", "main", "touch two.txt"), ("ultra", "main", "touch one.txt"),
+        ("ultra", "side", "touch three.txt")]
+    assert (tmp_path / "other" / "two.txt").exists()
+    assert not (project / "three.txt").exists()
+
+
+def test_comint_habits_and_context(offline, project, tmp_path):
+    run_ert("my-codex-test-comint-habits-and-context", offline, project, tmp_path)
+
+
+def test_header_retry_storage_and_messages(offline, project, tmp_path):
+    run_ert("my-codex-test-header-retry-storage-and-messages", offline, project, tmp_path)
+
+
+def test_slow_sidecar_never_blocks(offline, project, tmp_path):
+    run_ert("my-codex-test-slow-sidecar-never-blocks", offline, project, tmp_path)
+
+
+def test_turn_outlives_emacs_and_another_emacs_takes_over(offline, project, tmp_path):
+    """A turn started in one Emacs goes on after it exits; the next Emacs streams and answers it."""
+    r = run_ert("my-codex-test-daemon-first-emacs", offline, project, tmp_path, "first.el")
+    os.kill(r["long-pid"], 0)  # its Codex still runs, though that Emacs is gone
+    status = daemon_status(offline)
+    assert status["statuses"].get("running", 0) + status["statuses"].get("waiting", 0) >= 2
+    run_ert("my-codex-test-daemon-second-emacs", offline, project, tmp_path, "second.el")
+    assert (project / "asked.txt").exists()
+
+
+def test_two_emacsen_at_once_see_every_notification(offline, project, tmp_path):
+    env = emacs_env(offline, project, tmp_path, "watcher.el")
+    watcher = subprocess.Popen([EMACS, "-Q", "--batch", *ert_args("my-codex-test-duo-watcher")],
+                               cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    try:
+        run_ert("my-codex-test-duo-driver", offline, project, tmp_path, "driver.el")
+        output, _ = watcher.communicate(timeout=120)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    check_ert(watcher.returncode, output)
+    text = read_results(tmp_path / "watcher.el")["watcher-text"]
+    assert "Approval r1: accept" in text and text.count("Codex:\n" + "tick " * 10) == 1
+    assert (project / "duo.txt").exists()
+
+
+def daemon_status(offline) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-m", "codex_sessions", "--state-dir", str(offline.state_dir),
+                           "daemon", "status", "--json"], env=offline.env(), text=True,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 def test_header_and_mode_line_in_a_terminal(offline, project, tmp_path):
@@ -180,6 +275,91 @@ def test_header_and_mode_line_in_a_terminal(offline, project, tmp_path):
     assert "ultra/main" in r["header"] and "1 approval pending" in r["header"]
     assert "Codex[1 waiting]" in r["mode-line"] and "*invalid*" not in r["mode-line"]
     assert (project / "tty.txt").exists()
+
+
+class Terminal:
+    """An `emacs -nw` in a tmux server of its own, driven by keys and read off the screen."""
+
+    def __init__(self, name: str, command: str, env: dict[str, str], tmp_path: Path) -> None:
+        self.socket = f"my-codex-{name}-{os.getpid()}"
+        script = tmp_path / f"{name}.sh"
+        exports = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items()
+                          if key.startswith(("MY_CODEX_", "CODEX_", "HOME", "PATH")))
+        script.write_text(f"{exports}export TERM=xterm-256color\ncd {shlex.quote(str(ROOT))}\n"
+                          f"exec {command}\n")
+        self.tmux("new-session", "-d", "-s", "t", "-x", "150", "-y", "40", f"bash {script}")
+
+    def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["tmux", "-L", self.socket, *args], text=True, capture_output=True,
+                              timeout=30)
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "t", *keys)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "t").stdout
+
+    def alive(self) -> bool:
+        return self.tmux("has-session", "-t", "t").returncode == 0
+
+    def wait(self, what: str, predicate, timeout: float = 30) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; the screen:\n{self.screen() if self.alive() else '(gone)'}")
+
+    def prompt_line(self) -> str:
+        lines = self.screen().splitlines()
+        index = next(i for i, line in enumerate(lines) if line.startswith("--- prompt (C-c C-c"))
+        return lines[index + 1].rstrip()
+
+    def close(self) -> None:
+        self.tmux("kill-server")
+
+
+def test_undo_and_exit_question_in_a_real_terminal(offline, project, tmp_path):
+    """emacs -nw in tmux: C-/ while output streams goes back a step each time; C-x C-c asks,
+    n keeps Emacs, y exits, and the turn goes on in the daemon."""
+    assert shutil.which("tmux"), "tmux is needed to drive Emacs in a real terminal"
+    env = emacs_env(offline, project, tmp_path)
+    start = ('(progn (cd (getenv "MY_CODEX_TEST_PROJECT")) (switch-to-buffer (my-codex-start-session '
+             '"main" "slow: 20")) (goto-char (point-max)))')
+    term = Terminal("undo", f"{EMACS} -nw -Q -L elisp -L tests/emacs -l my-codex-test-helpers "
+                    f"--eval {shlex.quote(start)}", env, tmp_path)
+    try:
+        term.wait("the turn streaming", lambda: "tick tick" in term.screen())
+        mode_line = next(line for line in term.screen().splitlines() if "*codex:ultra:main" in line)
+        assert ":**" not in mode_line, mode_line  # streaming does not mark the buffer modified
+        term.keys("hello")
+        term.wait("hello typed", lambda: term.prompt_line() == "hello")
+        term.keys("C-a", "C-e", " world")
+        term.wait("hello world typed", lambda: term.prompt_line() == "hello world")
+        ticks = term.screen().count("tick")
+        for expected in ("hello", "", ""):
+            term.wait("more output", lambda: term.screen().count("tick") > ticks)
+            ticks = term.screen().count("tick")
+            term.keys("C-_")
+            time.sleep(0.5)
+            assert term.prompt_line() == expected, term.screen()
+        term.wait("the end of undo", lambda: "No further undo information" in term.screen())
+        term.keys("C-x", "C-c")
+        term.wait("the exit question", lambda: "will go on in the background after Emacs exits"
+                  in term.screen())
+        assert "1 Codex turn under way (ultra/main)" in term.screen()
+        term.keys("n")
+        time.sleep(1)
+        assert term.alive() and "*codex:ultra:main" in term.screen()
+        term.keys("C-x", "C-c")
+        term.wait("the exit question again", lambda: "will go on in the background" in term.screen())
+        term.keys("y")
+        term.wait("Emacs gone", lambda: not term.alive(), 15)
+        status = daemon_status(offline)
+        assert status["statuses"].get("running", 0) >= 1, status
+    finally:
+        term.close()
 
 
 def test_byte_compiles_cleanly_and_checkdoc_is_silent(tmp_path):

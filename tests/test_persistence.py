@@ -7,6 +7,8 @@ import os
 import signal
 import sqlite3
 import stat
+import subprocess
+import sys
 import time
 
 import pytest
@@ -17,10 +19,18 @@ from codex_sessions.testing.client import RpcError, SidecarClient
 from test_sidecar import finished, start
 
 
-async def new_sidecar(offline, **options) -> SidecarClient:
-    client = SidecarClient(env=offline.env())
+STANDALONE = [sys.executable, "-m", "codex_sessions", "serve", "--standalone"]
+
+
+async def new_sidecar(offline, standalone: bool = False, **options) -> SidecarClient:
+    """An editor's connection: through the daemon (the default) or a standalone sidecar."""
+    client = SidecarClient(STANDALONE if standalone else None, env=offline.env())
     await client.start(**options)
     return client
+
+
+def daemon_pid(offline) -> int:
+    return int((offline.state_dir / "daemon.pid").read_text())
 
 
 def alive(pids: list[int]) -> list[int]:
@@ -43,16 +53,19 @@ def gone_within(pids: list[int], seconds: float) -> list[int]:
     return alive(pids)
 
 
-async def test_sigkill_mid_turn_then_restart_shows_interrupted_with_its_items(offline, project):
+async def test_sigkill_of_the_daemon_mid_turn_keeps_items_and_streamed_text(offline, project):
     first = await new_sidecar(offline)
     s = await start(first, project, "review", "slow: 60")
     await first.wait_for("codex/session/output",
                          lambda p: p["id"] == s["id"] and any(i["kind"] == "agentDelta" for i in p["items"]))
-    tree = process_tree(first.proc.pid)
-    assert len(tree) >= 3  # sidecar, reaper, Codex (and its native binary)
-    first.proc.kill()
-    await first.proc.wait()
+    await asyncio.sleep(0.5)
+    shown = "".join(i["text"] for i in first.output_items(s["id"]) if i["kind"] == "agentDelta")
+    pid = daemon_pid(offline)
+    tree = process_tree(pid)
+    assert len(tree) >= 3  # daemon, reaper, Codex
+    os.kill(pid, signal.SIGKILL)
     assert gone_within(tree, 2) == [], "every Codex process is gone within two seconds"
+    await asyncio.wait_for(first.proc.wait(), 5)  # its editor's relay ends with the daemon
 
     second = await new_sidecar(offline)
     try:
@@ -62,31 +75,63 @@ async def test_sigkill_mid_turn_then_restart_shows_interrupted_with_its_items(of
         assert items[0]["seq"] == 1
         assert [i["text"] for i in items if i["kind"] == "user"] == ["slow: 60"]
         assert "running" in [i["status"] for i in items if i["kind"] == "status"]
+        kept = [i for i in items if i["kind"] == "agent" and i.get("partial")]
+        assert kept and kept[0]["text"].startswith(shown), "the text that streamed is kept"
+        page = await second.request("codex/session/transcript", {"id": s["id"]})
+        assert page["truncated"] is False
     finally:
         await second.stop()
 
 
-@pytest.mark.parametrize("how", ["stdin closed", "shutdown and exit", "SIGTERM", "SIGINT", "SIGKILL"])
-async def test_no_codex_process_outlives_the_sidecar(offline, project, how):
-    client = await new_sidecar(offline)
+@pytest.mark.parametrize("how", ["standalone: stdin closed", "standalone: shutdown and exit",
+                                 "standalone: SIGTERM", "standalone: SIGINT", "standalone: SIGKILL",
+                                 "daemon: SIGTERM", "daemon: SIGINT", "daemon: SIGKILL",
+                                 "daemon: stop"])
+async def test_no_codex_process_outlives_its_owner(offline, project, how):
+    mode, _, way = how.partition(": ")
+    client = await new_sidecar(offline, standalone=mode == "standalone")
     busy = await start(client, project, "busy", "run: sleep 300")
     idle = await start(client, project, "idle")
     await client.wait_status(idle["id"], "idle")
     await client.wait_for("codex/session/changed",
                           lambda p: p["session"]["id"] == busy["id"] and p["session"]["status"] == "running")
     await asyncio.sleep(1.0)  # let Codex start `sleep 300`
-    tree = process_tree(client.proc.pid)
+    owner = client.proc.pid if mode == "standalone" else daemon_pid(offline)
+    tree = process_tree(owner)
     commands = [open(f"/proc/{p}/cmdline").read() for p in alive(tree)]
     assert any("sleep\x00300" in c or "sleep 300" in c for c in commands), commands
-    if how == "stdin closed":
+    if way == "stdin closed":
         client.proc.stdin.close()
-    elif how == "shutdown and exit":
+    elif way == "shutdown and exit":
         await client.request("shutdown", None)
         client.notify("exit", None)
+    elif way == "stop":
+        offline.stop_daemon()
+    elif mode == "standalone":
+        client.proc.send_signal(getattr(signal, way))
     else:
-        client.proc.send_signal(getattr(signal, how))
-    await asyncio.wait_for(client.proc.wait(), 10)
-    assert gone_within(tree, 2) == []
+        os.kill(owner, getattr(signal, way))
+    if mode == "standalone":
+        await asyncio.wait_for(client.proc.wait(), 10)
+    assert gone_within(tree, 2 if way == "SIGKILL" else 10) == []
+    await client.stop()
+
+
+async def test_an_editor_leaving_does_not_stop_its_turns(offline, project):
+    first = await new_sidecar(offline)
+    s = await start(first, project, "long", "slow: 3\nstream: unused")
+    await first.wait_status(s["id"], "running")
+    await first.stop()  # shutdown and exit: the editor quits mid-turn
+    second = await new_sidecar(offline)
+    try:
+        got = (await second.request("codex/session/get", {"id": s["id"]}))["session"]
+        assert got["status"] == "running" and got["live"]
+        done = await finished(second, s["id"])
+        assert done["report"]["status"] == "done"
+        text = "".join(i["text"] for i in second.output_items(s["id"]) if i["kind"] == "agentDelta")
+        assert "tick" in text, "the second editor receives the turn's streamed text"
+    finally:
+        await second.stop()
 
 
 async def test_resume_continues_the_same_conversation(offline, project):
@@ -95,17 +140,16 @@ async def test_resume_continues_the_same_conversation(offline, project):
     await finished(first, s["id"])
     thread = (await first.request("codex/session/get", {"id": s["id"]}))["session"]["threadId"]
     await first.stop()
+    offline.stop_daemon()  # e.g. the machine restarted
 
     second = await new_sidecar(offline)
     try:
         got = (await second.request("codex/session/get", {"project": str(project), "name": "main"}))["session"]
         assert got["status"] == "interrupted" and got["threadId"] == thread
-        with pytest.raises(RpcError) as info:
-            await second.request("codex/session/send", {"id": s["id"], "text": "hello"})
+        with pytest.raises(RpcError) as info:  # a client that says not to resume
+            await second.request("codex/session/send", {"id": s["id"], "text": "hi", "resume": False})
         assert info.value.code == -32007 and "resume" in info.value.message
-        resumed = (await second.request("codex/session/resume", {"id": s["id"]}))["session"]
-        assert resumed["status"] == "starting"
-        await second.wait_status(s["id"], "idle")
+        # sending resumes it: same thread, same history
         await second.request("codex/session/send", {"id": s["id"], "text": "say: remembered"})
         await finished(second, s["id"], turns=2)
         last = offline.model.requests[-1]
@@ -122,7 +166,7 @@ async def test_resume_continues_the_same_conversation(offline, project):
 
 
 async def test_stopped_and_failed_sessions_resume_too(offline, project):
-    client = await new_sidecar(offline)
+    client = await new_sidecar(offline, codexProcess="perSession")
     try:
         s = await start(client, project, "main", "say: one")
         await finished(client, s["id"])
@@ -139,10 +183,10 @@ async def test_stopped_and_failed_sessions_resume_too(offline, project):
         await client.stop()
 
 
-async def test_two_sidecars_share_one_database(offline, project, tmp_path):
+async def test_two_standalone_sidecars_share_one_database(offline, project, tmp_path):
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    a = SidecarClient(env=offline.env(), stderr_path=str(logs[0]))
-    b = SidecarClient(env=offline.env(), stderr_path=str(logs[1]))
+    a = SidecarClient(STANDALONE, env=offline.env(), stderr_path=str(logs[0]))
+    b = SidecarClient(STANDALONE, env=offline.env(), stderr_path=str(logs[1]))
     await a.start()
     await b.start()
     try:
@@ -194,8 +238,7 @@ async def test_corrupt_database_is_moved_aside_not_overwritten(offline, project,
     offline.state_dir.mkdir(parents=True)
     garbage = b"this is not a database\n" * 100
     (offline.state_dir / "sessions.db").write_bytes(garbage)
-    log = tmp_path / "sidecar.log"
-    client = SidecarClient(env=offline.env(), stderr_path=str(log))
+    client = SidecarClient(env=offline.env())
     await client.start()
     try:
         s = await start(client, project, "main", "say: fresh start")
@@ -206,7 +249,8 @@ async def test_corrupt_database_is_moved_aside_not_overwritten(offline, project,
         assert str(aside[0]) in notice["message"] and "sessions.db" in notice["message"]
     finally:
         await client.stop()
-    assert "sessions.db" in log.read_text() and "corrupt" in log.read_text()
+    log = (offline.state_dir / "daemon.log").read_text()
+    assert "sessions.db" in log and "corrupt" in log
 
 
 async def test_unusable_state_folder_is_a_clear_error(offline, project, tmp_path):
@@ -239,10 +283,13 @@ async def test_default_location_modes_and_schema_version(offline, project, tmp_p
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         kinds = {k for (k,) in conn.execute("SELECT json_extract(data, '$.kind') FROM items")}
     assert {"user", "agent", "status"} <= kinds
+    stop = subprocess.run([sys.executable, "-m", "codex_sessions", "daemon", "stop"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0, stop.stderr
     with sqlite3.connect(db) as conn:
         conn.execute("PRAGMA user_version = 99")
     client = SidecarClient(env=env)
@@ -251,8 +298,13 @@ async def test_default_location_modes_and_schema_version(offline, project, tmp_p
         with pytest.raises(RpcError) as info:
             await client.request("codex/session/list", {})
         assert "schema 99" in info.value.message and str(db) in info.value.message
+        listed = subprocess.run([sys.executable, "-m", "codex_sessions", "ls"], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 2 and "schema 99" in listed.stderr
     finally:
         await client.stop()
+        subprocess.run([sys.executable, "-m", "codex_sessions", "daemon", "stop"], env=env,
+                       capture_output=True, timeout=60)
 
 
 async def test_transcript_pages_through_history_beyond_memory(offline, project):
@@ -264,7 +316,7 @@ async def test_transcript_pages_through_history_beyond_memory(offline, project):
             await client.request("codex/session/send", {"id": s["id"], "text": f"say: {turn} " + "b" * 1500})
             await finished(client, s["id"], turns=turn)
         page = await client.request("codex/session/transcript", {"id": s["id"], "after": 0, "limit": 1000})
-        assert page["truncated"] is True
+        assert page["truncated"] is False  # memory dropped the oldest; the database has them
         seqs = [i["seq"] for i in page["items"]]
         assert seqs == list(range(1, len(seqs) + 1))
         assert len([i for i in page["items"] if i["kind"] == "user"]) == 4
@@ -278,7 +330,7 @@ async def test_resume_after_a_crash_stays_live_under_concurrent_lists(offline, p
     first = await new_sidecar(offline)
     s = await start(first, project, "main")  # never had a turn: Codex has no rollout for it
     await first.wait_status(s["id"], "idle")
-    first.proc.kill()
+    os.kill(daemon_pid(offline), signal.SIGKILL)
     await first.proc.wait()
     second = await new_sidecar(offline)
     try:

@@ -133,6 +133,13 @@ async def test_list_orders_waiting_failed_running_then_rest(sidecar, project, of
         ("asks", "waiting"), ("broken", "failed"), ("busy", "running"), ("idle", "idle")]
     only = (await sidecar.request("codex/session/list", {"status": ["waiting"]}))["sessions"]
     assert [x["name"] for x in only] == ["asks"]
+    assert (await sidecar.request("codex/session/list", {"waiting": True}))["sessions"] == only
+    # the rows a list line needs, nothing more
+    rows = (await sidecar.request("codex/session/list", {
+        "project": str(project), "fields": ["name", "status", "headline", "rank"]}))["sessions"]
+    assert [set(r) for r in rows] == [{"id", "name", "status", "headline", "rank"}] * 4
+    assert rows[0]["headline"].startswith("waits: ") and "touch asked.txt" in rows[0]["headline"]
+    assert [r["rank"] for r in rows] == [0, 1, 2, 5]
 
 
 async def test_streaming_pieces_then_the_whole_message(sidecar, project):

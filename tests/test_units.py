@@ -32,16 +32,18 @@ def test_project_symlinks_are_resolved_and_plain_folders_are_their_own_root(tmp_
     real.mkdir()
     link = tmp_path / "link"
     link.symlink_to(real)
-    # Codex's sandbox may leave an empty /tmp/.git behind: the rule, not the place, is tested
-    above = next((p for p in real.resolve().parents if (p / ".git").exists()), None)
-    assert resolve_project(str(link)).root == str(above or real.resolve())
-    (real / ".git").mkdir()
+    # Codex's sandbox may leave an empty /tmp/.git behind: that is no repository
     assert resolve_project(str(link)).root == str(real.resolve())
+    (real / ".git").mkdir()
+    (real / "sub").mkdir()
+    assert resolve_project(str(real / "sub")).root == str(real / "sub"), "an empty .git is not a repository"
+    (real / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    assert resolve_project(str(link / "sub")).root == str(real.resolve())
+    (real / ".git" / "HEAD").unlink()
     (real / ".git").rmdir()
-    if above is None:
-        (real / "file.txt").write_text("x")
-        with pytest.raises(InvalidProject):
-            resolve_project(str(real / "file.txt"))
+    (real / "file.txt").write_text("x")
+    with pytest.raises(InvalidProject):
+        resolve_project(str(real / "file.txt"))
     with pytest.raises(InvalidProject):
         resolve_project("not/absolute")
 

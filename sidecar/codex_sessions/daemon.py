@@ -24,7 +24,9 @@ from typing import Any
 
 from . import __version__
 from .config import DEFAULT_IDLE_EXIT
+from .codex.reaper import become_subreaper
 from .paths import socket_path
+from .store import StoreError
 from .rpc.handlers import App, register
 from .rpc.transport import Connection, Hub, serve_stream, stream_writer
 from .wire import LIVE_STATUSES
@@ -104,11 +106,15 @@ class Daemon:
     async def run(self) -> int:
         _private_folder(self.state_dir)
         _private_folder(self.socket.parent)
+        become_subreaper()
         if not self._take_lock():
             print(f"codex-sessions daemon: another daemon serves {self.state_dir}", file=sys.stderr)
             return 1
-        sessions = self.app.open(self.state_dir, 30.0)
-        await sessions.ready()
+        sessions = self.app.open(self.state_dir)
+        try:
+            await sessions.ready()
+        except StoreError as exc:  # every request answers with it until it is fixed
+            log.error("%s", exc)
         if self.socket.exists() or self.socket.is_symlink():
             self.socket.unlink()  # a dead daemon's: we hold the lock
         old_umask = os.umask(0o177)

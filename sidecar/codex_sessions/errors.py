@@ -14,6 +14,7 @@ NAME_TAKEN = -32004
 CODEX_UNAVAILABLE = -32005
 INVALID_PROJECT = -32006
 INVALID_STATE = -32007
+STORAGE_UNAVAILABLE = -32008
 
 
 class ProtocolError(JsonRpcException):
@@ -61,3 +62,9 @@ class InvalidProject(ProtocolError):
 
 class InvalidState(ProtocolError):
     CODE = INVALID_STATE
+
+
+class StorageUnavailable(ProtocolError):
+    """The database cannot be opened (unusable folder, newer schema): the message says what to do."""
+
+    CODE = STORAGE_UNAVAILABLE

@@ -178,8 +178,14 @@ def relay() -> int:
                     f"they end (this is {__version__}). `codex-sessions daemon stop` replaces it."}}
                 os.write(out_fd, frame(orjson.dumps(notice)))
     except (DaemonUnavailable, OSError) as exc:
-        print(f"codex-sessions serve: {exc}", file=sys.stderr)
-        return 1
+        # Serve this editor ourselves rather than leave it with nothing; say so.
+        print(f"codex-sessions serve: {exc}; serving this client alone", file=sys.stderr)
+        notice = {"jsonrpc": "2.0", "method": "window/showMessage", "params": {
+            "type": 2, "message": f"codex-sessions: no daemon ({exc}); this editor runs its own "
+            "sidecar, and its sessions end with it"}}
+        os.write(out_fd, frame(orjson.dumps(notice)))
+        from .serve import standalone_server
+        return standalone_server((initialize or raw) + first_frames.buf)
     sock.sendall((initialize or raw) + first_frames.buf)
 
     def to_stdout(chunk: bytes) -> None:

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 
+from .codex.reaper import become_subreaper
 from .logs import setup_logging
 from .rpc.handlers import App, register
 from .rpc.transport import Connection, serve_stream
@@ -43,18 +44,26 @@ def serve(standalone: bool, log_file: str | None = None, verbose: bool = False) 
     if not standalone:
         from .relay import relay
         return relay()
+    return standalone_server()
+
+
+def standalone_server(already_read: bytes = b"") -> int:
+    """Serve this one client on stdio (after `already_read`, what a relay read of it)."""
     tune_memory()
+    become_subreaper()
     # Anything else that prints must not corrupt the protocol stream.
     out_fd = os.dup(sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    code = asyncio.run(_standalone(sys.stdin.fileno(), out_fd))
+    code = asyncio.run(_standalone(sys.stdin.fileno(), out_fd, already_read))
     sys.stderr.flush()
     os._exit(code)
 
 
-async def _standalone(in_fd: int, out_fd: int) -> int:
+async def _standalone(in_fd: int, out_fd: int, already_read: bytes) -> int:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
+    if already_read:
+        reader.feed_data(already_read)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(in_fd, "rb", 0))
 
     def write(data: bytes) -> None:

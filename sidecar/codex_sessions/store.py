@@ -397,6 +397,12 @@ class Store:
             "SELECT min(seq) FROM items WHERE session_id = ?", (session_id,))
         return list(rows)[0][0]
 
+    async def with_pieces(self) -> list[str]:
+        """Sessions whose streamed text never became a complete message."""
+        assert self.db
+        rows = await self.db.execute_fetchall("SELECT DISTINCT session_id FROM pieces")
+        return [sid for (sid,) in rows]
+
     async def pieces(self, session_id: str) -> dict[str, tuple[str | None, str]]:
         """The streamed text of messages that never completed: item id -> (turn id, text)."""
         assert self.db

@@ -86,6 +86,11 @@ class SessionInfo(TypedDict):
     effort: Optional[str]
     storageError: Optional[str]
     retry: Optional[dict[str, Any]]
+    isolation: Literal["shared", "worktree"]
+    worktree: Optional[dict[str, Any]]
+    role: Literal["worker", "explorer", "verifier"]
+    writeScope: list[str]
+    overlaps: list[str]
 
 
 class ChangedNotification(TypedDict):
@@ -112,6 +117,8 @@ CHANGED = "codex/session/changed"
 OUTPUT = "codex/session/output"
 REQUEST = "codex/session/request"
 FINISHED = "codex/session/finished"
+FORGOTTEN = "codex/session/forgotten"
+OVERLAP = "codex/session/overlap"
 SHOW_MESSAGE = "window/showMessage"
 
 NOTIFICATIONS: dict[str, type] = {
@@ -124,3 +131,9 @@ NOTIFICATIONS: dict[str, type] = {
 
 class Encoded(bytes):
     """Params or a result that are JSON text already (spliced, not encoded again)."""
+
+
+def plain(params: Any) -> Any:
+    """Params as Python values, whether they were encoded already or not."""
+    import orjson
+    return orjson.loads(bytes(params)) if isinstance(params, Encoded) else params

@@ -21,6 +21,10 @@
                               (error "MY_CODEX_TEST_PROJECT is not set")))
   "The project the tests work in.")
 
+(defvar my-codex-test-other-project
+  (and (getenv "MY_CODEX_TEST_OTHER") (file-name-as-directory (getenv "MY_CODEX_TEST_OTHER")))
+  "A second project, named `other'.")
+
 (setq my-codex-sidecar-command
       (list (or (getenv "MY_CODEX_TEST_PYTHON") "python3") "-m" "codex_sessions" "serve")
       my-codex-request-timeout 60
@@ -48,9 +52,6 @@ The file holds a list of (KEY VALUE) lists."
                        (reverse my-codex-test-results))
                (current-buffer))))))
 
-(defvar my-codex-test-other-project
-  (and (getenv "MY_CODEX_TEST_OTHER") (file-name-as-directory (getenv "MY_CODEX_TEST_OTHER")))
-  "A second project, named `other'.")
 
 (defvar my-codex-test-messages nil
   "Messages shown in the echo area during the test, most recent first.")
@@ -73,17 +74,19 @@ Return PREDICATE's value."
     (or value (ert-fail (list 'timed-out-waiting-for what)))))
 
 (defun my-codex-test-session (name)
-  "Return the cached session plist named NAME in the test project, or nil."
-  (let (found)
+  "Return the cached session plist named NAME in the test project, or nil.
+A live session comes first, else the most recently updated one."
+  (let ((root (my-codex--root-key my-codex-test-project))
+        (found nil))
     (maphash (lambda (_ s)
                (when (and (equal (plist-get s :name) name)
-                          (equal (file-name-as-directory
-                                  (plist-get (plist-get s :project) :root))
-                                 (file-name-as-directory (file-truename my-codex-test-project)))
-                          (not (equal (plist-get s :status) "stopped")))
-                 (setq found s)))
+                          (equal (plist-get (plist-get s :project) :root) root))
+                 (push s found)))
              my-codex--sessions)
-    found))
+    (car (sort found (lambda (a b)
+                       (let ((la (my-codex--live-p a)) (lb (my-codex--live-p b)))
+                         (if (not (eq la lb)) la
+                           (string> (plist-get a :updatedAt) (plist-get b :updatedAt)))))))))
 
 (defun my-codex-test-status (name)
   "Return the cached status of the session NAME."
@@ -126,17 +129,42 @@ Return PREDICATE's value."
            (t (error "Unexpected header line %S" format))))))
 
 (defmacro my-codex-test-in-project (&rest body)
-  "Run BODY in the test project, with no handler errors allowed."
+  "Run BODY in the test project, with no handler errors allowed.
+The tests of a module share one daemon, so the sessions of this
+test's projects are killed at the end."
   (declare (indent 0) (debug t))
   `(progn
      (set-buffer (my-codex-test-home))
      (setq my-codex--handler-errors nil)
-     (condition-case err
-         (progn ,@body)
-       ((error ert-test-failed)
-        (my-codex-test-dump-stderr)
-        (signal (car err) (cdr err))))
+     (unwind-protect
+         (condition-case err
+             (progn ,@body)
+           ((error ert-test-failed)
+            (my-codex-test-dump-stderr)
+            (signal (car err) (cdr err))))
+       (my-codex-test-clean-up))
      (should-not my-codex--handler-errors)))
+
+(defvar my-codex-test-keep nil
+  "Non-nil: leave the test's sessions running at its end (for another Emacs).")
+
+(defun my-codex-test-clean-up ()
+  "Kill the live sessions of the test's projects, if Emacs is connected."
+  (when (and (not my-codex-test-keep) (my-codex--live-connection))
+    (dolist (project (list my-codex-test-project my-codex-test-other-project))
+      (when project
+        (ignore-errors (my-codex-kill-all-sessions nil project))))))
+
+(defun my-codex-test-roots ()
+  "Return the roots of the test's projects as the sidecar writes them."
+  (mapcar #'my-codex--root-key
+          (delq nil (list my-codex-test-project my-codex-test-other-project))))
+
+(defun my-codex-test-mine (sessions)
+  "Return those of SESSIONS that belong to this test's projects."
+  (let ((roots (my-codex-test-roots)))
+    (seq-filter (lambda (s) (member (plist-get (plist-get s :project) :root) roots))
+                sessions)))
 
 (defun my-codex-test-dump-stderr ()
   "Print the sidecar's standard error, to explain a failure."
@@ -164,6 +192,20 @@ Fail if it signals none, or another error."
       (progn (apply function args)
              (ert-fail (list 'no-user-error function args)))
     (user-error (error-message-string err))))
+
+(defun my-codex-test-command (command)
+  "Run COMMAND as the command loop would, after `last-command'."
+  (let ((this-command command))
+    (call-interactively command)
+    (setq last-command this-command)))
+
+(defun my-codex-test-flag (name)
+  "Leave the flag NAME for another Emacs of the same test."
+  (write-region "" nil (expand-file-name name (getenv "MY_CODEX_TEST_FLAGS")) nil 'quiet))
+
+(defun my-codex-test-flag-p (name)
+  "Return non-nil when another Emacs of the same test left the flag NAME."
+  (file-exists-p (expand-file-name name (getenv "MY_CODEX_TEST_FLAGS"))))
 
 (provide 'my-codex-test-helpers)
 ;;; my-codex-test-helpers.el ends here

@@ -3,7 +3,8 @@
 ;;; Commentary:
 
 ;; Each test is run in its own `emacs -Q --batch' by tests/test_emacs.py,
-;; with a fresh sidecar state, a fresh project and the scripted model.
+;; with fresh projects and the scripted model; the tests of the module
+;; share one codex-sessions daemon, as a user's editors do.
 ;; Results that pytest checks on its own are written with
 ;; `my-codex-test-result'.
 
@@ -36,9 +37,13 @@
         (should (>= (length (delete-dups (copy-sequence snapshots))) 3))
         (should (equal snapshots (sort (copy-sequence snapshots) #'<)))
         (should (= (car (last snapshots)) 8))
-        ;; Once complete, the message is shown once, not twice.
-        (my-codex-test-wait-text buf "^Codex:\n\\(tick \\)\\{8\\}\n\\[idle\\]")
+        ;; Once complete, the message is shown once, not twice, on lines of its
+        ;; own: no status marker glued to it or cluttering the transcript.
+        (my-codex-test-wait-text buf "^Codex:\n\\(tick \\)\\{8\\}\n")
         (should (= 1 (with-current-buffer buf (how-many "^Codex:$" (point-min) (point-max)))))
+        (should-not (string-match-p "\\[\\(running\\|idle\\|waiting\\)\\]" (my-codex-test-text buf)))
+        ;; The transcript is no edit of the user's: the buffer is not modified.
+        (should-not (buffer-modified-p buf))
         (should (string-match-p "^> slow: 1.6$" (my-codex-test-text buf)))
         ;; The report follows the end of the turn.
         (my-codex-test-wait-text buf "^Report:\n  Session: main\n  Status: done")
@@ -140,7 +145,9 @@
       (with-current-buffer buf
         (let ((header (my-codex-test-header)))
           (should (string-match-p "ultra/main +idle" header))
-          (should (string-match-p "turns 4" header))))
+          (should (string-match-p "turns 4" header))
+          ;; Status and report agree: the header says the turn failed.
+          (should (string-match-p "last turn failed" header))))
       (my-codex-test-result 'numbers (with-temp-buffer
                                        (insert-file-contents
                                         (expand-file-name "numbers.txt" my-codex-test-project))
@@ -177,6 +184,8 @@
       (should (file-exists-p (expand-file-name "approved.txt" my-codex-test-project)))
       (my-codex-test-wait-text buf "^  -> accept$")
       (my-codex-test-wait-text buf "^Approval r1: accept$")
+      ;; The answer replaces the buttons, and the decision follows it.
+      (should (string-match-p "^  -> accept\nApproval r1: accept$" (my-codex-test-text buf)))
       (should-not (string-match-p "\\[Accept\\]" (my-codex-test-text buf)))
       (should (string-match-p "touch approved.txt  \\[exit 0\\]" (my-codex-test-text buf)))
       ;; A second request, declined with the key.
@@ -227,7 +236,7 @@
                 ((symbol-function 'y-or-n-p) (lambda (&rest _) (cl-incf asked) t)))
         (call-interactively #'my-codex-kill-all-sessions))
       (should (= asked 1)))
-    (let ((live (my-codex--list nil)))
+    (let ((live (my-codex-test-mine (my-codex--list nil))))
       (my-codex-test-result 'after-kill-all
                             (mapcar (lambda (s) (list (plist-get (plist-get s :project) :name)
                                                       (plist-get s :name) (plist-get s :status)))
@@ -240,12 +249,12 @@
     (cl-letf (((symbol-function 'yes-or-no-p) (lambda (&rest _) nil)))
       (let ((current-prefix-arg '(4)))
         (call-interactively #'my-codex-kill-all-sessions)))
-    (should (seq-filter #'my-codex--live-p (my-codex--list nil)))
+    (should (seq-filter #'my-codex--live-p (my-codex-test-mine (my-codex--list nil))))
     ;; With a prefix argument, every project.
     (cl-letf (((symbol-function 'yes-or-no-p) (lambda (&rest _) t)))
       (let ((current-prefix-arg '(4)))
         (call-interactively #'my-codex-kill-all-sessions)))
-    (should-not (seq-filter #'my-codex--live-p (my-codex--list nil)))
+    (should-not (seq-filter #'my-codex--live-p (my-codex-test-mine (my-codex--list nil))))
     (my-codex-test-result 'killed-all t)))
 
 ;;;; Rename
@@ -283,86 +292,132 @@
   (with-current-buffer buf
     (mapcar (lambda (entry) (aref (cadr entry) 1)) tabulated-list-entries)))
 
+(defvar my-codex-test-requests nil
+  "Methods of the requests sent to the sidecar, most recent first.")
+
+(defun my-codex-test-count-requests (conn method &rest _)
+  "Record METHOD, sent on CONN, in `my-codex-test-requests'."
+  (ignore conn)
+  (push method my-codex-test-requests))
+
 (ert-deftest my-codex-test-list-ordering-and-keys ()
-  "The list shows waiting and failed sessions on top, refreshed live; its keys work."
-  (my-codex-test-in-project
-    (let ((list (my-codex-list-sessions)))
-      (should (equal (my-codex-test-list-names list) nil))
-      (my-codex-start-session "alpha" "say: alpha is done")
-      (my-codex-test-wait-turns "alpha" 1)
-      (my-codex-start-session "gamma")
-      (my-codex-start-session "delta")
-      (my-codex-start-session "beta" "run-approved: touch beta.txt")
-      (my-codex-test-wait-status "gamma" "idle")
-      (my-codex-test-wait-status "delta" "idle")
-      (my-codex-send "slow: 30" (my-codex-test-session "delta"))
-      (my-codex-test-wait-status "delta" "running")
-      (signal-process (plist-get (my-codex-test-session "gamma") :pid) 'KILL)
-      (my-codex-test-wait-status "gamma" "failed")
-      (my-codex-test-wait-status "beta" "waiting")
-      ;; The list buffer follows on its own, without `g'.
-      (my-codex-test-wait "list order"
-                          (lambda () (equal (my-codex-test-list-names list)
-                                            '("beta" "gamma" "delta" "alpha"))))
-      (with-current-buffer list
-        (let ((text (buffer-substring-no-properties (point-min) (point-max))))
-          (my-codex-test-result 'list-text text)
-          (should (string-match-p "ultra +beta +waiting .*run-approved: touch beta.txt" text))
-          (should (string-match-p "ultra +gamma +failed .*Codex exited" text))
-          (should (string-match-p "ultra +alpha +idle .*say: alpha is done -- " text)))
-        (my-codex-test-result 'list-header (my-codex-test-header))
-        ;; c cancels the running turn of the line.
-        (goto-char (point-min))
-        (should (search-forward-regexp "^ *ultra +delta" nil t))
-        (should (eq (key-binding (kbd "c")) #'my-codex-list-cancel))
-        (call-interactively #'my-codex-list-cancel)
+  "The list shows the sidecar's headlines and order, follows notifications; its keys work."
+  ;; This test kills a session's Codex: each session gets its own.
+  (let ((my-codex-codex-process 'per-session))
+    (my-codex-test-in-project
+      (let ((list (my-codex-list-sessions)))
+        (should (equal (my-codex-test-list-names list) nil))
+        (my-codex-start-session "alpha" "say: alpha is done")
+        (my-codex-test-wait-turns "alpha" 1)
+        (my-codex-start-session "gamma")
+        (my-codex-start-session "delta")
+        (my-codex-test-wait-status "gamma" "idle")
         (my-codex-test-wait-status "delta" "idle")
-        (should (equal (plist-get (plist-get (my-codex-test-session "delta") :lastTurn) :status)
-                       "interrupted"))
-        ;; R shows the report.
-        (goto-char (point-min))
-        (search-forward-regexp "^ *ultra +alpha")
-        (call-interactively #'my-codex-list-report)
-        (should (string-match-p "^Session: alpha\nStatus: done"
-                                (with-current-buffer "*my-codex report*" (buffer-string))))
-        ;; r renames, k kills.
-        (goto-char (point-min))
-        (search-forward-regexp "^ *ultra +alpha")
-        (cl-letf (((symbol-function 'read-string) (lambda (&rest _) "omega")))
-          (call-interactively #'my-codex-list-rename))
-        (should (member "omega" (my-codex-test-list-names list)))
-        (goto-char (point-min))
-        (search-forward-regexp "^ *ultra +omega")
-        (call-interactively #'my-codex-list-kill)
-        (should-not (member "omega" (my-codex-test-list-names list)))
-        ;; g refreshes from the sidecar.
-        (should (eq (key-binding (kbd "g")) #'revert-buffer))
-        (setq tabulated-list-entries nil)
-        (call-interactively #'revert-buffer)
-        (should (equal (my-codex-test-list-names list) '("beta" "gamma" "delta")))
-        ;; RET visits.
-        (goto-char (point-min))
-        (search-forward-regexp "^ *ultra +beta")
-        (call-interactively #'my-codex-list-visit)
-        (should (equal (buffer-name) (plist-get (my-codex-test-session "beta") :bufferName))))
-      ;; A prefix argument lists every project.
-      (let ((default-directory my-codex-test-other-project))
-        (my-codex-start-session "main"))
-      (let ((all (let ((current-prefix-arg '(4)))
-                   (call-interactively #'my-codex-list-sessions))))
-        (should (member "main" (my-codex-test-list-names all)))
-        (should (string-match-p "^ *other +main" (with-current-buffer all (buffer-string)))))
-      (let ((mine (my-codex-list-sessions)))
-        (should-not (member "main" (my-codex-test-list-names mine)))
-        ;; K kills all of the line's project, asking once.
-        (with-current-buffer mine
+        (setq my-codex-test-requests nil)
+        (advice-add 'jsonrpc-async-request :before #'my-codex-test-count-requests)
+        (my-codex-start-session "beta" "run-approved: touch beta.txt")
+        (my-codex-send "slow: 30" (my-codex-test-session "delta"))
+        (my-codex-test-wait-status "delta" "running")
+        (signal-process (plist-get (my-codex-test-session "gamma") :pid) 'KILL)
+        (my-codex-test-wait-status "gamma" "failed")
+        (my-codex-test-wait-status "beta" "waiting")
+        ;; The list buffer follows on its own, without `g'.
+        (my-codex-test-wait "list order"
+                            (lambda () (equal (my-codex-test-list-names list)
+                                              '("beta" "gamma" "delta" "alpha"))))
+        ;; ... from the notifications alone: no list request after a change.
+        (advice-remove 'jsonrpc-async-request #'my-codex-test-count-requests)
+        (should-not (memq 'codex/session/list my-codex-test-requests))
+        (with-current-buffer list
+          (let ((text (buffer-substring-no-properties (point-min) (point-max))))
+            (my-codex-test-result 'list-text text)
+            ;; The sidecar's headline: what a waiting session waits on, why one
+            ;; failed, what a finished one reported.
+            (should (string-match-p "ultra +beta +waiting .*waits: touch beta.txt" text))
+            (should (string-match-p "ultra +gamma +failed .*Codex exited" text))
+            (should (string-match-p "ultra +delta +running +[0-9]+s slow: 30" text))
+            (should (string-match-p "ultra +alpha +idle .*done: alpha is done" text)))
+          (my-codex-test-result 'list-header (my-codex-test-header))
+          ;; a answers the line's approval.
+          (goto-char (point-min))
+          (should (search-forward-regexp "^ *ultra +beta" nil t))
+          (should (eq (key-binding (kbd "a")) #'my-codex-accept))
+          (should (eq (key-binding (kbd "d")) #'my-codex-decline))
+          (call-interactively #'my-codex-accept)
+          (my-codex-test-wait-turns "beta" 1)
+          (should (file-exists-p (expand-file-name "beta.txt" my-codex-test-project)))
+          ;; c cancels the running turn of the line.
+          (goto-char (point-min))
+          (should (search-forward-regexp "^ *ultra +delta" nil t))
+          (should (eq (key-binding (kbd "c")) #'my-codex-list-cancel))
+          (call-interactively #'my-codex-list-cancel)
+          (my-codex-test-wait-status "delta" "idle")
+          (should (equal (plist-get (plist-get (my-codex-test-session "delta") :lastTurn) :status)
+                         "interrupted"))
+          ;; R shows the report.
+          (goto-char (point-min))
+          (search-forward-regexp "^ *ultra +alpha")
+          (call-interactively #'my-codex-list-report)
+          (should (string-match-p "^Session: alpha\nStatus: done"
+                                  (with-current-buffer "*my-codex report*" (buffer-string))))
+          ;; r renames, k kills: a stopped session leaves the list...
+          (goto-char (point-min))
+          (search-forward-regexp "^ *ultra +alpha")
+          (cl-letf (((symbol-function 'read-string) (lambda (&rest _) "omega")))
+            (call-interactively #'my-codex-list-rename))
+          (my-codex-test-wait "omega listed"
+                              (lambda () (member "omega" (my-codex-test-list-names list))))
+          (goto-char (point-min))
+          (search-forward-regexp "^ *ultra +omega")
+          (call-interactively #'my-codex-list-kill)
+          (my-codex-test-wait "omega gone"
+                              (lambda () (not (member "omega" (my-codex-test-list-names list)))))
+          ;; ... until t shows stopped sessions, and D forgets one for good.
+          (should (eq (key-binding (kbd "t")) #'my-codex-list-toggle-stopped))
+          (call-interactively #'my-codex-list-toggle-stopped)
+          (should (member "omega" (my-codex-test-list-names list)))
+          (goto-char (point-min))
+          (search-forward-regexp "^ *ultra +omega")
+          (should (eq (key-binding (kbd "D")) #'my-codex-forget-session))
+          (let ((asked nil))
+            (cl-letf (((symbol-function 'yes-or-no-p) (lambda (prompt) (setq asked prompt) t)))
+              (call-interactively #'my-codex-forget-session))
+            (should (string-match-p "ultra/omega .*for good" asked)))
+          (my-codex-test-wait "omega forgotten"
+                              (lambda () (not (member "omega" (my-codex-test-list-names list)))))
+          (should-error (my-codex--get "omega") :type 'user-error)
+          (call-interactively #'my-codex-list-toggle-stopped)
+          ;; g refreshes from the sidecar.
+          (should (eq (key-binding (kbd "g")) #'revert-buffer))
+          (setq tabulated-list-entries nil)
+          (call-interactively #'revert-buffer)
+          (let ((names (my-codex-test-list-names list)))
+            (should (equal (car names) "gamma"))
+            (should (equal (sort names #'string<) '("beta" "delta" "gamma"))))
+          ;; RET visits.
           (goto-char (point-min))
           (search-forward-regexp "^ *ultra +beta")
-          (let ((asked 0))
-            (cl-letf (((symbol-function 'yes-or-no-p) (lambda (&rest _) (cl-incf asked) t)))
-              (call-interactively #'my-codex-list-kill-all))
-            (should (= asked 1))))
-        (should-not (seq-filter #'my-codex--live-p (my-codex--list (my-codex--project))))))))
+          (call-interactively #'my-codex-list-visit)
+          (should (equal (buffer-name) (plist-get (my-codex-test-session "beta") :bufferName))))
+        ;; A prefix argument lists every project.
+        (let ((default-directory my-codex-test-other-project))
+          (my-codex-start-session "main"))
+        (let ((all (let ((current-prefix-arg '(4)))
+                     (call-interactively #'my-codex-list-sessions))))
+          (my-codex-test-wait "other/main listed"
+                              (lambda () (string-match-p "^ *other +main"
+                                                         (with-current-buffer all (buffer-string))))))
+        (let ((mine (my-codex-list-sessions)))
+          (should-not (member "main" (my-codex-test-list-names mine)))
+          ;; K kills all of the line's project, asking once.
+          (with-current-buffer mine
+            (goto-char (point-min))
+            (search-forward-regexp "^ *ultra +beta")
+            (let ((asked 0))
+              (cl-letf (((symbol-function 'yes-or-no-p) (lambda (&rest _) (cl-incf asked) t)))
+                (call-interactively #'my-codex-list-kill-all))
+              (should (= asked 1))))
+          (should-not (seq-filter #'my-codex--live-p (my-codex--list (my-codex--project)))))))))
 
 ;;;; Errors
 
@@ -412,6 +467,9 @@
       (my-codex-test-wait-status "main" "idle")
       (should (equal (plist-get (plist-get (my-codex-test-session "main") :lastTurn) :status)
                      "interrupted"))
+      ;; What streamed before the cancel stays, on lines of its own.
+      (my-codex-test-wait-text buf "^Report:")
+      (should (string-match-p "^Codex:\n\\(tick \\)+\nReport:" (my-codex-test-text buf)))
       (my-codex-test-wait "notification" (lambda () my-codex-test-notified))
       (let ((text (my-codex-session-report "main")))
         (my-codex-test-result 'report text)
@@ -427,13 +485,14 @@
 ;;;; Switching, restarting, rebuilding from the transcript
 
 (ert-deftest my-codex-test-switch-rebuilds-after-restart ()
-  "After the sidecar and the buffer are gone, switching rebuilds the buffer and can resume."
+  "Sessions outlive Emacs: after a restart, switching rebuilds the buffer; send resumes."
   (my-codex-test-in-project
     (let ((buf (my-codex-start-session "main" "say: remember the lighthouse"))
-          collection annotate)
+          collection annotate thread)
       (my-codex-test-wait-turns "main" 1)
+      (setq thread (plist-get (my-codex-test-session "main") :threadId))
       (my-codex-start-session "review")
-      ;; Completion offers the project's sessions, with their status.
+      ;; Completion offers the project's sessions, with status and headline.
       (cl-letf (((symbol-function 'completing-read)
                  (lambda (_prompt table &rest _)
                    (setq collection (all-completions "" table)
@@ -442,31 +501,43 @@
                    "main")))
         (should (eq (call-interactively #'my-codex-switch-session) buf)))
       (should (equal (sort (copy-sequence collection) #'string<) '("main" "review")))
-      (should (string-match-p "idle +say: remember the lighthouse" (funcall annotate "main")))
+      (should (string-match-p "idle +done: remember the lighthouse" (funcall annotate "main")))
       (my-codex-test-result 'before (my-codex-test-text buf))
-      ;; "Restart Emacs": stop the sidecar, forget everything, kill the buffers.
+      ;; "Restart Emacs": close the connection, forget everything, kill the buffers.
       (my-codex-shutdown)
       (should-not (my-codex--live-connection))
       (kill-buffer buf)
       (set-buffer (my-codex-test-home))
       (clrhash my-codex--sessions)
       (clrhash my-codex--buffers)
+      (setq my-codex--sessions-loaded nil)
       (cl-letf (((symbol-function 'completing-read)
                  (lambda (_prompt table &rest _)
                    (setq collection (all-completions "" table)) "main")))
         (setq buf (call-interactively #'my-codex-switch-session)))
       (should (my-codex--live-connection))
       (should (equal (buffer-name buf) (plist-get (my-codex-test-session "main") :bufferName)))
-      (should (equal (my-codex-test-status "main") "interrupted"))
+      ;; The session went on without Emacs: still live, same thread.
+      (should (equal (my-codex-test-status "main") "idle"))
+      (should (my-codex--live-p (my-codex-test-session "main")))
+      (my-codex-test-wait-text buf "^Codex:\nremember the lighthouse$")
       (let ((text (my-codex-test-text buf)))
         (my-codex-test-result 'rebuilt text)
         (should (string-match-p "^> say: remember the lighthouse$" text))
-        (should (string-match-p "^Codex:\nremember the lighthouse$" text)))
-      ;; Sending resumes the session (the same Codex thread) first.
-      (with-current-buffer buf
-        (my-codex-send "say: back again"))
+        ;; Nothing was lost, and nothing says so.
+        (should-not (string-match-p "no longer kept" text)))
+      ;; A stopped session can be picked to send to, and is resumed first.
+      (my-codex-kill-session "main")
+      (my-codex-test-wait-status "main" "stopped")
+      (cl-letf (((symbol-function 'completing-read)
+                 (lambda (_prompt table &rest _)
+                   (setq collection (all-completions "" table)) "main"))
+                ((symbol-function 'read-string) (lambda (&rest _) "say: back again")))
+        (call-interactively #'my-codex-send))
+      (should (member "main" collection))
       (my-codex-test-wait-turns "main" 2)
       (my-codex-test-wait-text buf "^back again$")
+      (should (equal (plist-get (my-codex-test-session "main") :threadId) thread))
       ;; Kill, then resume explicitly.
       (my-codex-kill-session "main")
       (my-codex-test-wait "stopped" (lambda () (equal (plist-get (my-codex--get "main") :status)
@@ -476,7 +547,7 @@
       (should (my-codex--live-p (my-codex-test-session "main"))))))
 
 (ert-deftest my-codex-test-sidecar-crash-restarts ()
-  "When the sidecar dies, it is started again and the open buffer reconnects."
+  "When the relay dies Emacs reconnects; when the daemon dies, sessions come back interrupted."
   (my-codex-test-in-project
     (let* ((buf (my-codex-start-session "main" "say: before the crash"))
            (old (my-codex--live-connection)))
@@ -485,16 +556,36 @@
       ;; While it is down, the buffer says so and nothing is counted.
       (my-codex-test-wait "the sidecar gone" (lambda () (not (my-codex--live-connection))))
       (with-current-buffer buf
-        (should (string-match-p "sidecar not running" (my-codex-test-header))))
+        (should (string-match-p "not connected" (my-codex-test-header))))
       (should (equal (my-codex-mode-line) ""))
-      (my-codex-test-wait "a new sidecar"
+      (my-codex-test-wait "a new connection"
                           (lambda () (let ((conn (my-codex--live-connection)))
                                        (and conn (not (eq conn old))))))
-      (my-codex-test-wait-status "main" "interrupted")
+      ;; Only the relay died: the session is still live.
+      (my-codex-test-wait "the list again" (lambda () my-codex--sessions-loaded))
+      (should (my-codex--live-p (my-codex-test-session "main")))
       (with-current-buffer buf
         (my-codex-send "say: after the crash"))
       (my-codex-test-wait-turns "main" 2)
       (my-codex-test-wait-text buf "^after the crash$")
+      ;; Now the daemon itself dies.
+      (let* ((conn (my-codex--live-connection))
+             (daemon (my-codex-test-wait "the daemon's pid"
+                                         (lambda () (plist-get (my-codex--daemon conn) :pid))))
+             (codex (plist-get (my-codex-test-session "main") :pid)))
+        (signal-process daemon 'KILL)
+        (my-codex-test-wait "a connection to a new daemon"
+                            (lambda () (let ((new (my-codex--live-connection)))
+                                         (and new (not (eq new conn))
+                                              (listp (my-codex--daemon new))
+                                              (not (equal (plist-get (my-codex--daemon new) :pid)
+                                                          daemon))))))
+        (my-codex-test-wait-status "main" "interrupted")
+        (my-codex-test-wait "its Codex gone" (lambda () (not (process-attributes codex))) 5))
+      (with-current-buffer buf
+        (my-codex-send "say: after the daemon"))
+      (my-codex-test-wait-turns "main" 3)
+      (my-codex-test-wait-text buf "^after the daemon$")
       (let ((text (my-codex-test-text buf)))
         ;; Nothing shown twice after reconnecting.
         (should (= 1 (with-current-buffer buf
@@ -530,31 +621,70 @@
         (my-codex-test-result 'append-seconds (list short long))
         (should (< long (+ (* 4 short) 0.05)))))))
 
-(ert-deftest my-codex-test-polite-exit-and-troubleshooting ()
-  "The events and stderr buffers are one command away; Emacs exiting stops everything."
+(defvar my-codex-test-asked nil
+  "The prompt and choice keys of the last exit question.")
+
+(defun my-codex-test-query-exit (answer)
+  "Run the questions Emacs asks before exiting, answering ANSWER; non-nil: it exits.
+What was asked goes to `my-codex-test-asked'."
+  (setq my-codex-test-asked nil)
+  (cl-letf (((symbol-function 'read-multiple-choice)
+             (lambda (prompt choices &rest _)
+               (setq my-codex-test-asked (list prompt (mapcar #'car choices)))
+               (assq answer choices))))
+    (run-hook-with-args-until-failure 'kill-emacs-query-functions)))
+
+(ert-deftest my-codex-test-exit-question-and-daemon-stop ()
+  "Exiting says what goes on; a turn outlives Emacs; stopping the daemon stops every Codex."
   (my-codex-test-in-project
     (my-codex-start-session "main" "say: hello")
     (my-codex-test-wait-turns "main" 1)
+    ;; Nothing under way: Emacs exits without a question.
+    (should (my-codex-test-query-exit ?n))
+    (should-not my-codex-test-asked)
+    (my-codex-send "slow: 4" "main")
+    (my-codex-test-wait-status "main" "running")
+    ;; A turn under way: the question says what happens; n keeps Emacs.
+    (should-not (my-codex-test-query-exit ?n))
+    (should (string-match-p "1 Codex turn under way (ultra/main) will go on in the background"
+                            (car my-codex-test-asked)))
+    (should (equal (cadr my-codex-test-asked) '(?y ?k ?n)))
+    (should (my-codex-test-query-exit ?y))
     (let* ((conn (my-codex--live-connection))
            (proc (jsonrpc--process conn))
            (codex-pid (plist-get (my-codex-test-session "main") :pid))
            (events (window-buffer (my-codex-show-events)))
            (stderr (window-buffer (my-codex-show-stderr))))
       (should (integerp codex-pid))
-      (should (process-attributes codex-pid))
       (with-current-buffer events
         (should (string-match-p "codex/session/start" (buffer-string)))
         (should (string-match-p "codex/session/output" (buffer-string))))
       (should (eq stderr (jsonrpc-stderr-buffer conn)))
-      ;; What `kill-emacs' runs.
+      ;; What `kill-emacs' runs: the connection closes politely...
       (should (memq #'my-codex--kill-emacs kill-emacs-hook))
       (run-hooks 'kill-emacs-hook)
       (should-not (process-live-p proc))
       (should (eql (process-exit-status proc) 0))
       (should-not (my-codex--live-connection))
-      (my-codex-test-wait "Codex gone" (lambda () (not (process-attributes codex-pid))) 15)
+      ;; ... and the turn goes on: a new connection sees it run, then finish.
+      (clrhash my-codex--sessions)
+      (setq my-codex--sessions-loaded nil)
+      (my-codex--load-sessions)
+      (should (equal (my-codex-test-status "main") "running"))
+      (should (process-attributes codex-pid))
+      (my-codex-test-wait-turns "main" 2)
+      ;; k stops the sessions under way, then lets Emacs exit.
+      (my-codex-send "slow: 30" "main")
+      (my-codex-test-wait-status "main" "running")
+      (should (my-codex-test-query-exit ?k))
+      (my-codex-test-wait-status "main" "stopped")
+      (my-codex-resume-session "main" t)
+      (my-codex-test-wait-status "main" "idle")
+      (setq codex-pid (plist-get (my-codex-test-session "main") :pid))
+      ;; Stopping the daemon stops every Codex and keeps every record.
+      (my-codex-stop-daemon)
+      (my-codex-test-wait "Codex gone" (lambda () (not (process-attributes codex-pid))) 10)
       (my-codex-test-result 'codex-pid codex-pid)
-      ;; The session was kept: a new sidecar knows it.
       (should (equal (plist-get (my-codex--get "main") :status) "interrupted")))))
 
 (ert-deftest my-codex-test-undo-in-the-prompt ()
@@ -584,12 +714,33 @@
       (goto-char (point-max))
       (let ((transcript (buffer-substring-no-properties (point-min) my-codex--prompt-start)))
         (should (equal (my-codex--prompt-text) "hello world"))
-        (let ((last-command nil)) (undo))
+        ;; C-/ three times in a row, as the command loop runs it, with output
+        ;; streaming in between: each goes further back, never forth again.
+        (my-codex-test-undo-command)
         (should (equal (my-codex--prompt-text) "hello"))
-        (let ((last-command 'undo)) (undo-more 1))
+        (my-codex--insert-items
+         (vector (list :kind "agentDelta" :itemId "m2" :text "more ")))
+        (setq transcript (buffer-substring-no-properties (point-min) my-codex--prompt-start))
+        (my-codex-test-undo-command)
+        (should (equal (my-codex--prompt-text) ""))
+        (my-codex--insert-items
+         (vector (list :kind "agentDelta" :itemId "m2" :text "text")))
+        (setq transcript (buffer-substring-no-properties (point-min) my-codex--prompt-start))
+        (should-error (my-codex-test-undo-command) :type 'user-error)
         (should (equal (my-codex--prompt-text) ""))
         (should (equal (buffer-substring-no-properties (point-min) my-codex--prompt-start)
-                       transcript))))))
+                       transcript))
+        ;; Another command breaks the run: undo then redoes, as everywhere.
+        (setq last-command 'forward-char)
+        (my-codex-test-undo-command)
+        (should (equal (my-codex--prompt-text) "hello"))))))
+
+(defun my-codex-test-undo-command ()
+  "Run `undo' as the command loop would after the previous command."
+  (let ((this-command 'undo))
+    (unwind-protect
+        (call-interactively #'undo)
+      (setq last-command this-command))))
 
 (ert-deftest my-codex-test-items-in-order-once ()
   "Transcript items are shown once each, in seq order; a gap is refetched, not shown."
@@ -636,7 +787,369 @@
                                               (call-process "ps" nil t nil "-o" "args=" "-p"
                                                             (number-to-string
                                                              (plist-get (my-codex-test-session "main") :pid)))
-                                              (buffer-string))))))))
+                                              (buffer-string))))
+        ;; This state folder has a daemon of its own: stop it.
+        (my-codex-stop-daemon)
+        (my-codex-test-wait "its daemon gone"
+                            (lambda () (not (file-exists-p (expand-file-name "daemon.sock" state)))) 20)))))
+
+;;;; Names are handles on conversations
+
+(ert-deftest my-codex-test-names-resume-and-fresh ()
+  "Starting a used name resumes that conversation; with C-u, a fresh one under the name."
+  (my-codex-test-in-project
+    (let* ((buf (my-codex-start-session "docs" "say: first words"))
+           (id (plist-get (my-codex-test-session "docs") :id)))
+      (my-codex-test-wait-turns "docs" 1)
+      (my-codex-kill-session "docs")
+      (my-codex-test-wait-status "docs" "stopped")
+      ;; Starting the name again resumes it: same session, same buffer, history kept.
+      (let ((my-codex-test-messages nil))
+        (cl-letf (((symbol-function 'completing-read) (lambda (&rest _) "docs"))
+                  ((symbol-function 'read-string) (lambda (&rest _) "")))
+          (should (eq (call-interactively #'my-codex-start-session) buf)))
+        (should (member "Codex session ultra/docs resumed" my-codex-test-messages)))
+      (should (equal (plist-get (my-codex-test-session "docs") :id) id))
+      (my-codex-test-wait-status "docs" "idle")
+      (should (string-match-p "^first words$" (my-codex-test-text buf)))
+      ;; A fresh conversation under a live name is refused, clearly.
+      (should (string-match-p "already running"
+                              (my-codex-test-user-error #'my-codex-start-session "docs" nil t)))
+      ;; Once stopped, C-u gives a fresh conversation; the earlier one is renamed
+      ;; out of the way and its buffer follows it.
+      (my-codex-kill-session "docs")
+      (my-codex-test-wait-status "docs" "stopped")
+      (let ((current-prefix-arg '(4))
+            (my-codex-test-messages nil)
+            prompts fresh-buf)
+        (cl-letf (((symbol-function 'completing-read)
+                   (lambda (prompt &rest _) (push prompt prompts) "docs"))
+                  ((symbol-function 'read-string) (lambda (&rest _) "say: new words")))
+          (setq fresh-buf (call-interactively #'my-codex-start-session)))
+        (should (equal (car (last prompts)) "Start a fresh Codex session (default main): "))
+        (should (cl-some (lambda (m) (string-match-p "ultra/docs started afresh; the earlier one is now docs~1" m))
+                         my-codex-test-messages))
+        (should-not (eq fresh-buf buf))
+        (should (buffer-live-p buf))
+        (let ((old (gethash id my-codex--sessions)))
+          (should (equal (plist-get old :name) "docs~1"))
+          (should (equal (buffer-name buf) (plist-get old :bufferName))))
+        (should-not (equal (plist-get (my-codex-test-session "docs") :id) id))
+        (should (equal (buffer-name fresh-buf)
+                       (plist-get (my-codex-test-session "docs") :bufferName)))
+        (my-codex-test-wait-turns "docs" 1)
+        (my-codex-test-wait-text fresh-buf "^new words$")
+        (should-not (string-match-p "first words" (my-codex-test-text fresh-buf)))
+        (should (string-match-p "^first words$" (my-codex-test-text buf)))))))
+
+;;;; What waits on the user, from anywhere
+
+(defun my-codex-test-other-session (name)
+  "Return the cached session NAME of the other project."
+  (let ((root (my-codex--root-key my-codex-test-other-project)) found)
+    (maphash (lambda (_ s)
+               (when (and (equal (plist-get s :name) name)
+                          (equal (plist-get (plist-get s :project) :root) root))
+                 (setq found s)))
+             my-codex--sessions)
+    found))
+
+(ert-deftest my-codex-test-pending-from-anywhere ()
+  "One inbox of what waits on the user in every project; its keys; accept from anywhere."
+  (my-codex-test-in-project
+    (my-codex-start-session "main" "run-approved: touch one.txt")
+    (let ((default-directory my-codex-test-other-project))
+      (my-codex-start-session "main" "run-approved: touch two.txt"))
+    (my-codex-start-session "side" "run-approved: touch three.txt")
+    (my-codex-test-wait-status "main" "waiting")
+    (my-codex-test-wait-status "side" "waiting")
+    (my-codex-test-wait "other/main waiting"
+                        (lambda () (equal (plist-get (my-codex-test-other-session "main") :status)
+                                          "waiting")))
+    (set-buffer (my-codex-test-home))
+    (let ((inbox (my-codex-pending)))
+      (with-current-buffer inbox
+        (should (eq major-mode 'my-codex-pending-mode))
+        (my-codex-test-wait "three requests" (lambda () (= (length tabulated-list-entries) 3)))
+        (my-codex-test-wait "drawn" (lambda () (string-match-p "touch three.txt" (buffer-string))))
+        (let ((text (buffer-substring-no-properties (point-min) (point-max))))
+          (my-codex-test-result 'inbox text)
+          (should (string-match-p "ultra +main +command +touch one.txt" text))
+          (should (string-match-p "other +main +command +touch two.txt" text))
+          (should (string-match-p "ultra +side +command +touch three.txt" text)))
+        ;; a accepts the request of the line, d declines.
+        (goto-char (point-min))
+        (search-forward "touch two.txt")
+        (should (eq (key-binding (kbd "a")) #'my-codex-accept))
+        (call-interactively #'my-codex-accept)
+        (my-codex-test-wait "other/main done"
+                            (lambda () (let ((s (my-codex-test-other-session "main")))
+                                         (and (equal (plist-get s :status) "idle")
+                                              (= (plist-get s :turns) 1)))))
+        (should (file-exists-p (expand-file-name "two.txt" my-codex-test-other-project)))
+        (my-codex-test-wait "two requests" (lambda () (= (length tabulated-list-entries) 2)))
+        (goto-char (point-min))
+        (search-forward "touch three.txt")
+        (should (eq (key-binding (kbd "d")) #'my-codex-decline))
+        (call-interactively #'my-codex-decline)
+        (my-codex-test-wait-turns "side" 1)
+        (should-not (file-exists-p (expand-file-name "three.txt" my-codex-test-project)))
+        (my-codex-test-wait "one request" (lambda () (= (length tabulated-list-entries) 1)))))
+    ;; From a buffer that is no session's, accept asks which request.
+    (set-buffer (my-codex-test-home))
+    (let (offered)
+      (cl-letf (((symbol-function 'completing-read)
+                 (lambda (_prompt table &rest _)
+                   (setq offered (all-completions "" table))
+                   (car offered))))
+        (call-interactively #'my-codex-accept))
+      (should (equal (length offered) 1))
+      (should (string-match-p "\\`ultra/main r[0-9]+: touch one.txt\\'" (car offered))))
+    (my-codex-test-wait-turns "main" 1)
+    (should (file-exists-p (expand-file-name "one.txt" my-codex-test-project)))
+    (should (string-match-p "Nothing waits on you" (my-codex-test-user-error #'my-codex-accept)))
+    ;; The mode-line lighter opens the inbox.
+    (my-codex-send "run-approved: touch four.txt" "main")
+    (my-codex-test-wait-status "main" "waiting")
+    (let* ((lighter (my-codex-mode-line))
+           (map (get-text-property (string-match "Codex" lighter) 'local-map lighter)))
+      (should (string-match-p "Codex\\[1 waiting\\]" lighter))
+      (should (eq (lookup-key map [mode-line mouse-1]) #'my-codex-pending)))))
+
+;;;; Comint habits, context from other buffers
+
+(ert-deftest my-codex-test-comint-habits-and-context ()
+  "M-p and M-n recall prompts, C-c C-p and C-c C-n move between them; send region and file."
+  (my-codex-test-in-project
+    (let ((buf (my-codex-start-session "main" "say: one")))
+      (my-codex-test-wait-turns "main" 1)
+      (my-codex-send "say: two" "main")
+      (my-codex-test-wait-turns "main" 2)
+      (my-codex-test-wait-text buf "^two$")
+      (with-current-buffer buf
+        (should-not (buffer-modified-p))
+        (goto-char (point-max))
+        (insert "draft")
+        (should (eq (key-binding (kbd "M-p")) #'my-codex-previous-input))
+        (should (eq (key-binding (kbd "M-n")) #'my-codex-next-input))
+        (setq last-command nil)
+        (my-codex-test-command #'my-codex-previous-input)
+        (should (equal (my-codex--prompt-text) "say: two"))
+        (my-codex-test-command #'my-codex-previous-input)
+        (should (equal (my-codex--prompt-text) "say: one"))
+        (my-codex-test-command #'my-codex-previous-input)
+        (should (equal (my-codex--prompt-text) "say: one"))
+        (my-codex-test-command #'my-codex-next-input)
+        (should (equal (my-codex--prompt-text) "say: two"))
+        (my-codex-test-command #'my-codex-next-input)
+        (should (equal (my-codex--prompt-text) "draft"))
+        (should (eq (key-binding (kbd "C-c C-p")) #'my-codex-previous-prompt))
+        (should (eq (key-binding (kbd "C-c C-n")) #'my-codex-next-prompt))
+        (should (eq (key-binding (kbd "C-c C-w")) #'my-codex-rename-session))
+        (call-interactively #'my-codex-previous-prompt)
+        (should (looking-at "say: two$"))
+        (call-interactively #'my-codex-previous-prompt)
+        (should (looking-at "say: one$"))
+        (call-interactively #'my-codex-next-prompt)
+        (should (looking-at "say: two$"))
+        (call-interactively #'my-codex-next-prompt)
+        (should (= (point) (point-max)))
+        (my-codex--set-prompt ""))
+      ;; The region of a file, with its lines, goes to the prompt of a session.
+      (let ((file (expand-file-name "notes.txt" my-codex-test-project)))
+        (with-temp-file file (insert "alpha\nbeta\ngamma\ndelta\n"))
+        (with-current-buffer (find-file-noselect file)
+          (transient-mark-mode 1)
+          (goto-char (point-min))
+          (forward-line 1)
+          (push-mark (point) t t)
+          (forward-line 2)
+          (cl-letf (((symbol-function 'completing-read) (lambda (&rest _) "main")))
+            (call-interactively #'my-codex-send-region)))
+        (with-current-buffer buf
+          (should (equal (my-codex--prompt-text) "From `notes.txt` lines 2-3:\n```\nbeta\ngamma\n```")))
+        ;; And a reference to the file.
+        (with-current-buffer (find-file-noselect file)
+          (cl-letf (((symbol-function 'completing-read) (lambda (&rest _) "main")))
+            (call-interactively #'my-codex-send-file)))
+        (with-current-buffer buf
+          (should (string-suffix-p "```\n`notes.txt`" (my-codex--prompt-text)))
+          (goto-char (point-max))
+          (insert "say: noted")
+          (call-interactively #'my-codex-send))
+        (my-codex-test-wait-turns "main" 3)
+        (my-codex-test-wait-text buf "^> From `notes.txt` lines 2-3:$"))
+      ;; Cancel offers the sessions with a turn under way only, with a default.
+      (my-codex-start-session "quiet")
+      (my-codex-test-wait-status "quiet" "idle")
+      (my-codex-send "slow: 30" "main")
+      (my-codex-test-wait-status "main" "running")
+      (set-buffer (my-codex-test-home))
+      (let (offered default)
+        (cl-letf (((symbol-function 'completing-read)
+                   (lambda (_prompt table _pred _require _initial _history def &rest _)
+                     (setq offered (all-completions "" table) default def)
+                     def)))
+          (call-interactively #'my-codex-cancel))
+        (should (equal offered '("main")))
+        (should (equal default "main")))
+      (my-codex-test-wait-status "main" "idle"))))
+
+;;;; What the sidecar says beside the sessions
+
+(ert-deftest my-codex-test-header-retry-storage-and-messages ()
+  "The header shows Codex's retries and storage failures; the sidecar's errors are warnings."
+  (let ((my-codex--connection nil)
+        (session (list :id "x" :name "main" :project (list :name "ultra") :status "running"
+                       :turns 1 :pending [] :retry (list :attempt 2 :message "stream error: 500")
+                       :storageError "saving to /s/db fails: disk full")))
+    (let ((header (my-codex--header-text session)))
+      (should (string-match-p "ultra/main +running +turns 1 +retrying (2): stream error: 500" header))
+      (should (string-match-p "not saved: saving to /s/db fails: disk full" header))
+      (should (string-match-p "not connected" header)))
+    (should-not (string-match-p "retrying"
+                                (my-codex--header-text (plist-put (copy-sequence session)
+                                                                  :retry nil)))))
+  (my-codex-handle-notification 'window/showMessage
+                                (list :type 1 :message "codex-sessions: saving fails"))
+  (should (string-match-p "codex-sessions: saving fails"
+                          (with-current-buffer "*Warnings*" (buffer-string)))))
+
+;;;; Nothing waits on a slow sidecar
+
+(ert-deftest my-codex-test-slow-sidecar-never-blocks ()
+  "With a sidecar that answers 2 s late, the list, its refresh and completion do not wait."
+  (my-codex-test-in-project
+    ;; A session made through a quick connection; the daemon keeps it.
+    (my-codex-start-session "main" "say: ready")
+    (my-codex-test-wait-turns "main" 1)
+    (my-codex-shutdown)
+    (clrhash my-codex--sessions)
+    (setq my-codex--sessions-loaded nil)
+    (let ((my-codex-sidecar-command (append (list (getenv "MY_CODEX_TEST_PYTHON")
+                                                  (getenv "MY_CODEX_TEST_SLOW_SIDECAR") "2")
+                                            my-codex-sidecar-command))
+          (start (float-time)))
+      ;; First use, nothing known yet: the list shows at once and fills in later.
+      (let ((list (my-codex-list-sessions)))
+        (should (< (- (float-time) start) 0.5))
+        (should (string-match-p "connecting" (buffer-local-value 'mode-line-process list)))
+        (my-codex-test-wait "the list filled in"
+                            (lambda () (member "main" (my-codex-test-list-names list))) 30)
+        ;; g shows what is known at once; the answer comes later.
+        (with-current-buffer list
+          (setq start (float-time))
+          (revert-buffer)
+          (should (< (- (float-time) start) 0.5))
+          (should (member "main" (my-codex-test-list-names list)))))
+      ;; Completion reads what Emacs knows.
+      (set-buffer (my-codex-test-home))
+      (let (offered asked)
+        (setq start (float-time))
+        (cl-letf (((symbol-function 'completing-read)
+                   (lambda (_prompt table &rest _)
+                     (setq offered (all-completions "" table))
+                     (throw 'asked (float-time)))))
+          (setq asked (catch 'asked (call-interactively #'my-codex-switch-session))))
+        (should (< (- asked start) 0.5))
+        (should (equal offered '("main"))))
+      (setq start (float-time))
+      (my-codex-list-sessions)
+      (should (< (- (float-time) start) 0.5))
+      (my-codex-pending)
+      (should (< (- (float-time) start) 0.5))
+      ;; A command whose result the user waits for says what it waits for.
+      (set-buffer (my-codex-test-home))
+      (let ((my-codex-test-messages nil))
+        (my-codex-send "say: slowly" "main")
+        (should (cl-some (lambda (m) (string-match-p "codex-sessions: waiting for send" m))
+                         my-codex-test-messages))))))
+
+;;;; Sessions belong to the user: other Emacsen
+
+(ert-deftest my-codex-test-daemon-first-emacs ()
+  "Start a long turn and an approval, then exit Emacs: both go on."
+  (let ((my-codex-test-keep t))
+    (my-codex-test-in-project
+      (my-codex-start-session "long" "slow: 8")
+      (my-codex-start-session "ask" "run-approved: touch asked.txt")
+      (my-codex-test-wait-status "ask" "waiting")
+      (my-codex-test-wait-status "long" "running")
+      (my-codex-test-wait-text (my-codex--buffer-of (plist-get (my-codex-test-session "long") :id))
+                               "tick")
+      (my-codex-test-result 'long-pid (plist-get (my-codex-test-session "long") :pid))
+      ;; Emacs exits when the test ends; it asked first.
+      (should (my-codex-test-query-exit ?y))
+      (should (string-match-p "2 Codex turns under way" (car my-codex-test-asked))))))
+
+(ert-deftest my-codex-test-daemon-second-emacs ()
+  "A new Emacs finds the turn running, receives its stream, and answers the approval."
+  (my-codex-test-in-project
+    (my-codex--load-sessions)
+    (should (equal (my-codex-test-status "long") "running"))
+    (should (equal (my-codex-test-status "ask") "waiting"))
+    (let ((pieces 0)
+          (buf (my-codex-switch-session "long")))
+      (advice-add 'my-codex--insert-piece :after (lambda (&rest _) (cl-incf pieces))
+                  '((name . my-codex-test-pieces)))
+      (my-codex-test-wait "streamed pieces" (lambda () (> pieces 2)) 20)
+      (advice-remove 'my-codex--insert-piece 'my-codex-test-pieces)
+      (with-current-buffer (my-codex-pending)
+        (my-codex-test-wait "the request listed"
+                            (lambda () (string-match-p "touch asked.txt" (buffer-string))))
+        (goto-char (point-min))
+        (search-forward "touch asked.txt")
+        (call-interactively #'my-codex-accept))
+      (my-codex-test-wait-turns "ask" 1)
+      (should (file-exists-p (expand-file-name "asked.txt" my-codex-test-project)))
+      (my-codex-test-wait-turns "long" 1 30)
+      (my-codex-test-wait-text buf "^Codex:\n\\(tick \\)\\{40\\}\n")
+      (should (= 1 (with-current-buffer buf (how-many "^Codex:$" (point-min) (point-max))))))))
+
+(ert-deftest my-codex-test-duo-watcher ()
+  "Another Emacs's session: seen as it starts, streamed, its approval gone once answered there."
+  (my-codex-test-in-project
+    (my-codex--load-sessions)
+    (my-codex-test-flag "watcher-ready")
+    (my-codex-test-wait "the other Emacs's session" (lambda () (my-codex-test-session "duo")) 60)
+    (let ((buf (my-codex-switch-session "duo"))
+          (pieces 0))
+      (my-codex-test-wait-status "duo" "waiting" 60)
+      (my-codex-test-wait-text buf "\\[Accept\\]")
+      (should (string-match-p "1 waiting" (my-codex-mode-line)))
+      (my-codex-test-flag "watcher-saw-waiting")
+      ;; Answered in the other Emacs: gone here too.
+      (my-codex-test-wait "answered elsewhere"
+                          (lambda () (let ((s (my-codex-test-session "duo")))
+                                       (and (= 0 (length (plist-get s :pending)))
+                                            (>= (plist-get s :turns) 1)))) 30)
+      (my-codex-test-wait-text buf "^Approval r1: accept$")
+      ;; The answer replaces the buttons, and the decision follows it.
+      (should (string-match-p "^  -> accept\nApproval r1: accept$" (my-codex-test-text buf)))
+      (should-not (string-match-p "\\[Accept\\]" (my-codex-test-text buf)))
+      (my-codex-test-wait "no longer counted" (lambda () (not (string-match-p "waiting" (my-codex-mode-line)))))
+      (advice-add 'my-codex--insert-piece :after (lambda (&rest _) (cl-incf pieces))
+                  '((name . my-codex-test-pieces)))
+      (my-codex-test-wait-turns "duo" 2 30)
+      (advice-remove 'my-codex--insert-piece 'my-codex-test-pieces)
+      (should (> pieces 2))
+      (my-codex-test-wait-text buf "^Codex:\n\\(tick \\)\\{10\\}\n")
+      (my-codex-test-result 'watcher-text (my-codex-test-text buf))
+      (my-codex-test-flag "watcher-done"))))
+
+(ert-deftest my-codex-test-duo-driver ()
+  "Drive a session that another Emacs watches: answer its approval here, stream a turn."
+  (my-codex-test-in-project
+    (my-codex-test-wait "the other Emacs" (lambda () (my-codex-test-flag-p "watcher-ready")) 60)
+    (let ((buf (my-codex-start-session "duo" "run-approved: touch duo.txt")))
+      (my-codex-test-wait-status "duo" "waiting")
+      (my-codex-test-wait "the other Emacs saw it waiting"
+                          (lambda () (my-codex-test-flag-p "watcher-saw-waiting")) 60)
+      (with-current-buffer buf (my-codex-accept))
+      (my-codex-test-wait-turns "duo" 1)
+      (my-codex-send "slow: 2" "duo")
+      (my-codex-test-wait-turns "duo" 2)
+      (my-codex-test-wait "the other Emacs done" (lambda () (my-codex-test-flag-p "watcher-done")) 60))))
 
 (provide 'my-codex-tests)
 ;;; my-codex-tests.el ends here

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from .appserver import AppServer, AppServerError
 from .launcher import native
-from .reaper import Reaper
+from .reaper import Reaper, kill_strays
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class CodexProcess:
 
     def _on_exit(self, code: int, tail: str) -> None:
         self.pool._forget(self)
+        self.pool.kill_strays()
         for listener in list(self.users):
             listener.on_exit(code, tail)
         self.users.clear()
@@ -160,6 +161,14 @@ class Pool:
     async def _close(self, process: CodexProcess) -> None:
         self._forget(process)
         await process.server.close()
+        self.kill_strays()
+
+    def kill_strays(self) -> None:
+        """What an ended Codex left behind came to us (we are a subreaper): end it."""
+        known = {p.pid for p in self.processes.values() if p.pid}
+        if self.reaper:
+            known.add(self.reaper.pid)
+        kill_strays(known)
 
     def _forget(self, process: CodexProcess) -> None:
         if self.processes.get(process.key) is process:

@@ -8,10 +8,12 @@ trees of the PIDs still listed, then exits.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import sys
+import time
 
 
 def _children_map() -> dict[int, list[int]]:
@@ -32,26 +34,83 @@ def _children_map() -> dict[int, list[int]]:
 
 def process_tree(pid: int) -> list[int]:
     """`pid` and every descendant of it, parents first."""
-    children = _children_map()
-    tree, todo = [], [pid]
+    return _walk(_children_map(), [pid])
+
+
+def _walk(children: dict[int, list[int]], roots: list[int]) -> list[int]:
+    tree, todo, seen = [], list(roots), set()
     while todo:
         here = todo.pop()
+        if here in seen:
+            continue
+        seen.add(here)
         tree.append(here)
         todo.extend(children.get(here, []))
     return tree
 
 
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def kill_tree(pid: int) -> None:
-    """SIGKILL `pid`, its process group and all its descendants."""
+    """SIGKILL `pid`, its process group and all its descendants, however they detached.
+
+    The tree is frozen first (SIGSTOP) and walked again until it holds still: a
+    stopped process cannot fork, and killing a parent first would hand its children
+    (e.g. Codex's shells, which run in sessions of their own) to PID 1, out of reach.
+    """
+    members: set[int] = set()
+    for _ in range(20):
+        found = set(_walk(_children_map(), [pid, *members])) - members
+        if not found:
+            break
+        for member in found:
+            _signal(member, signal.SIGSTOP)
+        members |= found
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    for member in process_tree(pid):
+    for member in members:
+        _signal(member, signal.SIGKILL)
+
+
+def become_subreaper() -> None:
+    """Orphans of our descendants come to us, not to PID 1 (Linux), so none escapes."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def kill_strays(known: set[int]) -> None:
+    """Kill (and reap) children we never started: orphans of a Codex that ended.
+
+    Ours stay: the processes in `known`, and those in our own process group (the
+    git commands we run); a Codex and what it leaves run in groups of their own.
+    """
+    me, group = os.getpid(), os.getpgrp()
+    for child in _children_map().get(me, []):
+        if child in known:
+            continue
         try:
-            os.kill(member, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+            if os.getpgid(child) == group:
+                continue
+        except ProcessLookupError:
+            continue
+        kill_tree(child)
+        for _ in range(20):  # SIGKILL takes a moment; then reap it (it is our child now)
+            try:
+                if os.waitpid(child, os.WNOHANG)[0]:
+                    break
+            except ChildProcessError:
+                break
+            time.sleep(0.005)
 
 
 class Reaper:
@@ -69,6 +128,10 @@ class Reaper:
             self._proc.stdin.flush()
         except (BrokenPipeError, ValueError):
             pass
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
 
     def watch(self, pid: int) -> None:
         self._say(f"+{pid}")

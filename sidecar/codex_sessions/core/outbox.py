@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -23,6 +24,8 @@ import orjson
 
 from ..store import Store
 from ..wire import CHANGED, OUTPUT, Encoded
+
+log = logging.getLogger(__name__)
 
 OUTPUT_INTERVAL = 0.05  # at most about 20 output notifications a second per session
 
@@ -146,7 +149,10 @@ class Outbox:
             await barrier
             self._sending.popleft()
             for method, params in notes:
-                self.emit(method, params)
+                try:
+                    self.emit(method, params)
+                except Exception:  # one client's trouble must not silence the rest
+                    log.exception("sending %s", method)
 
     def forget(self, session_id: str) -> None:
         box = self._boxes.pop(session_id, None)

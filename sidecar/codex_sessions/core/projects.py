@@ -33,19 +33,35 @@ def project_from_root(root: str) -> Project:
     return Project(root=root, name=os.path.basename(root) or "/", hash=project_hash(root))
 
 
+PSEUDO_FILE_SYSTEMS = ("/proc", "/sys", "/dev", "/run")
+
+
+def _is_repository(here: str) -> bool:
+    """`.git` that is a worktree's file, or a folder that really is a repository."""
+    dot_git = os.path.join(here, ".git")
+    if os.path.isfile(dot_git):
+        return True
+    return os.path.isdir(dot_git) and os.path.exists(os.path.join(dot_git, "HEAD"))
+
+
 def resolve_project(path: object, field: str = "project") -> Project:
-    """The project holding `path`: nearest ancestor with `.git`, else `path` itself."""
+    """The project holding `path`: nearest ancestor that is a git repository, else `path`."""
     if not isinstance(path, str) or not path:
         raise InvalidParams(field, "an absolute path inside a project is required")
+    if any(c in path for c in "\0\n\r") or not path.isprintable():
+        raise InvalidParams(field, f"must be a path without control characters (got {path!r})")
     if not os.path.isabs(path):
         raise InvalidProject(f"{field}: must be an absolute path (got {path!r})", field)
     real = os.path.realpath(path)
     if not os.path.exists(real):
         raise InvalidProject(f"{field}: {path} does not exist", field)
+    if real == "/" or any(real == p or real.startswith(p + "/") for p in PSEUDO_FILE_SYSTEMS):
+        raise InvalidProject(f"{field}: {path} is not a project folder (the file system root or a "
+                             "pseudo file system)", field)
     start = real if os.path.isdir(real) else os.path.dirname(real)
     here = start
     while True:
-        if os.path.exists(os.path.join(here, ".git")):
+        if _is_repository(here) and here != "/":
             return project_from_root(here)
         parent = os.path.dirname(here)
         if parent == here:

@@ -127,13 +127,18 @@ class Registry:
                 continue
             if changed_one is not None:
                 changed.append(changed_one)
+        return changed + self.reap_owners()
+
+    def reap_owners(self) -> list[Session]:
+        """Sessions whose owner died are interrupted now (theirs to resume is anyone's)."""
+        freed = []
         for session in self.sessions.values():
             if session.owner and not alive(session.owner.get("pid")):
                 session.owner = None
                 session.recorded_status = None
-                session.encoded = None
-                changed.append(session)
-        return changed
+                session.forget_encoding()
+                freed.append(session)
+        return freed
 
     def _take(self, rec: dict[str, Any], pid: int | None, token: str | None, first: bool,
               next_seqs: dict[str, int]) -> Session | None:

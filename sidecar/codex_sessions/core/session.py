@@ -33,10 +33,13 @@ SHARED_FIELDS = {
     "title": "title", "started_at": "startedAt", "turn_started_at": "turnStartedAt",
     "finished_at": "finishedAt", "turns": "turns", "last_turn": "lastTurn",
     "changed_files": "changedFiles", "usage": "usage", "error": "error", "report": "report",
+    "isolation": "isolation", "worktree": "worktree", "role": "role", "write_scope": "writeScope",
+    "overlaps": "overlaps",
 }
 # Kept in the record only: how to run this session's Codex again.
 PRIVATE_FIELDS = {"codex_command": "codexCommand", "codex_env": "codexEnv",
-                  "codex_process": "codexProcess", "max_running": "maxRunning"}
+                  "codex_process": "codexProcess", "max_running": "maxRunning",
+                  "codex_timeout": "codexTimeout", "turn_ids": "turnIds"}
 
 
 def now() -> str:
@@ -74,10 +77,17 @@ class Session:
     usage: dict[str, int] = field(default_factory=lambda: {"inputTokens": 0, "outputTokens": 0})
     error: str | None = None
     report: Report | None = None
+    isolation: str = "shared"
+    worktree: dict[str, Any] | None = None  # {path, branch, base, merged}
+    role: str = "worker"
+    write_scope: list[str] = field(default_factory=list)
+    overlaps: list[str] = field(default_factory=list)  # files others changed too, in words
     codex_command: list[str] = field(default_factory=list)
     codex_env: dict[str, str] = field(default_factory=dict)
     codex_process: str = "perProject"
     max_running: int = 5
+    codex_timeout: float = 30.0
+    turn_ids: list[str] = field(default_factory=list)  # Codex's id of each turn, in order
     # Where its Codex is: starting, ready, failed, stopped, interrupted.
     phase: str = "starting"
     recorded_status: str | None = None  # the status another sidecar recorded
@@ -86,6 +96,7 @@ class Session:
     turn_active: bool = False
     turn_id: str | None = None
     next_prompt: str | None = None
+    next_review: dict[str, Any] | None = None  # the queued turn is a review of this target
     pending: dict[str, Pending] = field(default_factory=dict)
     request_counter: int = 0
     log: TurnLog = field(default_factory=TurnLog)
@@ -94,6 +105,7 @@ class Session:
     pid: int | None = None
     storage_error: str | None = None
     encoded: bytes | None = None  # wire_json()'s cache, cleared by touch()
+    encoded_rows: dict[tuple[str, ...], bytes] = field(default_factory=dict)  # row_json()'s
 
     @classmethod
     def new(cls, name: str, project: Project, limit_bytes: int, **options: Any) -> "Session":
@@ -120,6 +132,11 @@ class Session:
         if self.next_prompt is not None:
             return "queued"
         return "idle"
+
+    @property
+    def workdir(self) -> str:
+        """Where its Codex works: its own work tree, or the project's."""
+        return self.worktree["path"] if self.worktree else self.project.root
 
     @property
     def busy(self) -> bool:
@@ -150,13 +167,26 @@ class Session:
 
     def touch(self) -> None:
         self.updated_at = now()
+        self.forget_encoding()
+
+    def forget_encoding(self) -> None:
         self.encoded = None
+        self.encoded_rows.clear()
 
     def wire_json(self) -> bytes:
         """The session object as JSON, kept until the session next changes."""
         if self.encoded is None:
             self.encoded = orjson.dumps(self.to_wire())
         return self.encoded
+
+    def row_json(self, fields: tuple[str, ...]) -> bytes:
+        """Only `fields` of the session object (and its id), as JSON, kept likewise."""
+        row = self.encoded_rows.get(fields)
+        if row is None:
+            wire = self.to_wire()
+            row = self.encoded_rows[fields] = orjson.dumps(
+                {"id": self.id, **{f: wire[f] for f in fields if f in wire}})  # type: ignore[literal-required]
+        return row
 
     def to_wire(self) -> SessionInfo:
         status = self.status
@@ -205,7 +235,7 @@ class Session:
 
     def begin_turn(self) -> str:
         """The queued prompt becomes a running turn; returns the prompt."""
-        prompt, self.next_prompt = self.next_prompt or "", None
+        prompt, self.next_prompt, self.next_review = self.next_prompt or "", None, None
         self.turn_active = True
         self.turn_id = None
         self.turns += 1
@@ -217,6 +247,7 @@ class Session:
 
     def turn_accepted(self, turn_id: str) -> None:
         self.turn_id = turn_id
+        self.turn_ids.append(turn_id)
         self.last_turn = {"id": turn_id, "status": "inProgress", "error": None}
 
     def end_turn(self, status: str, error: str | None = None) -> None:
@@ -234,6 +265,7 @@ class Session:
 
     def drop_prompt(self) -> None:
         self.next_prompt = None
+        self.next_review = None
 
     def process_started(self, pid: int | None) -> None:
         self.phase = "starting"
@@ -249,7 +281,7 @@ class Session:
         """Its Codex is gone: failed, stopped or interrupted; a running turn ends with it."""
         if self.turn_active:
             self.end_turn("failed" if phase == "failed" else "interrupted", error)
-        self.next_prompt = None
+        self.drop_prompt()
         self.pending.clear()
         self.phase = phase
         self.pid = None
@@ -281,4 +313,4 @@ def report_of(session: Session) -> Report:
     turn_status = None if session.turn_active else (session.last_turn or {}).get("status")
     error = session.error if session.phase == "failed" else None
     return build_report(session.name, turn_status, session.log,
-                        [describe(p) for p in session.pending.values()], error)
+                        [describe(p) for p in session.pending.values()], error, session.overlaps)

@@ -8,6 +8,7 @@ expects.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -91,7 +92,10 @@ class Client:
                 self.notify("exit", None)
                 await asyncio.wait_for(self.proc.wait(), 10)
             except (asyncio.TimeoutError, ConnectionError, RpcError, BrokenPipeError):
-                self.proc.kill()
+                try:
+                    self.proc.kill()
+                except ProcessLookupError:
+                    pass
                 await self.proc.wait()
         elif self.writer is not None and not self.writer.is_closing():
             try:
@@ -104,7 +108,12 @@ class Client:
             self._reader.cancel()
 
     def _write(self, message: dict[str, Any]) -> None:
-        self._write_bytes(frame(orjson.dumps({"jsonrpc": "2.0", **message})))
+        message = {"jsonrpc": "2.0", **message}
+        try:
+            body = orjson.dumps(message)
+        except TypeError:  # text orjson refuses (a lone surrogate): JSON allows it escaped
+            body = json.dumps(message).encode()
+        self._write_bytes(frame(body))
 
     async def request(self, method: str, params: Any = None, timeout: float = 60) -> Any:
         self._next_id += 1

@@ -10,6 +10,7 @@ follows, so one mis-framed message costs one error answer, not the connection.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any, Awaitable, Callable
 
@@ -102,6 +103,10 @@ class FrameReader:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
+            try:  # valid JSON that orjson refuses (a lone surrogate): its params will be refused
+                return json.loads(body)
+            except ValueError:
+                pass
             inside = NEXT_HEADER.search(body)
             if inside:  # the length was too big: the next frame is inside this body
                 self.buf[:0] = body[inside.start():]

@@ -36,7 +36,7 @@ WRITE_BUFFER_LIMIT = 256 * 1024 * 1024  # a client this far behind is not readin
 
 
 def _keep_params_as_dicts(obj: dict[str, Any], cls: type) -> Any:
-    return cls(**obj)
+    return cls(**{"params": None, **obj})  # JSON-RPC lets a request leave params out
 
 
 def converter() -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 from ..config import ClientConfig
 from ..core.report import render
 from ..core.service import Sessions
+from ..wire import plain
 from ..testing.sandbox import OfflineCodex, make_git_project
 
 SESSIONS = {
@@ -53,7 +54,8 @@ async def _demo(keep: bool) -> int:
         line = "   ".join(f"{name}: {status:<8}" for name, status in statuses.items())
         print(f"[{time.monotonic() - began:5.1f}s]  {line}", flush=True)
 
-    def emit(method: str, params: dict[str, Any]) -> None:
+    def emit(method: str, params: Any) -> None:
+        params = plain(params)
         if method == "codex/session/changed" and len(reports) < len(SESSIONS):
             s = params["session"]
             if statuses.get(s["name"]) != s["status"]:
