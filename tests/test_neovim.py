@@ -1082,6 +1082,21 @@ def test_exit_with_turns_running_says_once_they_go_on(fresh, project, offline):
     assert s["status"] == "running"
 
 
+def test_exit_with_a_standalone_sidecar_claims_nothing_goes_on(fresh, project):
+    """`serve --standalone`: the sessions end with this connection, as the user chose."""
+    fresh.setup(cmd=[*SIDECAR, "--standalone"])
+    fresh.cmd("CodexSessions start alone slow: 8")
+    fresh.wait_status(project, "alone", "running")
+    fresh.wait("return require('codex_sessions.state').daemon() == false", what="the sidecar known as standalone")
+    codex = fresh.session(project, "alone")["pid"]
+    fresh.cmd("doautocmd VimLeavePre")
+    assert not [n for n in fresh.notes() if "background" in n]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and alive(codex):
+        time.sleep(0.1)
+    assert not alive(codex)
+
+
 # ---- options, windows, completion -----------------------------------------------------------
 
 GLOBAL_OPTIONS = r"""

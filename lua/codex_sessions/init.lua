@@ -71,7 +71,8 @@ end
 function M.on_exit()
   local state = require("codex_sessions.state")
   local busy = state.busy()
-  if #busy > 0 and require("codex_sessions.config").options.notify.exit then
+  -- (a standalone sidecar, `serve --standalone`, stops them with this connection, as chosen)
+  if #busy > 0 and state.daemon() ~= false and require("codex_sessions.config").options.notify.exit then
     local names = {}
     for _, s in ipairs(busy) do
       table.insert(names, s.name)

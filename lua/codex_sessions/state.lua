@@ -12,6 +12,7 @@ local H = {
   connected = false, -- the cache follows a live connection
   synced = false, -- a full list arrived on this connection
   waiting = {}, -- functions to run once it has
+  daemon = nil, -- true: a daemon keeps the sessions; false: a standalone sidecar (serve --standalone)
 }
 
 local ACTIVE = { queued = true, starting = true, running = true, waiting = true }
@@ -24,6 +25,12 @@ end
 --- Does the cache follow a live connection (else it shows what was last heard)?
 function M.connected()
   return H.connected
+end
+
+--- Is it a daemon that keeps the sessions (true), a standalone sidecar whose sessions end
+--- with this connection (false), or not known yet (nil)?
+function M.daemon()
+  return H.daemon
 end
 
 local function fire(pattern, data)
@@ -266,6 +273,9 @@ end
 
 local function on_connected(params)
   H.connected = true
+  rpc.request("codex/daemon/status", vim.empty_dict(), function(err)
+    H.daemon = err == nil -- a standalone sidecar refuses it
+  end)
   M.sync(function(err)
     if not err and params.reconnect then
       require("codex_sessions.buffer").catch_up_all()
