@@ -964,8 +964,14 @@ def test_a_session_driven_from_another_client_updates_at_once(editor, project, o
         s = (await c.request("codex/session/get", {"project": str(project), "name": "shared"}))["session"]
         await c.request("codex/session/send", {"id": s["id"], "text": "slow: 2"})
         return s
+    editor.lua("""
+        local rpc = require('codex_sessions.rpc')
+        _G.sent, _G.real_request = {}, _G.real_request or rpc.request
+        rpc.request = function(method, ...) table.insert(_G.sent, method) return _G.real_request(method, ...) end""")
+    open_list(editor)
+    editor.cmd("wincmd p")
     s = with_client(offline, drive)
-    # the header, the cache and the statusline follow, without a request from Neovim
+    # the header, the cache, the list and the statusline follow, without a request from Neovim
     editor.wait("return vim.api.nvim_buf_get_lines(..., 0, 1, false)[1]:find('·  running  ·', 1, true)", buf,
                 what="the header to say running")
     assert editor.lua("return require('codex_sessions').statusline()") == "codex: 1 running"
@@ -974,6 +980,12 @@ def test_a_session_driven_from_another_client_updates_at_once(editor, project, o
                 what="the header to say idle")
     assert editor.lua("return require('codex_sessions').statusline()") == ""
     assert editor.cached(project, "shared")["turns"] == 2
+    list_buf = editor.lua("for _, b in ipairs(vim.api.nvim_list_bufs()) do "
+                          "if vim.bo[b].filetype == 'codex_sessions_list' then return b end end")
+    editor.wait("return vim.api.nvim_buf_get_lines(..., 3, 4, false)[1]:find('done: tick', 1, true)", list_buf,
+                what="the list line to follow")
+    sent = editor.lua("local s = _G.sent; require('codex_sessions.rpc').request = _G.real_request; return s")
+    assert "codex/session/list" not in sent and "codex/session/get" not in sent, sent
     events = editor.lua("return vim.list_slice(_G.events, ...)", count_before + 1)
     assert any(e["pattern"] == "CodexSessionChanged" and e["data"]["session"]["id"] == s["id"] for e in events)
 
@@ -987,12 +999,16 @@ def test_neovim_started_after_turns_began_shows_them_streams_and_answers(fresh, 
     while time.monotonic() < deadline:  # the approval request has reached the daemon
         out = subprocess.run([sys.executable, "-m", "codex_sessions", "ls", "--json"], env=offline.env(),
                              cwd=project, text=True, capture_output=True, timeout=60)
-        if '"waiting"' in out.stdout:
+        if '"waiting"' in out.stdout and '"running"' in out.stdout:
             break
         time.sleep(0.2)
+    time.sleep(3)  # the turn has run 3 s before this Neovim hears of it
     ed.cmd("CodexSessions list")
     ed.wait("return vim.bo.filetype == 'codex_sessions_list'")
     wait_rows(ed, [("needs", "waiting"), ("longrun", "running")])
+    # its elapsed time is the daemon's (from turnStartedAt), not since this Neovim saw it
+    line = next(l for l in ed.text(0).split("\n") if l.startswith("longrun "))
+    assert int(line.split()[2].rstrip("s")) >= 3, line
     goto_row(ed, "longrun")
     ed.feed("<CR>")
     buf = ed.wait_buf(buffer_name(project, "longrun"))
@@ -1022,7 +1038,7 @@ def test_the_daemon_keeps_sessions_when_the_connection_dies_and_neovim_catches_u
     editor.wait_text(buf, "tick")
     (pid,) = relay_pids(editor)
     os.kill(pid, signal.SIGKILL)
-    wait_note(editor, "lost the connection to the daemon", "WARN")
+    wait_note(editor, "the connection to the daemon ended", "WARN")
     assert not editor.lua("return require('codex_sessions.rpc').is_running()")
     assert "(disconnected)" in editor.header(buf)
     time.sleep(3.5)  # the turn ends meanwhile; Neovim hears nothing of it

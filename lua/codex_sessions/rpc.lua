@@ -87,15 +87,14 @@ local function on_exit(gen, code, signal)
   H.client, H.ready = nil, false
   local failed = fail_queued({ code = -32099, message = "the connection to the codex-sessions daemon ended before it answered" })
   if not expected then
-    local cmd = table.concat(config.options.cmd, " ")
     if was_ready then
-      util.notify(string.format(
-        "codex-sessions: lost the connection to the daemon (`%s` exited, code %s, signal %s); sessions go on there, the next command reconnects",
-        cmd, tostring(code), tostring(signal)), vim.log.levels.WARN)
+      util.notify(util.one_line(string.format(
+        "codex-sessions: the connection to the daemon ended (serve exited, code %s); the next command reconnects",
+        tostring(code))), vim.log.levels.WARN)
     elseif failed == 0 then
-      util.notify(string.format(
-        "codex-sessions: `%s` could not reach the daemon (code %s); see :checkhealth codex_sessions and `codex-sessions daemon status`",
-        cmd, tostring(code)), vim.log.levels.ERROR)
+      util.notify(util.one_line(string.format(
+        "codex-sessions: `%s` could not reach the daemon (code %s); see :checkhealth codex_sessions",
+        table.concat(config.options.cmd, " "), tostring(code))), vim.log.levels.ERROR)
     end
   end
   fire("CodexSessionSidecarExited", { code = code, signal = signal, expected = expected })

@@ -209,15 +209,7 @@ function M.busy()
   return M.sorted(out)
 end
 
---- `text` cut to one line that fits the command line (so no "Press ENTER").
-function M.one_line(text)
-  text = tostring(text or ""):gsub("%s*\n%s*", " ")
-  local room = math.max(vim.v.echospace or 80, 40)
-  if vim.fn.strdisplaywidth(text) > room then
-    text = vim.fn.strcharpart(text, 0, room - 1) .. "…"
-  end
-  return text
-end
+M.one_line = util.one_line
 
 local function label(session)
   return session and session.name or "?"

@@ -122,6 +122,16 @@ function M.float(buf, opts)
   return win
 end
 
+--- `text` cut to one line that fits the command line (so no "Press ENTER").
+function M.one_line(text)
+  text = tostring(text or ""):gsub("%s*\n%s*", " ")
+  local room = math.max(vim.v.echospace or 80, 40)
+  if vim.fn.strdisplaywidth(text) > room then
+    text = vim.fn.strcharpart(text, 0, room - 1) .. "…"
+  end
+  return text
+end
+
 local queued = {} -- notices of this tick, shown together
 
 local function builtin_notify()
@@ -256,7 +266,8 @@ function M.show_keys(where, keys)
   vim.bo[buf].bufhidden = "wipe"
   vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
   vim.bo[buf].modifiable = false
-  M.float(buf, { width = 44, height = #lines, title = "codex-sessions keys in the " .. where })
+  local title = "codex-sessions keys in the " .. where
+  M.float(buf, { width = math.max(44, #title + 4), height = #lines, title = title })
 end
 
 --- The directory a command acts on: a session or list buffer's project, the current
