@@ -80,7 +80,6 @@ local function write(st, fn)
   if st.sep then
     st.guard = sep_row(st) + 1
   end
-  st.good_seq = vim.fn.undotree(buf).seq_cur -- what an edit of the transcript returns to
   if not ok then
     error(err, 0)
   end
