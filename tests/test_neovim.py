@@ -1427,7 +1427,13 @@ def test_in_a_real_terminal_statuslines_follow_and_notices_show_in_insert_mode(t
         screen = term.wait(lambda s: "asker waits for approval: touch asked.txt" in s[-1] + s[-2],
                            "the waiting notice in Insert mode")
         assert not any("Press ENTER" in line for line in screen)
-        term.keys("Escape")
+        term.keys("typing on")  # screen updates do not wipe it while Insert mode lasts
+        time.sleep(0.5)
+        term.wait(lambda s: "asker waits for approval" in s[-1] + s[-2] and
+                  any("typing on# demo project" in line for line in s), "the notice while typing")
+        term.keys("Escape", "i")  # and the mode message is back afterwards
+        term.wait(lambda s: "-- INSERT --" in s[-1] + s[-2], "-- INSERT -- again")
+        term.keys("Escape", "u")
         term.keys(":CodexSessions pending", "Enter")
         term.wait(lambda s: any("ultra/asker: command touch asked.txt" in line for line in s), "the inbox")
         term.keys("1", "Enter")

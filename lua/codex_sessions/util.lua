@@ -155,19 +155,23 @@ local function flush_notices()
   if #notes > 1 then
     msg = msg .. string.format(" (+%d more)", #notes - 1)
   end
-  local mode = vim.api.nvim_get_mode().mode
-  if mode:match("^[iR]") and top.level >= vim.log.levels.WARN then
-    -- in Insert mode the mode message overwrites a plain message at once; one that
-    -- is marked as an error stays until the next key
-    vim.api.nvim_echo({ { msg, top.level == vim.log.levels.WARN and "WarningMsg" or "ErrorMsg" } }, true, { err = true })
-  else
-    vim.notify(msg, top.level)
+  if vim.api.nvim_get_mode().mode:match("^[iR]") and vim.o.showmode then
+    -- In Insert mode the mode message ("-- INSERT --") is drawn again at every screen
+    -- update and wipes the notice; the notice takes its place until Insert mode ends.
+    vim.o.showmode = false
+    vim.api.nvim_create_autocmd("InsertLeave", {
+      once = true,
+      callback = function()
+        vim.o.showmode = true
+      end,
+    })
   end
+  vim.notify(msg, top.level)
 end
 
 --- A one-line notice through vim.notify. With Neovim's own vim.notify (which echoes),
---- notices of one moment are shown as one line (two would ask "Press ENTER"), and a
---- warning shows in Insert mode too. A notification plugin gets each as it comes.
+--- notices of one moment are shown as one line (two would ask "Press ENTER"), and they
+--- show in Insert mode too. A notification plugin gets each as it comes.
 function M.notify(msg, level)
   level = level or vim.log.levels.INFO
   if not builtin_notify() then
