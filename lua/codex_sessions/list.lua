@@ -143,8 +143,14 @@ local function ensure_timer()
       end
       return
     end
+    local state = require("codex_sessions.state")
     for _, buf in ipairs(bufs) do
-      render(buf) -- elapsed times move on
+      for _, s in ipairs(state.of_project(H.by_buf[buf].root, false)) do
+        if state.active(s.status) then
+          render(buf) -- its elapsed time moves on
+          break
+        end
+      end
     end
   end))
 end
