@@ -673,6 +673,19 @@ def test_list_shows_the_daemons_order_and_headlines_and_its_keys_work(editor, pr
     editor.answer(True)
     editor.feed("d")
     wait_note(editor, "broken is failed, not running: nothing to kill", "WARN")
+    # X forgets a session that is not running, after a yes: record, row and buffer go
+    tidy_buf = editor.buf_by_name(buffer_name(project, "tidy"))
+    assert tidy_buf
+    editor.feed("S")
+    goto_row(editor, "tidy")
+    editor.answer(True)
+    editor.feed("X")
+    wait_note(editor, "forgot tidy", "INFO")
+    assert "Forget tidy for good? Its record and transcript are deleted." in editor.questions()
+    wait_rows(editor, [("broken", "failed"), ("fresh", "stopped"), ("idle", "stopped")])
+    assert editor.buf_by_name(buffer_name(project, "tidy")) is None
+    assert not editor.lua("return vim.api.nvim_buf_is_valid(...)", tidy_buf)
+    editor.feed("S")
     # :CodexSessions list from the list closes it (a toggle), as q does
     ordinary, _ = editor.windows()
     editor.cmd("CodexSessions list")

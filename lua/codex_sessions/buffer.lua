@@ -737,6 +737,25 @@ function M.open(session)
   return buf
 end
 
+--- The session `id` is gone for good (forgotten): its buffer goes, its windows stay.
+function M.forget(id)
+  local buf = M.buf_of(id)
+  if not buf then
+    return
+  end
+  for _, win in ipairs(vim.fn.win_findbuf(buf)) do
+    vim.api.nvim_win_call(win, function()
+      local alt = vim.fn.bufnr("#")
+      if alt > 0 and alt ~= buf and vim.api.nvim_buf_is_loaded(alt) then
+        vim.api.nvim_win_set_buf(win, alt)
+      else
+        vim.cmd("enew")
+      end
+    end)
+  end
+  pcall(vim.api.nvim_buf_delete, buf, { force = true })
+end
+
 --- Is `id`'s buffer shown in a window of the current tab page?
 function M.visible(id)
   local buf = M.buf_of(id)

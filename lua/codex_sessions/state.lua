@@ -127,9 +127,10 @@ function M.update(session)
   return old
 end
 
---- A session that is gone for good (forgotten).
+--- A session that is gone for good (forgotten): out of the cache, its buffer wiped.
 function M.forget(id)
   H.sessions[id] = nil
+  require("codex_sessions.buffer").forget(id)
   require("codex_sessions.list").on_changed()
   vim.cmd("redrawstatus!")
 end
