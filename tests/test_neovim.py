@@ -1086,9 +1086,11 @@ def test_a_gap_in_seq_makes_the_buffer_catch_up(editor, project):
           buffer.on_output(params.id, kept)
         end)""")
     editor.cmd("CodexSessions send gap run: echo gap-$((40 + 2))")
+    text = editor.wait_text(buf, "$ echo gap-$((40 + 2))  [exit 0]\n  │ gap-42")
     text = editor.wait_text(buf, "Command finished")
     assert editor.lua("return _G.dropped") > 0
-    assert "$ echo gap-$((40 + 2))  [exit 0]\n  │ gap-42" in text
+    assert text.index("[exit 0]") < text.index("Command finished")  # in its place
+    assert text.count("Command finished") == 1
     editor.lua("require('codex_sessions.rpc').on('codex/session/output', function(p) "
                "require('codex_sessions.buffer').on_output(p.id, p.items) end)")
 

@@ -60,23 +60,21 @@ local function split_lines(text)
 end
 
 --- Run `fn`, our own change of the buffer: outside the undo history (so `u` in the
---- prompt area never undoes the transcript), allowed where the user may not write,
---- and not taken for the user's edit of the read-only part.
+--- prompt area never undoes the transcript), and not taken for the user's edit of
+--- the read-only part.
 local repair
 
 local function write(st, fn)
   local buf = st.buf
   if st.violated and not vim.api.nvim_get_mode().mode:match("^[iR]") then
-    repair(st) -- before this write clears the undo history that can restore it
+    repair(st) -- before this write leaves the undo history unable to restore it
   end
-  local undolevels, modifiable = vim.bo[buf].undolevels, vim.bo[buf].modifiable
+  local undolevels = vim.bo[buf].undolevels
   vim.bo[buf].undolevels = -1
-  vim.bo[buf].modifiable = true
   st.writing = st.writing + 1
   local ok, err = pcall(fn)
   st.writing = st.writing - 1
   vim.bo[buf].undolevels = undolevels
-  vim.bo[buf].modifiable = modifiable
   if st.sep then
     st.guard = sep_row(st) + 1
   end
@@ -239,6 +237,11 @@ local function show(st, item)
       return
     end
     if item.seq > st.last_seq + 1 and not st.complete_page then
+      if st.tail then -- streamed text after the missed items: shown again in its place
+        st.streamed[st.tail.id] = nil
+        replace_tail(st, {})
+        st.tail = nil
+      end
       catch_up(st, { item })
       return
     end
