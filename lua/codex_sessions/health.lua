@@ -85,9 +85,9 @@ local function check_sidecar(config, env)
     return nil
   end
   if status.running then
-    health.ok(string.format("daemon running: pid %s, version %s, %s client(s), %s live session(s); log %s",
-      tostring(status.pid), tostring(status.version), tostring(status.clients), tostring(status.liveSessions),
-      tostring(status.log)))
+    health.ok(string.format("daemon running: pid %s, version %s, %s live session(s), %s other client(s); log %s",
+      tostring(status.pid), tostring(status.version), tostring(status.liveSessions),
+      tostring(math.max((tonumber(status.clients) or 1) - 1, 0)), tostring(status.log)))
   else
     health.info("daemon not running; the first :CodexSessions command starts it")
   end
