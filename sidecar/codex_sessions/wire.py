@@ -91,6 +91,7 @@ class SessionInfo(TypedDict):
     role: Literal["worker", "explorer", "verifier"]
     writeScope: list[str]
     overlaps: list[str]
+    version: int
 
 
 class ChangedNotification(TypedDict):

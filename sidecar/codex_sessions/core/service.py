@@ -300,13 +300,16 @@ class Sessions(Core):
     async def _claim(self, session: Session) -> None:
         """Take the name in the database: no other sidecar runs a session of that name."""
         record = session.record()
+        await self.store.flush()  # e.g. the kill of the session that had the name, just now
         for _ in range(3):
             try:
                 await self.store.claim(record)
                 return
             except NameHeld as held:
-                if held.token != self.store.owner_token and not alive(held.pid):
-                    await self.store.release_name(held.session_id)  # its sidecar is gone
+                ours = held.token == self.store.owner_token
+                mine = self.registry.get(held.session_id)
+                if (not ours and not alive(held.pid)) or (ours and (mine is None or not mine.live)):
+                    await self.store.release_name(held.session_id)  # nobody runs it any more
                     continue
                 raise NameTaken(f"a session named {session.name!r} is already running in "
                                 f"{session.project.root} (pid {held.pid})",
@@ -342,8 +345,17 @@ class Sessions(Core):
         truncated = False
         if after == 0 and items and items[0]["seq"] > 1:
             truncated = True  # the database lost the oldest items
-        return {"items": items, "next": items[-1]["seq"] if items else after,
-                "truncated": truncated}
+        result = {"items": items, "next": items[-1]["seq"] if items else after,
+                  "truncated": truncated}
+        runner = self.runners.get(session.id)
+        if runner is not None and runner.open_streams and result["next"] >= session.transcript.next_seq - 1:
+            # the end of the transcript, with a message still streaming: what streamed so far
+            await self.store.flush()
+            pieces = await self.store.pieces(session.id)
+            result["streaming"] = [{"kind": "agentDelta", "itemId": item_id, "text": text}
+                                   for item_id, (_, text) in pieces.items()
+                                   if item_id in runner.open_streams]
+        return result
 
     def report(self, session: Session) -> dict[str, Any]:
         report = report_of(session) if session.turn_active or session.report is None else session.report
@@ -396,8 +408,10 @@ class Sessions(Core):
     async def kill(self, session: Session) -> None:
         if session.owner is not None:
             self.drivable(session)
-        if session.live:
-            await self.runner(session).end_process("stopped")
+        if not session.live:
+            raise InvalidState(f"session {session.name!r} is {session.status}, not running: "
+                               "nothing to kill", {"id": session.id})
+        await self.runner(session).end_process("stopped")
 
     async def kill_all(self, project_path: str | None) -> list[str]:
         await self.ready()

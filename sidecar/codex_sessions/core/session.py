@@ -34,7 +34,7 @@ SHARED_FIELDS = {
     "finished_at": "finishedAt", "turns": "turns", "last_turn": "lastTurn",
     "changed_files": "changedFiles", "usage": "usage", "error": "error", "report": "report",
     "isolation": "isolation", "worktree": "worktree", "role": "role", "write_scope": "writeScope",
-    "overlaps": "overlaps",
+    "overlaps": "overlaps", "version": "version",
 }
 # Kept in the record only: how to run this session's Codex again.
 PRIVATE_FIELDS = {"codex_command": "codexCommand", "codex_env": "codexEnv",
@@ -82,6 +82,7 @@ class Session:
     role: str = "worker"
     write_scope: list[str] = field(default_factory=list)
     overlaps: list[str] = field(default_factory=list)  # files others changed too, in words
+    version: int = 0  # +1 on every change: of two copies of a session, the higher is newer
     codex_command: list[str] = field(default_factory=list)
     codex_env: dict[str, str] = field(default_factory=dict)
     codex_process: str = "perProject"
@@ -167,6 +168,7 @@ class Session:
 
     def touch(self) -> None:
         self.updated_at = now()
+        self.version += 1
         self.forget_encoding()
 
     def forget_encoding(self) -> None:
