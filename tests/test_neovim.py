@@ -502,16 +502,14 @@ def test_the_transcript_above_the_prompt_is_read_only(editor, project):
     editor.wait_text(buf, "\nstill works\n")
 
 
-def test_header_shows_codex_retrying_the_model(editor, project, offline):
-    """A session started by another client with retries allowed: Neovim shows each retry."""
-    editor.cmd("CodexSessions start watch")  # something to open the retrying one from
-    editor.wait_status(project, "watch", "idle")
-    retries = ["-c", "model_providers.mock.stream_max_retries=2", "-c", "model_providers.mock.request_max_retries=2"]
-    s = client_start(offline, project, "retry", None, codexArgs=retries)
-    editor.cmd("CodexSessions switch retry")
+def test_header_shows_codex_retrying_the_model(editor, project):
+    """The scripted model fails; Codex retries it (the test world allows two stream
+    retries) and the header says so while it does; once the turn ended it is gone."""
+    editor.cmd("CodexSessions start retry")
     buf = editor.wait_buf(buffer_name(project, "retry"))
     editor.wait_status(project, "retry", "idle")
-    client_start(offline, project, "retry", "fail")
+    s = editor.session(project, "retry")
+    editor.cmd("CodexSessions send retry fail")
     editor.wait_status(project, "retry", "running")
     editor.wait_status(project, "retry", "idle")
     headers = editor.lua("""
@@ -523,7 +521,7 @@ def test_header_shows_codex_retrying_the_model(editor, project, offline):
         end
         return out""", s["id"])
     assert any("running" in h and "retrying (1)" in h for h in headers), headers
-    assert "retrying" not in editor.header(buf)  # gone once the turn ended
+    assert "retrying" not in editor.header(buf)
     # what the header says about storage, from the same builder
     text = editor.lua("""local s = vim.deepcopy(require('codex_sessions.state').get(...))
         s.storageError = 'cannot write to /x/sessions.db: disk I/O error'
@@ -672,7 +670,7 @@ def test_list_shows_the_daemons_order_and_headlines_and_its_keys_work(editor, pr
     goto_row(editor, "broken")
     editor.answer(True)
     editor.feed("d")
-    wait_note(editor, "broken is failed, not running: nothing to kill", "WARN")
+    wait_note(editor, "session 'broken' is failed, not running: nothing to kill", "ERROR")
     # X forgets a session that is not running, after a yes: record, row and buffer go
     tidy_buf = editor.buf_by_name(buffer_name(project, "tidy"))
     assert tidy_buf
@@ -691,7 +689,7 @@ def test_list_shows_the_daemons_order_and_headlines_and_its_keys_work(editor, pr
     editor.cmd("CodexSessions list")
     editor.wait("return vim.bo.filetype ~= 'codex_sessions_list'", what="the list to close")
     assert editor.windows()[0] == ordinary - 1
-    assert not editor.errors()
+    assert len(editor.errors()) == 1  # the one about `broken`
 
 
 def test_the_list_can_be_a_float(editor, project):
@@ -875,7 +873,6 @@ def test_killall_asks_kills_this_project_and_bang_kills_every_project(editor, pr
     wait_note(editor, "a session named 'one' is already running", "ERROR")
     editor.cmd("CodexSessions kill one")
     editor.wait_status(project, "one", "stopped")
-    time.sleep(0.5)  # the daemon frees the name once the kill is written (NEEDS.md, 2)
     editor.cmd("CodexSessions start! one say: brand new")
     editor.wait("return require('codex_sessions.buffer').session_of(0) and "
                 "require('codex_sessions.buffer').session_of(0).id ~= ...", old_id)
@@ -1003,6 +1000,28 @@ def test_a_session_driven_from_another_client_updates_at_once(editor, project, o
     assert any(e["pattern"] == "CodexSessionChanged" and e["data"]["session"]["id"] == s["id"] for e in events)
 
 
+def test_what_another_client_forgets_or_overlaps_reaches_neovim(editor, project, offline):
+    editor.cmd("CodexSessions start one run: echo one > same.txt")
+    editor.cmd("CodexSessions start two")
+    editor.wait_status(project, "one", "idle")
+    editor.wait_status(project, "two", "idle")
+    # two sessions of one work tree change the same file: a one-line warning
+    editor.cmd("CodexSessions send two run: echo two > same.txt")
+    note = wait_note(editor, "same.txt changed by more than one session", "WARN")
+    assert note.endswith(("session: one, two", "session: two, one")) and "\n" not in note, note
+    # another client forgets `one`: gone from the cache, its buffer wiped
+    buf = editor.buf_by_name(buffer_name(project, "one"))
+    one = editor.session(project, "one")
+
+    async def forget(c: SidecarClient) -> None:
+        await c.request("codex/session/kill", {"id": one["id"]})
+        await c.request("codex/session/forget", {"id": one["id"]})
+    with_client(offline, forget)
+    editor.wait("return require('codex_sessions.state').get(...) == nil", one["id"], what="one out of the cache")
+    editor.wait("return not vim.api.nvim_buf_is_valid(...)", buf, what="one's buffer wiped")
+    assert editor.lua("return vim.fn.getcompletion('CodexSessions switch ', 'cmdline')") == ["two"]
+
+
 def test_neovim_started_after_turns_began_shows_them_streams_and_answers(fresh, project, offline):
     """Turns started by another client that then left; a Neovim that saw none of it."""
     client_start(offline, project, "longrun", "slow: 20")
@@ -1025,6 +1044,9 @@ def test_neovim_started_after_turns_began_shows_them_streams_and_answers(fresh, 
     goto_row(ed, "longrun")
     ed.feed("<CR>")
     buf = ed.wait_buf(buffer_name(project, "longrun"))
+    # what streamed before this Neovim was there shows at once (the transcript's text so far)
+    ed.wait("return select(2, table.concat(vim.api.nvim_buf_get_lines(..., 0, -1, false)):gsub('tick', '')) >= 10",
+            buf, timeout=3, what="the text streamed so far")
     assert "·  running  ·" in ed.header(buf)
     n = ed.text(buf).count("tick")
     ed.wait("return select(2, table.concat(vim.api.nvim_buf_get_lines(..., 0, -1, false)):gsub('tick', '')) > "

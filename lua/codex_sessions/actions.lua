@@ -135,13 +135,7 @@ end
 
 function M.kill(ref)
   call("codex/session/kill", M.ref(ref), function(result)
-    local s = result.session
-    if s.status == "stopped" then
-      util.notify("codex-sessions: killed " .. s.name, vim.log.levels.INFO)
-    else -- it was not running: the daemon left it as it was
-      util.notify(string.format("codex-sessions: %s is %s, not running: nothing to kill", s.name, s.status),
-        vim.log.levels.WARN)
-    end
+    util.notify("codex-sessions: killed " .. result.session.name, vim.log.levels.INFO)
   end)
 end
 

@@ -315,6 +315,18 @@ local function load_transcript(st, pending)
       return
     end
     st.loading = false
+    -- a message still streaming: its text so far, in place of what this buffer has of it;
+    -- pieces of it that came meanwhile are in that text (or follow it soon enough)
+    for _, piece in ipairs(type(result.streaming) == "table" and result.streaming or {}) do
+      if st.tail and st.tail.id == piece.itemId and st.tail.kind == "agent" then
+        replace_tail(st, render.prefixed(piece.text or "", "", "", "CodexSessionsAgent"))
+      else
+        show(st, piece)
+      end
+      st.backlog = vim.tbl_filter(function(b)
+        return b.seq or b.itemId ~= piece.itemId
+      end, st.backlog)
+    end
     drain_backlog(st)
   end)
 end

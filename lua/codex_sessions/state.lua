@@ -104,12 +104,16 @@ local function views(session)
   vim.cmd("redrawstatus!")
 end
 
---- Keep `session` if it is not older than what is cached; return the one it replaces
---- and whether it was taken.
+--- Keep `session` unless the cache holds a newer copy (by the daemon's `version`);
+--- return the one it replaces and whether it was taken.
 function M.remember(session)
   local old = H.sessions[session.id]
-  if old and (session.updatedAt or "") < (old.updatedAt or "") then
-    return old, false -- an answer that left before a newer notification
+  if old and type(session.version) == "number" and type(old.version) == "number" then
+    if session.version < old.version then
+      return old, false -- an answer that left before a newer notification
+    end
+  elseif old and (session.updatedAt or "") < (old.updatedAt or "") then
+    return old, false
   end
   H.sessions[session.id] = session
   return old, true
@@ -253,6 +257,23 @@ local function on_finished(params)
   fire("CodexSessionFinished", { session = session, report = params.report, text = params.text })
 end
 
+local function on_forgotten(params)
+  if params.id and H.sessions[params.id] then
+    M.forget(params.id)
+  end
+end
+
+local function on_overlap(params)
+  local names = {}
+  for _, id in ipairs(type(params.sessions) == "table" and params.sessions or {}) do
+    table.insert(names, label(H.sessions[id]))
+  end
+  local what = params.reason == "outOfScope" and "written outside its write scope by"
+    or "changed by more than one session:"
+  util.notify(M.one_line(string.format("codex-sessions: %s %s %s", tostring(params.path), what,
+    table.concat(names, ", "))), vim.log.levels.WARN)
+end
+
 local SHOW_LEVELS = { vim.log.levels.ERROR, vim.log.levels.WARN, vim.log.levels.INFO, vim.log.levels.DEBUG }
 
 local function on_show_message(params)
@@ -288,6 +309,8 @@ rpc.on("codex/session/changed", on_changed)
 rpc.on("codex/session/output", on_output)
 rpc.on("codex/session/request", on_request)
 rpc.on("codex/session/finished", on_finished)
+rpc.on("codex/session/forgotten", on_forgotten)
+rpc.on("codex/session/overlap", on_overlap)
 rpc.on("window/showMessage", on_show_message)
 rpc.on("codex-sessions/connected", on_connected)
 rpc.on("codex-sessions/exited", on_exited)
