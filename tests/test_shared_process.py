@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 
 from codex_sessions.testing.client import SidecarClient
 
