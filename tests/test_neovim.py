@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -446,6 +447,8 @@ def test_approval_round_trip_from_the_buffer(editor, project):
     editor.wait_text(buf, ": acceptForSession")
     editor.wait_status(project, "asks", "idle")
     assert (project / "trusted.txt").exists()
+    editor.wait("return vim.api.nvim_buf_get_lines(..., 0, 1, false)[1]:find('·  idle  ·', 1, true)", buf,
+                what="the header to say idle")  # (the notification may follow the answer)
     before = editor.text(buf)
     editor.feed("Gu")
     assert editor.text(buf) == before
@@ -547,6 +550,17 @@ def list_rows(editor: Editor) -> list[tuple[str, str]]:
     return [tuple(r) for r in rows]
 
 
+def list_line(text: str, name: str) -> str:
+    """The list's line of session `name`: its number (if any), then its name."""
+    return next(l for l in text.split("\n") if re.match(rf"^(\s?\d+|  ) {re.escape(name)} ", l))
+
+
+def list_cells(text: str, name: str) -> list[str]:
+    """The cells of `name`'s list line after the name: [status, elapsed, ...]."""
+    line = list_line(text, name)
+    return line.split(f" {name} ", 1)[1].split()
+
+
 def goto_row(editor: Editor, name: str) -> None:
     editor.lua("""
         local list = require('codex_sessions.list')
@@ -592,15 +606,15 @@ def test_list_shows_the_daemons_order_and_headlines_and_its_keys_work(editor, pr
     text = editor.text(0)
     assert "Codex sessions of ultra" in text
     for name in ("asks", "broken", "idle"):  # the daemon's headline beside each name
-        line = next(l for l in text.split("\n") if l.startswith(name + " "))
+        line = list_line(text, name)
         assert line.endswith(editor.cached(project, name)["headline"]), line
     assert "waits: touch asked.txt" in text and "done: all good" in text
     assert requests  # (the connection was there before the list)
 
     # the elapsed time of the waiting turn moves on while the list is shown
     def elapsed_of(name: str) -> int:
-        line = next(l for l in editor.text(0).split("\n") if l.startswith(name + " "))
-        value = line.split()[2]
+        line = list_line(editor.text(0), name)
+        value = list_cells(editor.text(0), name)[1]
         assert value.endswith("s") and value[:-1].isdigit(), line
         return int(value[:-1])
     first = elapsed_of("asks")
@@ -832,6 +846,10 @@ def test_send_a_selection_or_the_file_with_where_it_comes_from(editor, project):
 def test_killall_asks_kills_this_project_and_bang_kills_every_project(editor, project, other_project):
     editor.cmd("CodexSessions start one")
     editor.cmd("CodexSessions start two")
+    # each start opens its buffer when the daemon answers; the project of a command is
+    # that of the current buffer, so `elsewhere` waits until both are open
+    editor.wait_buf(buffer_name(project, "one"))
+    editor.wait_buf(buffer_name(project, "two"))
     editor.cmd(f"cd {other_project}")
     editor.cmd("enew")
     editor.cmd("CodexSessions start elsewhere")
@@ -1008,7 +1026,8 @@ def test_what_another_client_forgets_or_overlaps_reaches_neovim(editor, project,
     # two sessions of one work tree change the same file: a one-line warning
     editor.cmd("CodexSessions send two run: echo two > same.txt")
     note = wait_note(editor, "same.txt changed by more than one session", "WARN")
-    assert note.endswith(("session: one, two", "session: two, one")) and "\n" not in note, note
+    assert note.endswith(("session: one, two (the list marks them with !)",
+                          "session: two, one (the list marks them with !)")) and "\n" not in note, note
     # another client forgets `one`: gone from the cache, its buffer wiped
     buf = editor.buf_by_name(buffer_name(project, "one"))
     one = editor.session(project, "one")
@@ -1039,8 +1058,8 @@ def test_neovim_started_after_turns_began_shows_them_streams_and_answers(fresh, 
     ed.wait("return vim.bo.filetype == 'codex_sessions_list'")
     wait_rows(ed, [("needs", "waiting"), ("longrun", "running")])
     # its elapsed time is the daemon's (from turnStartedAt), not since this Neovim saw it
-    line = next(l for l in ed.text(0).split("\n") if l.startswith("longrun "))
-    assert int(line.split()[2].rstrip("s")) >= 3, line
+    line = list_line(ed.text(0), "longrun")
+    assert int(list_cells(ed.text(0), "longrun")[1].rstrip("s")) >= 3, line
     goto_row(ed, "longrun")
     ed.feed("<CR>")
     buf = ed.wait_buf(buffer_name(project, "longrun"))
@@ -1288,7 +1307,7 @@ def test_setup_validates_options_and_reports_bad_ones(editor):
 # ---- health, help, messages ---------------------------------------------------------------------
 
 def test_checkhealth_reports_each_check(editor, offline, tmp_path):
-    editor.cmd("CodexSessions list")
+    open_list(editor)  # (the list opens once the daemon answered: not over the health buffer)
     editor.wait("return require('codex_sessions.rpc').info().ready")
     editor.cmd("checkhealth codex_sessions")
     text = editor.text(0)
