@@ -920,7 +920,8 @@ def test_errors_reach_the_user_as_error_notifications(editor, project):
     wait_note(editor, "usage: :CodexSessions rename", "ERROR")
     editor.cmd("1CodexSessions cancel")
     wait_note(editor, "only `send` takes a range", "ERROR")
-    # a busy session refuses a second prompt
+    # a busy session refuses a second prompt (with steer = false: see the steer test)
+    editor.setup(steer=False)
     editor.cmd("CodexSessions start main slow: 10")
     editor.wait_status(project, "main", "running")
     editor.cmd("CodexSessions send main say: too soon")
@@ -1644,3 +1645,268 @@ def test_start_options_scopes_explorer_and_overlaps_marked(editor, project):
     editor.wait("return vim.fn.bufname() == ...", buffer_name(project, "one"))
     editor.wait("return vim.api.nvim_buf_get_lines(0, 0, 1, false)[1]:find('·  1 overlap  ·', 1, true)")
     editor.wait_text(0, "! overlap: same.txt was also changed by lexer")
+
+
+# ---- Codex's thread model: fork, review, steer, models, adopt, numbered jumps (issue 13) ---
+
+def user_texts(body: dict[str, Any]) -> list[str]:
+    """The user messages a request to the model carried, in order (not the environment's)."""
+    texts = []
+    for item in body.get("input") or []:
+        if item.get("type") == "message" and item.get("role") == "user":
+            texts += [c.get("text", "") for c in item.get("content") or [] if isinstance(c, dict)]
+    return [t for t in texts if not t.lstrip().startswith("<")]
+
+
+def last_request_to(world: OfflineCodex, text: str) -> dict[str, Any]:
+    """The last request the model got whose last user message is `text`."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for body in reversed(list(world.model.requests)):
+            texts = user_texts(body)
+            if texts and texts[-1] == text:
+                return body
+        time.sleep(0.1)
+    raise AssertionError(f"the model never got {text!r}")
+
+
+def test_continue_from_here_and_fork_keep_the_turns_asked_for(editor, project, world):
+    editor.cmd("CodexSessions start main say: one")
+    buf = editor.wait_buf(buffer_name(project, "main"))
+    editor.wait_status(project, "main", "idle")
+    for n, word in ((2, "two"), (3, "three")):
+        editor.cmd(f"CodexSessions send main say: {word}")
+        editor.wait_text(buf, f"\n{word}\n")
+        editor.wait("local s = require('codex_sessions.buffer').session_of(...) "
+                    "return s.turns == " + str(n) + " and s.status == 'idle'", buf)
+    # the cursor on the first turn's answer; <LocalLeader>f asks the name, forks there
+    lines = editor.text(buf).split("\n")
+    editor.lua("vim.api.nvim_win_set_cursor(0, { ..., 0 })", lines.index("one") + 1)
+    editor.lua("table.insert(_G.answers, 'early')")
+    editor.feed("\\f")
+    early = editor.wait_buf(buffer_name(project, "early"))
+    editor.wait("return vim.fn.bufname() == ...", buffer_name(project, "early"), what="the fork's buffer")
+    wait_note(editor, "early continues main from turn 1", "INFO")
+    editor.wait_text(early, "[Forked from main after turn 1 of 3]")
+    editor.wait_status(project, "early", "idle")
+    editor.lua("vim.api.nvim_buf_set_lines(0, -2, -1, false, { 'say: four' })")
+    editor.feed("<C-s>")
+    editor.wait_text(early, "\nfour\n")
+    assert user_texts(last_request_to(world, "say: four")) == ["say: one", "say: four"]
+    # from a second turn's prompt line, and from the prompt area (all of them)
+    editor.cmd(f"buffer {buf}")
+    lines = editor.text(buf).split("\n")
+    editor.lua("vim.api.nvim_win_set_cursor(0, { ..., 0 })", lines.index("> say: two") + 1)
+    assert editor.lua("return require('codex_sessions.buffer').turn_at_cursor(0)") == 2
+    editor.feed("G")
+    assert editor.lua("return require('codex_sessions.buffer').turn_at_cursor(0)") is None
+    editor.lua("vim.api.nvim_win_set_cursor(0, { 1, 0 })")  # the header: no turn
+    editor.feed("\\f")
+    wait_note(editor, "no turn here", "ERROR")
+    # :CodexSessions fork NAME NEW [--at-turn=N]
+    editor.cmd("CodexSessions fork main whole")
+    whole = editor.wait_buf(buffer_name(project, "whole"))
+    editor.wait_text(whole, "[Forked from main after turn 3 of 3]")
+    editor.wait_status(project, "whole", "idle")
+    editor.cmd("CodexSessions send whole say: five")
+    editor.wait_text(whole, "\nfive\n")
+    assert user_texts(last_request_to(world, "say: five")) == ["say: one", "say: two", "say: three", "say: five"]
+    editor.cmd("CodexSessions fork main second --at-turn=2")
+    second = editor.wait_buf(buffer_name(project, "second"))
+    editor.wait_text(second, "[Forked from main after turn 2 of 3]")
+    assert editor.lua("return vim.fn.getcompletion('CodexSessions fork main second --at-turn=', 'cmdline')") == [
+        "--at-turn=1", "--at-turn=2", "--at-turn=3"]
+    editor.cmd("CodexSessions fork main x --at-turn=9")
+    wait_note(editor, "atTurn: must be a turn of 'main': 1 to 3", "ERROR")
+    # the original is untouched
+    editor.cmd("CodexSessions send main say: six")
+    editor.wait_text(buf, "\nsix\n")
+    assert user_texts(last_request_to(world, "say: six")) == ["say: one", "say: two", "say: three", "say: six"]
+
+
+def test_review_of_uncommitted_changes_and_against_a_branch(editor, project, world):
+    (project / "README.md").write_text("# changed by hand\n")
+    editor.cmd("CodexSessions review")
+    buf = editor.wait_buf(buffer_name(project, "review"))
+    editor.wait("return vim.fn.bufname() == ...", buffer_name(project, "review"), what="the review's buffer")
+    wait_note(editor, "review reviews the uncommitted changes", "INFO")
+    editor.wait_text(buf, "[Review of the uncommitted changes]")
+    s = editor.wait_status(project, "review", "idle")
+    assert s["report"]["status"] == "done"
+    assert any("Review the current code changes" in t for t in user_texts(world.model.requests[-1]))
+    editor.wait_text(buf, "Done: Review")  # the findings, in the transcript
+    assert "origin" not in editor.lua("return vim.fn.getcompletion('CodexSessions review --base=', 'cmdline')")
+    assert editor.lua("return vim.fn.getcompletion('CodexSessions review --base=', 'cmdline')") == ["--base=main"]
+    editor.cmd("CodexSessions review --base=main")
+    second = editor.wait_buf(buffer_name(project, "review-2"))
+    editor.wait_status(project, "review-2", "idle")
+    assert any("against the base branch 'main'" in t for t in user_texts(world.model.requests[-1]))
+    editor.wait_text(second, "[Review of the changes against main]")
+    editor.cmd("CodexSessions review --base=main --commit=abc")
+    wait_note(editor, "usage: :CodexSessions review", "ERROR")
+
+
+def test_steer_a_running_turn_from_the_prompt_or_keep_the_prompt(editor, project, world):
+    editor.cmd("CodexSessions start main slow: 20")
+    buf = editor.wait_buf(buffer_name(project, "main"))
+    editor.wait_text(buf, "tick")
+    editor.wait("return require('codex_sessions.buffer').session_of(...).status == 'running'", buf)
+    # no: the text stays in the prompt area
+    editor.lua("vim.api.nvim_buf_set_lines(..., -2, -1, false, { 'say: kept' })", buf)
+    editor.answer(False)
+    editor.feed("<C-s>")
+    wait_note(editor, "not sent: main is still running its turn (<C-c> cancels it)", "INFO")
+    assert editor.questions() == ["main is running a turn: add this to it?"]
+    assert editor.lua("return require('codex_sessions.buffer').prompt_text(...)", buf) == "say: kept"
+    # yes: it joins the running turn, which answers it
+    editor.lua("vim.api.nvim_buf_set_lines(..., -2, -1, false, { 'say: steered' })", buf)
+    editor.answer(True)
+    editor.feed("<C-s>")
+    editor.wait_text(buf, "> say: steered  (added to the running turn)")
+    editor.wait("return require('codex_sessions.buffer').prompt_text(...) == ''", buf)
+    s = editor.wait_status(project, "main", "idle")
+    assert s["report"]["summary"] == "steered" and s["turns"] == 1
+    assert user_texts(last_request_to(world, "say: steered")) == ["slow: 20", "say: steered"]
+    # steer = "always": no question; false: the daemon's refusal, as before
+    editor.setup(steer="always")
+    editor.cmd("CodexSessions send main slow: 20")
+    editor.wait_text(buf, "tick tick tick")
+    editor.cmd("CodexSessions send main say: at once")
+    editor.wait_text(buf, "> say: at once  (added to the running turn)")
+    editor.wait_status(project, "main", "idle")
+    editor.setup(steer=False)
+    editor.cmd("CodexSessions send main slow: 20")
+    editor.wait_status(project, "main", "running")
+    editor.cmd("CodexSessions send main say: refused")
+    wait_note(editor, "session 'main' is running", "ERROR")
+    assert len(editor.questions()) == 2
+    editor.cmd("CodexSessions cancel main")
+    editor.wait_status(project, "main", "idle")
+
+
+def test_models_from_codex_reach_the_model_and_tokens_and_limits_show(editor, project, world):
+    # --model= completes from codex/models (asked in the background by the first completion)
+    editor.lua("vim.fn.getcompletion('CodexSessions start x ', 'cmdline')")
+    models = editor.wait("local m = vim.fn.getcompletion('CodexSessions start x --model=', 'cmdline') "
+                         "return #m > 0 and m", what="the models")
+    assert all(m.startswith("--model=") for m in models)
+    efforts = editor.lua("return vim.fn.getcompletion('CodexSessions start x --effort=', 'cmdline')")
+    assert "--effort=high" in efforts
+    editor.cmd("CodexSessions start tuned --effort=bogus say: ok")
+    note = wait_note(editor, "--effort must be one of", "ERROR")
+    assert "high" in note
+    editor.cmd("CodexSessions start tuned --model=mock-model-b --effort=high say: ok")
+    buf = editor.wait_buf(buffer_name(project, "tuned"))
+    s = editor.wait_status(project, "tuned", "idle")
+    assert s["model"] == "mock-model-b" and s["effort"] == "high"
+    body = last_request_to(world, "say: ok")
+    assert body["model"] == "mock-model-b" and (body.get("reasoning") or {}).get("effort") == "high"
+    # the header: model, effort, tokens
+    header = editor.wait("local h = vim.api.nvim_buf_get_lines(..., 0, 1, false)[1] "
+                         "return h:find('tokens', 1, true) and h", buf)
+    assert "·  mock-model-b high  ·  tokens " in header, header
+    # the list: model and tokens columns; no limits offline (Codex reports none)
+    editor.cmd("only | enew")
+    open_list(editor)
+    editor.wait("return vim.api.nvim_buf_get_lines(0, 2, 3, false)[1]:find('Tokens', 1, true)")
+    cells = list_cells(editor.text(0), "tuned")
+    assert cells[2] == "mock-model-b" and "/" in cells[3], cells
+    editor.wait("return require('codex_sessions.state').limits() == nil")
+    assert "limits" not in editor.text(0).split("\n")[0]
+    # where Codex reports them (a ChatGPT login): the list's first line ends with them
+    editor.lua("require('codex_sessions.state').set_limits({ primary = { usedPercent = 42, windowDurationMins = 300 },"
+               " secondary = { usedPercent = 7, windowDurationMins = 10080 } })")
+    editor.wait("return vim.endswith(vim.api.nvim_buf_get_lines(0, 0, 1, false)[1], 'limits used: 5h 42%, 7d 7%')",
+                what="the limits in the list's first line")
+    editor.lua("require('codex_sessions.state').set_limits(nil)")
+
+
+def test_adopt_a_conversation_made_in_codex_itself(editor, project, world):
+    from test_thread_model import _codex_conversation
+
+    async def make() -> str:
+        server, thread = await _codex_conversation(world, project, "say: the password is swordfish")
+        await server.close()
+        return thread
+    thread = asyncio.run(make())
+    editor.lua("table.insert(_G.choices, 'swordfish'); table.insert(_G.answers, 'held')")
+    editor.cmd("CodexSessions adopt")
+    buf = editor.wait_buf(buffer_name(project, "held"))
+    offered = editor.lua("return _G.selects[#_G.selects]")
+    assert offered["prompt"] == "Adopt Codex conversation" and len(offered["items"]) == 1
+    assert "say: the password is swordfish" in offered["items"][0]
+    text = editor.wait_text(buf, "\nthe password is swordfish\n")
+    assert f"[Adopted Codex conversation {thread}]" in text and "> say: the password is swordfish" in text
+    wait_note(editor, f"Codex conversation {thread} is now held", "INFO")
+    editor.wait_status(project, "held", "idle")
+    editor.cmd("CodexSessions send held say: recalled")
+    editor.wait_text(buf, "\nrecalled\n")
+    assert user_texts(last_request_to(world, "say: recalled")) == ["say: the password is swordfish", "say: recalled"]
+    editor.cmd("CodexSessions adopt")
+    wait_note(editor, "Codex has no conversation in ", "INFO")
+
+
+def test_numbered_jumps_follow_the_list(editor, project):
+    editor.cmd("CodexSessions start aa")
+    editor.wait_status(project, "aa", "idle")
+    editor.cmd("CodexSessions start bb run-approved: touch bb.txt")
+    editor.wait_status(project, "bb", "waiting")
+    editor.cmd("CodexSessions start cc")
+    editor.wait_status(project, "cc", "idle")
+    editor.cmd("only | enew")
+    open_list(editor)
+    wait_rows(editor, [("bb", "waiting"), ("cc", "idle"), ("aa", "idle")])
+    text = editor.text(0)
+    assert [list_line(text, n)[:3] for n in ("bb", "cc", "aa")] == [" 1 ", " 2 ", " 3 "]
+    editor.cmd("CodexSessions 1")
+    editor.wait("return vim.fn.bufname() == ...", buffer_name(project, "bb"), what="number 1")
+    # <Plug> mappings a user binds
+    editor.cmd("nmap <Space>3 <Plug>(CodexSessions-3)")
+    editor.feed(" 3")
+    editor.wait("return vim.fn.bufname() == ...", buffer_name(project, "aa"), what="number 3")
+    editor.cmd("CodexSessions 7")
+    wait_note(editor, "no session number 7 in ", "ERROR")
+    assert "(it has 3)" in editor.errors()[-1]
+    editor.cmd("CodexSessions 11")
+    wait_note(editor, "sessions are numbered 1 to 10", "ERROR")
+    # a stopped session has no number and leaves the others theirs
+    editor.cmd("CodexSessions kill cc")
+    editor.wait_status(project, "cc", "stopped")
+    editor.cmd("CodexSessions 2")
+    editor.wait("return vim.fn.bufname() == ...", buffer_name(project, "aa"), what="number 2 after the kill")
+
+
+# ---- Codex's own terminal UI (issue 15) ------------------------------------------------------
+
+def test_codex_tui_in_a_terminal_tab_joins_the_session(editor, project):
+    editor.cmd("CodexSessions start main say: hello from neovim")
+    buf = editor.wait_buf(buffer_name(project, "main"))
+    editor.wait_text(buf, "\nhello from neovim\n")
+    editor.wait_status(project, "main", "idle")
+    assert editor.lua("return #vim.api.nvim_list_tabpages()") == 1
+    editor.cmd("CodexSessions tui")  # the session of the current buffer
+    term = editor.wait("if vim.bo.buftype == 'terminal' then return vim.api.nvim_get_current_buf() end",
+                       what="a terminal")
+    assert editor.lua("return #vim.api.nvim_list_tabpages()") == 2
+    assert editor.lua("return vim.fn.bufname(...)", term) == "codex-tui://ultra/main"
+    assert editor.lua("return vim.api.nvim_get_mode().mode") == "t"  # typing goes to Codex
+    editor.wait_text(term, "hello from neovim", timeout=60)  # Codex's TUI shows the history
+    chan = editor.lua("return vim.b[...].terminal_job_id", term)
+    editor.lua("vim.api.nvim_chan_send(...)", chan, "say: typed in the tui")
+    time.sleep(0.6)  # typed text arriving in one burst is taken as a paste
+    editor.lua("vim.api.nvim_chan_send(..., '\\r')", chan)
+    # the turn typed there is the session's: its buffer here shows it
+    editor.wait_text(buf, "> say: typed in the tui  (typed in Codex's terminal UI)", timeout=60)
+    editor.wait_text(buf, "\ntyped in the tui\n")
+    s = editor.wait_status(project, "main", "idle")
+    assert s["turns"] == 2
+    # :CodexSessions tui again shows the same terminal; leaving the TUI closes its tab
+    editor.cmd("tabfirst")
+    editor.cmd(f"CodexSessions tui main")
+    editor.wait("return vim.api.nvim_get_current_buf() == ...", term, what="the same terminal")
+    assert editor.lua("return #vim.api.nvim_list_tabpages()") == 2
+    editor.lua("vim.api.nvim_chan_send(..., '\\3')", chan)  # Ctrl-C: Codex's TUI exits
+    editor.wait("return #vim.api.nvim_list_tabpages() == 1", what="the terminal's tab to close")
+    assert not editor.lua("return vim.api.nvim_buf_is_valid(...)", term)
+    assert editor.lua("return vim.api.nvim_get_current_buf()") != term
+    assert not editor.errors(), editor.errors()
