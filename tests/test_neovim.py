@@ -1221,6 +1221,8 @@ def test_no_command_changes_an_option_of_the_user(editor, project):
         ("keys help", lambda: (editor.cmd("CodexSessions switch opt"), editor.feed("g?"), editor.feed("q"))),
         ("float list", lambda: (editor.setup(list_layout="float"), open_list(editor), editor.feed("q"))),
         ("side list", lambda: (editor.setup(list_layout="left"), open_list(editor))),
+        ("diff", lambda: (editor.cmd("CodexSessions diff opt"), editor.wait("return vim.bo.filetype == 'diff'"),
+                          editor.feed("q"))),
     ]
     for what, step in steps:
         step()
@@ -1259,7 +1261,8 @@ def test_windows_do_not_pile_up(editor, project):
 def test_completion_offers_every_session_from_the_cache(editor, project):
     subs = editor.lua("return vim.fn.getcompletion('CodexSessions ', 'cmdline')")
     for sub in ["start", "start!", "switch", "kill", "killall", "killall!", "rename", "send", "file", "cancel",
-                "report", "resume", "pending", "forget", "list"]:
+                "report", "resume", "pending", "forget", "list", "steer", "diff", "merge", "discard", "fork", "review",
+                "adopt", "tui"]:
         assert sub in subs
     assert editor.lua("return vim.fn.getcompletion('CodexSessions ki', 'cmdline')") == ["kill", "killall", "killall!"]
     editor.cmd("CodexSessions start alpha")
@@ -1359,14 +1362,23 @@ def test_help_tags_ship_and_are_current(editor, tmp_path):
     for tag in ["codex-sessions", ":CodexSessions", "codex-sessions-setup", "codex-sessions-commands",
                 "codex-sessions-keys", "codex-sessions-options", "codex-sessions-highlights",
                 "codex-sessions-autocommands", "codex-sessions-statusline", "codex-sessions-health",
-                ":CodexSessions-pending", ":CodexSessions-send", ":CodexSessions-file", "codex-sessions-daemon"]:
+                ":CodexSessions-pending", ":CodexSessions-send", ":CodexSessions-file", "codex-sessions-daemon",
+                ":CodexSessions-diff", ":CodexSessions-merge", ":CodexSessions-discard", ":CodexSessions-fork",
+                ":CodexSessions-review", ":CodexSessions-adopt", ":CodexSessions-steer", ":CodexSessions-tui",
+                ":CodexSessions-N", "<Plug>(CodexSessions-N)", "codex-sessions-worktrees", "codex-sessions-diff",
+                "codex-sessions-merge", "codex-sessions-continue-here", "codex-sessions-threads"]:
         editor.cmd(f"help {tag}")
         assert editor.lua("return vim.bo.buftype") == "help", tag
         editor.cmd("close")
     text = (ROOT / "doc" / "codex-sessions.txt").read_text()
     for sub in ["start", "switch", "kill", "killall", "rename", "send", "file", "cancel", "report", "resume",
-                "pending", "forget"]:
+                "pending", "forget", "steer", "diff", "merge", "discard", "fork", "review", "adopt", "tui"]:
         assert f":CodexSessions {sub}" in text
+    for key, default in [("diff", "="), ("merge", "M"), ("discard", "W"), ("fork", "F"), ("tui", "T")]:
+        assert f"    {default}      {key} " in text, key  # every list key documented
+    for group in ("list", "session", "diff"):  # every key of every group
+        for action in editor.lua("return vim.tbl_keys(require('codex_sessions.config').defaults.keys[...])", group):
+            assert f" {action} " in text, (group, action)
     for group in ["CodexSessionsRequest", "CodexSessionsStatusWaiting"]:
         assert group in text
     for event in ["CodexSessionChanged", "CodexSessionWaiting", "CodexSessionFinished"]:
