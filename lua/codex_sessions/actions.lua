@@ -38,6 +38,14 @@ function M.ref(name, project)
   return { project = project or util.project_path(), name = name }
 end
 
+--- The cached session a reference (from M.ref) means, if this Neovim knows it.
+function M.cached(ref)
+  if ref.id then
+    return state.get(ref.id)
+  end
+  return ref.project and ref.name and state.find(ref.project, ref.name) or nil
+end
+
 local function call(method, params, on_ok)
   rpc.request(method, params, function(err, result)
     if err then
@@ -256,7 +264,7 @@ end
 --- `on_sent(result)` once it is taken (not when the user kept it).
 function M.send(ref, text, on_sent)
   local r = M.ref(ref)
-  local s = r.id and state.get(r.id) or state.find(r.project, r.name)
+  local s = M.cached(r)
   local how = config.options.steer
   if how and running_turn(s) then
     if how == "ask" and not util.confirm(string.format("%s is running a turn: add this to it?", s.name)) then
@@ -446,7 +454,7 @@ function M.fork(ref, new_name, at_turn)
   local params = vim.tbl_extend("force", M.ref(ref), { newName = new_name, atTurn = at_turn })
   call("codex/session/fork", params, function(result)
     M.open_session(result.session)
-    local from = state.get(params.id or "") or state.find(params.project or "", params.name or "")
+    local from = M.cached(params)
     util.notify(string.format("codex-sessions: %s continues %s from %s", result.session.name,
       from and from.name or "it", at_turn and ("turn " .. at_turn) or "its last turn"), vim.log.levels.INFO)
   end)
@@ -572,7 +580,7 @@ function M.tui(ref)
       rpc.notify_error(err)
       return
     end
-    local s = (r.id and state.get(r.id)) or state.find(r.project, r.name)
+    local s = M.cached(r)
     local id = s and s.id or result.threadId
     local old = tuis[id]
     if old and vim.api.nvim_buf_is_valid(old) and vim.fn.jobwait({ vim.b[old].terminal_job_id or -1 }, 0)[1] == -1 then

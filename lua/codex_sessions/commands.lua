@@ -374,7 +374,7 @@ M.subcommands = {
           return
         end
         local ref = actions().ref(name)
-        local s = ref.id and state().get(ref.id) or state().find(ref.project, ref.name)
+        local s = actions().cached(ref)
         if not s or not (s.status == "running" or s.status == "waiting") then
           util.notify(string.format("codex-sessions: %s runs no turn to add to: send a prompt instead",
             s and s.name or (ref.name or "this session")), vim.log.levels.ERROR)

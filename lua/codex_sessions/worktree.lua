@@ -198,7 +198,7 @@ function M.diff(ref)
       pcall(vim.api.nvim_win_set_cursor, win, { 1, 0 })
     end
     local r = actions().ref(ref)
-    local cached = r.id and state.get(r.id) or (r.name and state.find(r.project, r.name))
+    local cached = actions().cached(r)
     if cached then
       show(cached)
     else
