@@ -27,6 +27,8 @@ from . import changes
 from .projects import check_name, resolve_project
 from .registry import Registry, alive
 from .report import render
+from .documents import Documents
+from .notes import Notetaker
 from .runner import Runner
 from .session import RANK, REST_RANK, Session, report_of
 from .outbox import Outbox
@@ -51,6 +53,8 @@ class Core:
         self.reaper: Reaper | None = None
         self.pool = Pool(None)
         self._watches: dict[str, changes.ProjectWatch] = {}
+        self.documents = Documents(state_dir)  # what is recorded of every session, as files
+        self.notes = Notetaker(self)  # the notetaker and learn mode
 
     def _wire_of(self, session_id: str) -> bytes | None:
         session = self.registry.get(session_id)
@@ -171,6 +175,7 @@ class Sessions(Core):
         live = [self.runners[s.id] for s in self.registry
                 if s.live and s.owner is None and s.id in self.runners]
         await asyncio.gather(*(r.end_process("interrupted") for r in live), return_exceptions=True)
+        self.documents.flush()
         await self.pool.close_all()
         if self._opened is not None and self._opened.done() and not self._opened.exception():
             await self.outbox.drain()
@@ -319,9 +324,10 @@ class Sessions(Core):
         self.drivable(session)
         await self.runner(session).cancel()
 
-    def respond(self, session: Session, request_id: str, decision: str) -> None:
+    def respond(self, session: Session, request_id: str, decision: str,
+                text: str | None = None) -> None:
         self.drivable(session)
-        self.runner(session).respond(request_id, decision)
+        self.runner(session).respond(request_id, decision, text)
 
     def rename(self, session: Session, new_name: str) -> None:
         check_name(new_name, "new_name")
@@ -384,4 +390,5 @@ class Sessions(Core):
         self.runners.pop(session.id, None)
         self.outbox.forget(session.id)
         await self.store.forget(session.id)
+        self.notes.forget(session)  # its documents and learnings go too
         self.emit(FORGOTTEN, {"id": session.id})
