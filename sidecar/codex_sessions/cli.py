@@ -87,6 +87,10 @@ class Source:
         if method == "codex/session/list":
             found = await s.list(params.get("project"), None, params.get("all", False))
             return {"sessions": [x.to_wire() for x in found]}
+        if method == "codex/project/learnings":
+            from .core.projects import resolve_project
+            return await s.notes.project_learnings(resolve_project(params["project"]),
+                                                   params.get("limit", 1000))
         session = await s.get(None, params["project"], params["name"])
         if method == "codex/session/get":
             return {"session": session.to_wire()}
@@ -128,6 +132,7 @@ class Follower:
         from .tools.render import TerminalView
         self.client, self.id, self.yes = client, session_id, yes
         self.view = TerminalView(sys.stdout)
+        self.cancelled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         client.on_notification = self.notified
 
     def notified(self, method: str, params: Any) -> None:
@@ -138,6 +143,8 @@ class Follower:
             asyncio.get_running_loop().create_task(self.answer(params["request"]))
 
     async def answer(self, request: dict[str, Any]) -> None:
+        if request.get("kind") == "promptReview":
+            return await self.review(request)
         decision = "accept" if self.yes else "decline"
         if not self.yes and sys.stdin.isatty():
             reply = await asyncio.to_thread(
@@ -152,6 +159,48 @@ class Follower:
                 "id": self.id, "requestId": request["requestId"], "decision": decision})
         except RpcError as exc:  # answered elsewhere meanwhile
             print(f"({exc.message})", file=sys.stderr)
+
+
+    async def review(self, request: dict[str, Any]) -> None:
+        """Learn mode's rewrite: accept it, edit it (in $EDITOR), or send the original."""
+        from .tools.render import review_text
+        print(review_text(request), file=sys.stderr)
+        answer: dict[str, Any] = {"decision": "accept" if self.yes else "decline"}
+        if not self.yes and sys.stdin.isatty():
+            reply = await asyncio.to_thread(
+                input, "Send the [a]ugmented prompt, [e]dit it, the [o]riginal, or [c]ancel? ")
+            choice = reply.strip()[:1].lower()
+            if choice == "e":
+                text = await asyncio.to_thread(_edit, request["augmented"])
+                answer = {"decision": "edit", "text": text} if text.strip() else {"decision": "cancel"}
+            else:
+                answer = {"decision": {"a": "accept", "c": "cancel"}.get(choice, "decline")}
+        elif not self.yes:
+            print("(not a terminal and no --yes: sending the original prompt)", file=sys.stderr)
+        from .rpc.client import RpcError
+        try:
+            await self.client.request("codex/session/respond", {
+                "id": self.id, "requestId": request["requestId"], **answer})
+        except RpcError as exc:  # answered elsewhere meanwhile
+            print(f"({exc.message})", file=sys.stderr)
+        if answer["decision"] == "cancel":
+            self.cancelled.set_result(None)
+
+
+def _edit(text: str) -> str:
+    """`text` in the user's $VISUAL/$EDITOR (vi when neither is set); what they saved."""
+    import shlex
+    import subprocess
+    import tempfile
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.NamedTemporaryFile("w", suffix=".md", prefix="codex-prompt-", delete=False) as f:
+        f.write(text)
+    try:
+        subprocess.run([*shlex.split(editor), f.name], check=False)
+        with open(f.name, encoding="utf-8") as saved:
+            return saved.read()
+    finally:
+        os.unlink(f.name)
 
 
 def _detach_on_interrupt(task: asyncio.Future[Any]) -> None:
@@ -172,7 +221,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             started = await client.request("codex/session/start", {
                 "project": _project(args), "name": args.name, "model": args.model,
-                "sandbox": args.sandbox, "fresh": args.fresh})
+                "sandbox": args.sandbox, "fresh": args.fresh,
+                **({"notes": True} if args.notes else {}), **({"learn": True} if args.learn else {})})
             session = started["session"]
             follower = Follower(client, session["id"], args.yes)
             sent = await client.request("codex/session/send", {"id": session["id"],
@@ -189,6 +239,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                             timeout=None))  # type: ignore[arg-type]
             _detach_on_interrupt(waiting)
             try:
+                await asyncio.wait([waiting, follower.cancelled], return_when=asyncio.FIRST_COMPLETED)
+                if not waiting.done():
+                    waiting.cancel()
+                    print("cancelled in its review: nothing was sent", file=sys.stderr)
+                    return 1
                 finished = await waiting
             except asyncio.CancelledError:
                 return _detached(args.name)
@@ -292,16 +347,34 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .core.documents import Documents
     from .tools.export import ExportError, export_session
 
     async def body(source: Source) -> int:
         session = (await source.call("codex/session/get", _ref(args)))["session"]
         folder = Path(args.out or f"codex-session-{session['name']}-{session['id']}")
         try:
-            export_session(session, await _all_items(source, _ref(args)), folder, args.force)
+            export_session(session, await _all_items(source, _ref(args)), folder, args.force,
+                           Documents(_folder(args)).folder(session["id"]))
         except ExportError as exc:
             return _fail(str(exc))
         print(f"exported {session['name']} to {folder}/")
+        return 0
+    return _run(_with_source(args, body))
+
+
+def cmd_learnings(args: argparse.Namespace) -> int:
+    async def body(source: Source) -> int:
+        found = await source.call("codex/project/learnings", {"project": _project(args)})
+        if args.json:
+            print(json.dumps(found["entries"], indent=2))
+        elif args.path:
+            print(found["path"])
+        elif not found["entries"]:
+            print(f"no learnings yet in {found['project']['root']} (turn the notetaker on: "
+                  "`codex-sessions run --notes ...`)", file=sys.stderr)
+        else:
+            print(found["text"], end="")
         return 0
     return _run(_with_source(args, body))
 
@@ -414,7 +487,12 @@ def parser() -> argparse.ArgumentParser:
                    choices=["read-only", "workspace-write", "danger-full-access"])
     p.add_argument("--fresh", action="store_true",
                    help="a new conversation even if the name had one (the old one is kept, renamed)")
-    p.add_argument("--yes", action="store_true", help="accept every approval request")
+    p.add_argument("--yes", action="store_true", help="accept every approval request (and, "
+                   "with --learn, every rewrite)")
+    p.add_argument("--notes", action="store_true", help="the notetaker writes learnings.md "
+                   "after each turn (spends model tokens)")
+    p.add_argument("--learn", action="store_true", help="learn mode: the prompt is rewritten "
+                   "with the project's learnings and you choose what is sent (turns notes on)")
     p.add_argument("prompt")
     p.set_defaults(func=cmd_run)
 
@@ -452,6 +530,13 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("-o", "--out", help="the folder (default: codex-session-NAME-ID)")
             p.add_argument("--force", action="store_true", help="overwrite files already there")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("learnings", help="print the project's learnings (the notetaker's "
+                       "entries from every session), or with --path the file that holds them")
+    p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+    p.add_argument("--path", action="store_true", help="print the path of the learnings.md file")
+    p.add_argument("--json", action="store_true", help="the entries as JSON")
+    p.set_defaults(func=cmd_learnings)
 
     p = sub.add_parser("demo", help="three sessions at once against a scripted model, offline")
     p.add_argument("--keep", action="store_true", help="keep the throw-away project")

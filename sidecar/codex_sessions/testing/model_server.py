@@ -27,6 +27,7 @@ task's prompt that the notetaker quotes (so the task's own model ignores them):
     note-takeaway: TEXT  the entry's takeaway
     note-resolved        no gap is left open
     note-fail            every notetaker request about this prompt fails (HTTP 500)
+    note-slow: SECONDS   the notetaker takes that long to answer about this prompt
     rewrite: TEXT        learn mode's rewrite of this prompt
     rewrite-fail         the rewrite fails (HTTP 500)
 
@@ -85,8 +86,8 @@ def _pending_tool_output(body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 NOTETAKER_MARKER = "codex-sessions notetaker"  # core/notes.py MARKER
-NOTETAKER_KEYS = {"note-gap", "note-takeaway", "note-resolved", "note-fail", "rewrite",
-                  "rewrite-fail"}
+NOTETAKER_KEYS = {"note-gap", "note-takeaway", "note-resolved", "note-fail", "note-slow",
+                  "rewrite", "rewrite-fail"}
 
 
 def _section(text: str, tag: str) -> str:
@@ -168,6 +169,12 @@ class Script:
         script = _notetaker_directives(task)
         if "note-fail" in script or (kind == "rewrite" and "rewrite-fail" in script):
             return Reply(http_status=500)
+        reply = self._notetaker_answer(kind, prompt, task, script)
+        if script.get("note-slow"):
+            reply.events.insert(0, (float(script["note-slow"]), reply.events.pop(0)[1]))
+        return reply
+
+    def _notetaker_answer(self, kind: str, prompt: str, task: str, script: dict[str, str]) -> Reply:
         first = task.strip().splitlines()[0] if task.strip() else "(no prompt)"
         if kind == "rewrite":
             learned = [line for line in _section(prompt, "learnings").splitlines()
