@@ -213,6 +213,34 @@ def _detached(name: str) -> int:
     return 130
 
 
+async def _follow(client: "Client", session: dict[str, Any], turn_id: str | None,
+                  turns: int, cancelled: "asyncio.Future[None] | None" = None) -> int:
+    """Wait for the session's turn (the one with `turn_id`, else the next after `turns`) to end
+    while a Follower streams it; print the report. Ctrl-C detaches. `cancelled`: the user
+    cancelled the prompt in learn mode's review, so no turn comes."""
+    def ours(p: dict[str, Any]) -> bool:
+        s = p["session"]
+        if s["id"] != session["id"]:
+            return False
+        return (s.get("lastTurn") or {}).get("id") == turn_id if turn_id else s["turns"] > turns
+
+    waiting = asyncio.ensure_future(client.wait_for("codex/session/finished", ours,
+                                                    timeout=None))  # type: ignore[arg-type]
+    _detach_on_interrupt(waiting)
+    try:
+        if cancelled is not None:
+            await asyncio.wait([waiting, cancelled], return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                waiting.cancel()
+                print("cancelled in its review: nothing was sent", file=sys.stderr)
+                return 1
+        finished = await waiting
+    except asyncio.CancelledError:
+        return _detached(session["name"])
+    print("\n" + finished["text"])
+    return EXIT_FOR_REPORT[finished["report"]["status"]]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .rpc.client import connect_daemon
 
@@ -221,38 +249,74 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             started = await client.request("codex/session/start", {
                 "project": _project(args), "name": args.name, "model": args.model,
-                "sandbox": args.sandbox, "fresh": args.fresh,
+                "effort": args.effort, "sandbox": args.sandbox, "fresh": args.fresh,
                 **({"notes": True} if args.notes else {}), **({"learn": True} if args.learn else {})})
             session = started["session"]
             follower = Follower(client, session["id"], args.yes)
             sent = await client.request("codex/session/send", {"id": session["id"],
                                                                "text": args.prompt})
-            turn_id, turns = sent["turnId"], sent["session"]["turns"]
-
-            def ours(p: dict[str, Any]) -> bool:
-                s = p["session"]
-                if s["id"] != session["id"]:
-                    return False
-                return (s.get("lastTurn") or {}).get("id") == turn_id if turn_id else s["turns"] > turns
-
-            waiting = asyncio.ensure_future(client.wait_for("codex/session/finished", ours,
-                                                            timeout=None))  # type: ignore[arg-type]
-            _detach_on_interrupt(waiting)
-            try:
-                await asyncio.wait([waiting, follower.cancelled], return_when=asyncio.FIRST_COMPLETED)
-                if not waiting.done():
-                    waiting.cancel()
-                    print("cancelled in its review: nothing was sent", file=sys.stderr)
-                    return 1
-                finished = await waiting
-            except asyncio.CancelledError:
-                return _detached(args.name)
-            del follower
-            print("\n" + finished["text"])
-            return EXIT_FOR_REPORT[finished["report"]["status"]]
+            return await _follow(client, session, sent["turnId"], sent["session"]["turns"],
+                                 follower.cancelled)
         finally:
             await client.stop()
     return _run(body())
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from .rpc.client import connect_daemon
+
+    async def body() -> int:
+        client = await connect_daemon(_folder(args))
+        target: Any = ({"baseBranch": args.base} if args.base else
+                       {"commit": args.commit} if args.commit else "uncommittedChanges")
+        try:
+            session = (await client.request("codex/session/review", {
+                "project": _project(args), "target": target, "name": args.name}))["session"]
+            follower = Follower(client, session["id"], False)
+            for message in client.notifications:  # what came with the answer
+                follower.notified(message["method"], message["params"])
+            print(f"-- {session['name']}: {session['title']} --", file=sys.stderr)
+            return await _follow(client, session, None, 0)
+        finally:
+            await client.stop()
+    return _run(body())
+
+
+def cmd_request(method: str, shape: Any, show: Any) -> Any:
+    """A command that is one request to the daemon: params from the args, a printed answer."""
+    def command(args: argparse.Namespace) -> int:
+        from .rpc.client import connect_daemon
+
+        async def body() -> int:
+            client = await connect_daemon(_folder(args))
+            try:
+                result = await client.request(method, shape(args))
+                if getattr(args, "json", False):
+                    print(json.dumps(result, indent=2))
+                else:
+                    show(result)
+                return 0
+            finally:
+                await client.stop()
+        return _run(body())
+    return command
+
+
+def _show_session(verb: str) -> Any:
+    return lambda result: print(f"{result['session']['name']}: {verb} ({result['session']['status']})")
+
+
+def _show_threads(result: dict[str, Any]) -> None:
+    for t in result["threads"] or []:
+        print(f"{t['threadId']}  {(t['updatedAt'] or '')[:19]}  {t['title'][:70]}")
+    if not result["threads"]:
+        print("no Codex conversations here that are not sessions already")
+
+
+def _show_models(result: dict[str, Any]) -> None:
+    for m in result["models"]:
+        print(f"{m['id']}{' (default)' if m['isDefault'] else ''}  efforts: "
+              f"{', '.join(e for e in m['efforts'] if e)}")
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
@@ -483,6 +547,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-C", "--directory", help="the project (default: the current directory)")
     p.add_argument("--name", default="main", help="the session's name (default: main)")
     p.add_argument("--model")
+    p.add_argument("--effort", help="reasoning effort (see `codex-sessions models`)")
     p.add_argument("--sandbox", default="workspace-write",
                    choices=["read-only", "workspace-write", "danger-full-access"])
     p.add_argument("--fresh", action="store_true",
@@ -510,6 +575,51 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("name", nargs="?", default="main")
         p.add_argument("-C", "--directory", help="the project (default: the current directory)")
         p.set_defaults(func=cmd_simple(method, done))
+
+    p = sub.add_parser("review", help="a session whose turn is Codex's review of the uncommitted "
+                       "changes (or --base BRANCH, --commit SHA); prints its report")
+    p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+    p.add_argument("--name", help="the session's name (default: review, review-2, ...)")
+    p.add_argument("--base", help="review the changes against this branch")
+    p.add_argument("--commit", help="review this commit")
+    p.set_defaults(func=cmd_review)
+
+    p = sub.add_parser("fork", help="continue a session's conversation in a new session")
+    p.add_argument("name", help="the session to fork")
+    p.add_argument("new_name", help="the new session's name")
+    p.add_argument("--at-turn", type=int, help="keep turns 1..N (default: all)")
+    p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_request(
+        "codex/session/fork", lambda a: {"project": _project(a), "name": a.name,
+                                         "newName": a.new_name, "atTurn": a.at_turn},
+        _show_session("forked")))
+
+    p = sub.add_parser("steer", help="add a thought to a session's running turn")
+    p.add_argument("name")
+    p.add_argument("text")
+    p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+    p.set_defaults(func=cmd_request(
+        "codex/session/steer", lambda a: {"project": _project(a), "name": a.name, "text": a.text},
+        _show_session("steered")))
+
+    p = sub.add_parser("threads", help="Codex's own conversations in this project (to adopt)")
+    p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_request("codex/project/threads", lambda a: {"project": _project(a)},
+                                    _show_threads))
+
+    p = sub.add_parser("adopt", help="make one of Codex's own conversations a named session")
+    p.add_argument("thread_id")
+    p.add_argument("name")
+    p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+    p.set_defaults(func=cmd_request(
+        "codex/session/adopt", lambda a: {"project": _project(a), "threadId": a.thread_id,
+                                          "name": a.name}, _show_session("adopted")))
+
+    p = sub.add_parser("models", help="the models Codex offers, with their reasoning efforts")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_request("codex/models", lambda a: {}, _show_models))
 
     p = sub.add_parser("ls", help="list sessions (live from the daemon, else as recorded)")
     p.add_argument("-C", "--directory", help="the project (default: the current directory)")

@@ -101,6 +101,12 @@ class SessionInfo(TypedDict):
     notes: bool
     notesError: Optional[str]
     learn: Optional[Learn]
+    isolation: Literal["shared", "worktree"]
+    worktree: Optional[dict[str, Any]]
+    role: Literal["worker", "explorer", "verifier"]
+    writeScope: list[str]
+    overlaps: list[str]
+    version: int
 
 
 class ChangedNotification(TypedDict):
@@ -128,6 +134,7 @@ OUTPUT = "codex/session/output"
 REQUEST = "codex/session/request"
 FINISHED = "codex/session/finished"
 FORGOTTEN = "codex/session/forgotten"
+OVERLAP = "codex/session/overlap"
 SHOW_MESSAGE = "window/showMessage"
 
 NOTIFICATIONS: dict[str, type] = {

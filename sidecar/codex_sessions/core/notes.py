@@ -195,7 +195,7 @@ class Notetaker:
                 slots.release()
             raise
         try:
-            params: dict[str, Any] = {"cwd": session.project.root, "sandbox": "read-only",
+            params: dict[str, Any] = {"cwd": session.workdir, "sandbox": "read-only",
                                       "approvalPolicy": "never"}
             if session.model:
                 params["model"] = session.model

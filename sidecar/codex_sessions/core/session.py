@@ -34,11 +34,13 @@ SHARED_FIELDS = {
     "finished_at": "finishedAt", "turns": "turns", "last_turn": "lastTurn",
     "changed_files": "changedFiles", "usage": "usage", "error": "error", "report": "report",
     "notes": "notes", "notes_error": "notesError", "learn": "learn",  # the notetaker: notes.py
+    "isolation": "isolation", "worktree": "worktree", "role": "role", "write_scope": "writeScope",
+    "overlaps": "overlaps", "version": "version",
 }
 # Kept in the record only: how to run this session's Codex again.
 PRIVATE_FIELDS = {"codex_command": "codexCommand", "codex_env": "codexEnv",
                   "codex_process": "codexProcess", "max_running": "maxRunning",
-                  "codex_timeout": "codexTimeout"}
+                  "codex_timeout": "codexTimeout", "turn_ids": "turnIds"}
 
 
 def now() -> str:
@@ -76,11 +78,18 @@ class Session:
     usage: dict[str, int] = field(default_factory=lambda: {"inputTokens": 0, "outputTokens": 0})
     error: str | None = None
     report: Report | None = None
+    isolation: str = "shared"
+    worktree: dict[str, Any] | None = None  # {path, branch, base, merged}
+    role: str = "worker"
+    write_scope: list[str] = field(default_factory=list)
+    overlaps: list[str] = field(default_factory=list)  # files others changed too, in words
+    version: int = 0  # +1 on every change: of two copies of a session, the higher is newer
     codex_command: list[str] = field(default_factory=list)
     codex_env: dict[str, str] = field(default_factory=dict)
     codex_process: str = "perProject"
     max_running: int = 5
     codex_timeout: float = 30.0
+    turn_ids: list[str] = field(default_factory=list)  # Codex's id of each turn, in order
     # Where its Codex is: starting, ready, failed, stopped, interrupted.
     phase: str = "starting"
     recorded_status: str | None = None  # the status another sidecar recorded
@@ -89,6 +98,7 @@ class Session:
     turn_active: bool = False
     turn_id: str | None = None
     next_prompt: str | None = None
+    next_review: dict[str, Any] | None = None  # the queued turn is a review of this target
     pending: dict[str, Pending] = field(default_factory=dict)
     request_counter: int = 0
     log: TurnLog = field(default_factory=TurnLog)
@@ -135,6 +145,11 @@ class Session:
         return "idle"
 
     @property
+    def workdir(self) -> str:
+        """Where its Codex works: its own work tree, or the project's."""
+        return self.worktree["path"] if self.worktree else self.project.root
+
+    @property
     def busy(self) -> bool:
         return self.turn_active or self.next_prompt is not None or self.reviewing is not None
 
@@ -163,6 +178,7 @@ class Session:
 
     def touch(self) -> None:
         self.updated_at = now()
+        self.version += 1
         self.forget_encoding()
 
     def forget_encoding(self) -> None:
@@ -231,7 +247,7 @@ class Session:
 
     def begin_turn(self) -> str:
         """The queued prompt becomes a running turn; returns the prompt."""
-        prompt, self.next_prompt = self.next_prompt or "", None
+        prompt, self.next_prompt, self.next_review = self.next_prompt or "", None, None
         self.turn_active = True
         self.turn_id = None
         self.turns += 1
@@ -243,6 +259,7 @@ class Session:
 
     def turn_accepted(self, turn_id: str) -> None:
         self.turn_id = turn_id
+        self.turn_ids.append(turn_id)
         self.last_turn = {"id": turn_id, "status": "inProgress", "error": None}
 
     def end_turn(self, status: str, error: str | None = None) -> None:
@@ -260,6 +277,7 @@ class Session:
 
     def drop_prompt(self) -> None:
         self.next_prompt = None
+        self.next_review = None
 
     def process_started(self, pid: int | None) -> None:
         self.phase = "starting"
@@ -275,7 +293,7 @@ class Session:
         """Its Codex is gone: failed, stopped or interrupted; a running turn ends with it."""
         if self.turn_active:
             self.end_turn("failed" if phase == "failed" else "interrupted", error)
-        self.next_prompt = None
+        self.drop_prompt()
         self.reviewing = None
         self.pending.clear()
         self.phase = phase
@@ -308,4 +326,4 @@ def report_of(session: Session) -> Report:
     turn_status = None if session.turn_active else (session.last_turn or {}).get("status")
     error = session.error if session.phase == "failed" else None
     return build_report(session.name, turn_status, session.log,
-                        [describe(p) for p in session.pending.values()], error)
+                        [describe(p) for p in session.pending.values()], error, session.overlaps)

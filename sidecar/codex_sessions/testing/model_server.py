@@ -20,7 +20,7 @@ body is kept in `requests` so tests can check the history Codex sent.
 
 The notetaker (core/notes.py) is recognised by the marker its prompts begin with.
 It answers from `notetaker`, a queue a test may fill (each entry is the answer's
-text, or "fail" for HTTP 500), and otherwise by these directives, read from the
+text, or "fail": HTTP 500 to that request and to Codex's retries of it), and otherwise by these directives, read from the
 task's prompt that the notetaker quotes (so the task's own model ignores them):
 
     note-gap: TEXT       the entry's gap (added to the open gaps)
@@ -52,7 +52,7 @@ def provider_flags(base_url: str) -> list[str]:
     """The Codex `-c` flags that point it at a model server at `base_url`."""
     provider = (
         '{name="mock",base_url="%s",wire_api="responses",'
-        "request_max_retries=0,stream_max_retries=0}" % base_url
+        "request_max_retries=0,stream_max_retries=2}" % base_url
     )
     return [
         "-c", "model_provider=mock",
@@ -123,6 +123,7 @@ class Script:
     def __init__(self) -> None:
         self._ids = iter(range(1, 1 << 62))
         self.notetaker: collections.deque[str] = collections.deque()
+        self._failing_turns: set[str] = set()  # Codex retries a failed turn's request: fail those too
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}_{next(self._ids)}"
@@ -130,7 +131,7 @@ class Script:
     def reply(self, body: dict[str, Any]) -> Reply:
         prompt = _last_user_text(body)
         if prompt.startswith(NOTETAKER_MARKER):
-            return self._notetaker(prompt)
+            return self._notetaker(prompt, _turn_of(body))
         output = _pending_tool_output(body)
         directives = _directives(prompt)
         if output is not None:
@@ -159,11 +160,17 @@ class Script:
         first = prompt.strip().splitlines()[0] if prompt.strip() else ""
         return self._message([f"Done: {first}"])
 
-    def _notetaker(self, prompt: str) -> Reply:
+    def _notetaker(self, prompt: str, turn: str | None) -> Reply:
         """The notetaker's answer: queued by a test, else scripted by the task's prompt."""
+        if turn is not None and turn in self._failing_turns:
+            return Reply(http_status=500)
         if self.notetaker:
             answer = self.notetaker.popleft()
-            return Reply(http_status=500) if answer == "fail" else self._message([answer])
+            if answer == "fail":
+                if turn is not None:
+                    self._failing_turns.add(turn)
+                return Reply(http_status=500)
+            return self._message([answer])
         kind = prompt.splitlines()[0].rpartition(":")[2].strip()
         task = _section(prompt, "prompt")
         script = _notetaker_directives(task)
@@ -231,6 +238,15 @@ class Script:
             (0.0, {"type": "response.output_item.done", "output_index": 0, "item": item}),
             (0.0, _completed(rid)),
         ])
+
+
+def _turn_of(body: dict[str, Any]) -> str | None:
+    """The id of the Codex turn a request belongs to (its retries carry the same)."""
+    try:
+        meta = json.loads((body.get("client_metadata") or {}).get("x-codex-turn-metadata") or "{}")
+    except ValueError:
+        return None
+    return meta.get("turn_id") if isinstance(meta, dict) else None
 
 
 def _tool_outputs_since_prompt(body: dict[str, Any]) -> int:
