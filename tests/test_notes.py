@@ -364,7 +364,7 @@ async def test_cli_notes_learnings_and_learn_mode(offline, project, tmp_path):
         [*CLI, "run", "-C", str(project), "--name", "learner", "say: typed\nrewrite: say: better"],
         offline.env(EDITOR=str(editor)), answer_after="[e]dit", answer=b"e\n")
     assert "Summary: from the editor" in output, output
-    assert task_prompts(offline.model)[-1] == "say: from the editor\n"
+    assert task_prompts(offline.model)[-1] == "say: from the editor"
 
 
 async def _on_terminal(argv: list[str], env: dict[str, str], answer_after: str, answer: bytes,

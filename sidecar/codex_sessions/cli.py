@@ -166,16 +166,25 @@ class Follower:
         from .tools.render import review_text
         print(review_text(request), file=sys.stderr)
         answer: dict[str, Any] = {"decision": "accept" if self.yes else "decline"}
-        if not self.yes and sys.stdin.isatty():
+        while not self.yes and sys.stdin.isatty():
             reply = await asyncio.to_thread(
                 input, "Send the [a]ugmented prompt, [e]dit it, the [o]riginal, or [c]ancel? ")
             choice = reply.strip()[:1].lower()
             if choice == "e":
-                text = await asyncio.to_thread(_edit, request["augmented"])
+                try:
+                    text = await asyncio.to_thread(_edit, request["augmented"])
+                except OSError as exc:
+                    print(f"codex-sessions: cannot run your editor ({exc}); set VISUAL or EDITOR",
+                          file=sys.stderr)
+                    continue
+                text = text.rstrip("\n")  # an editor's last newline is not part of the prompt
                 answer = {"decision": "edit", "text": text} if text.strip() else {"decision": "cancel"}
+            elif choice in ("a", "o", "c"):
+                answer = {"decision": {"a": "accept", "o": "decline", "c": "cancel"}[choice]}
             else:
-                answer = {"decision": {"a": "accept", "c": "cancel"}.get(choice, "decline")}
-        elif not self.yes:
+                continue
+            break
+        if not self.yes and not sys.stdin.isatty():
             print("(not a terminal and no --yes: sending the original prompt)", file=sys.stderr)
         from .rpc.client import RpcError
         try:
@@ -196,7 +205,7 @@ def _edit(text: str) -> str:
     with tempfile.NamedTemporaryFile("w", suffix=".md", prefix="codex-prompt-", delete=False) as f:
         f.write(text)
     try:
-        subprocess.run([*shlex.split(editor), f.name], check=False)
+        subprocess.run([*shlex.split(editor), f.name], check=False)  # OSError: no such editor
         with open(f.name, encoding="utf-8") as saved:
             return saved.read()
     finally:
@@ -334,6 +343,8 @@ def cmd_attach(args: argparse.Namespace) -> int:
                 follower.view.show(item)
             print(f"-- {session['name']} is {session['status']}; Ctrl-C detaches --", file=sys.stderr)
             del next_seq
+            for request in session["pending"]:  # asked before we came: ask now
+                asyncio.get_running_loop().create_task(follower.answer(request))
             forever = asyncio.ensure_future(client.closed)  # type: ignore[arg-type]
             _detach_on_interrupt(forever)
             try:

@@ -187,7 +187,8 @@ def summary_markdown(answer: dict[str, Any]) -> str:
 def project_markdown(project: Project, entries: list[dict[str, Any]]) -> str:
     sessions = {e["session_name"] for e in entries}
     out = [f"# Learnings in {project.name}", "", f"Project: {project.root}",
-           f"{len(entries)} entries from {len(sessions)} session(s), oldest first.", ""]
+           f"{len(entries)} {'entry' if len(entries) == 1 else 'entries'} from {len(sessions)} "
+           f"session{'' if len(sessions) == 1 else 's'}, oldest first.", ""]
     for entry in entries:
         text = entry["text"].replace("## ", f"## {entry['session_name']} · ", 1)
         out += [text.rstrip(), ""]
