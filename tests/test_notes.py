@@ -297,17 +297,23 @@ async def test_the_notetakers_failure_leaves_the_session_working(sidecar, projec
                                     and p["session"]["notesError"])
     assert "turn 1" in failed["session"]["notesError"]
     assert failed["session"]["status"] == "idle" and entries(offline, s["id"]) == []
-    # the next turn works, and the missed turn is noted with it
+    # an answer out of the template is a failure too; the session goes on
+    sidecar.model.notetaker.append("The turn went well, I think.")
     await sidecar.request("codex/session/send", {"id": s["id"], "text": "say: two"})
     assert (await finished(sidecar, s["id"], turns=2))["report"]["status"] == "done"
-    await until(lambda: [r[0] for r in entries(offline, s["id"])] == [1, 2], 60, "both entries")
     await sidecar.wait_for("codex/session/changed", lambda p: p["session"]["id"] == s["id"]
-                           and p["session"]["notesError"] is None and p["session"]["turns"] == 2)
+                           and "not the JSON asked for" in (p["session"]["notesError"] or ""))
+    # the next turn works, and the missed turns are noted with it
+    await sidecar.request("codex/session/send", {"id": s["id"], "text": "say: three"})
+    assert (await finished(sidecar, s["id"], turns=3))["report"]["status"] == "done"
+    await until(lambda: [r[0] for r in entries(offline, s["id"])] == [1, 2, 3], 60, "the entries")
+    await sidecar.wait_for("codex/session/changed", lambda p: p["session"]["id"] == s["id"]
+                           and p["session"]["notesError"] is None and p["session"]["turns"] == 3)
     # in learn mode a failed rewrite sends the original prompt at once
     await sidecar.request("codex/session/learn", {"id": s["id"], "on": True})
-    await sidecar.request("codex/session/send", {"id": s["id"], "text": "say: three\nrewrite-fail"})
-    assert (await finished(sidecar, s["id"], turns=3))["report"]["summary"] == "three"
-    assert task_prompts(sidecar.model)[-1] == "say: three\nrewrite-fail"
+    await sidecar.request("codex/session/send", {"id": s["id"], "text": "say: four\nrewrite-fail"})
+    assert (await finished(sidecar, s["id"], turns=4))["report"]["summary"] == "four"
+    assert task_prompts(sidecar.model)[-1] == "say: four\nrewrite-fail"
     await sidecar.wait_for("codex/session/changed", lambda p: p["session"]["id"] == s["id"] and
                            "could not rewrite the prompt" in (p["session"]["notesError"] or ""))
 
