@@ -104,7 +104,7 @@ class Documents:
 
     def record(self, session_id: str, item: dict[str, Any], encoded: bytes) -> None:
         """A transcript item was recorded: queue its line for the session's action log."""
-        if item["kind"] == "user":
+        if item["kind"] == "user" and not item.get("steer"):  # a prompt; steering joins a turn
             self.turn_start[session_id] = item["seq"]
         if is_user_action(item):
             which = 0
