@@ -118,7 +118,9 @@ def describe_actions(items: list[dict[str, Any]]) -> str:
     lines: list[str] = []
     for item in items:
         kind = item["kind"]
-        if kind == "agent":
+        if kind == "user" and item.get("steer"):
+            lines.append(f"- the user added, while it ran: {_clip(item.get('text') or '', 1500)}")
+        elif kind == "agent":
             lines.append(f"- the agent said: {_clip(item.get('text') or '', 1500)}")
         elif kind == "command":
             output = (item.get("output") or "").strip()
