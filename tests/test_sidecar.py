@@ -357,7 +357,7 @@ async def test_bad_requests_get_clear_errors_and_the_sidecar_lives(sidecar, proj
     err = await rpc_error(start(sidecar, project, "main", reuse=False))
     assert err.code == -32004
     same = await sidecar.request("codex/session/start", {"project": str(project), "name": "main"})
-    assert same == {"session": same["session"], "created": False} and same["session"]["id"] == s["id"]
+    assert same["created"] is False and same["session"]["id"] == s["id"]
     err = await rpc_error(sidecar.request("codex/session/resume", {"id": s["id"]}))
     assert err.code == -32007
     err = await rpc_error(sidecar.request("codex/session/send", {"id": s["id"], "text": ""}))
@@ -503,3 +503,21 @@ async def test_catching_up_mid_message_and_names_right_after_a_kill(sidecar, pro
     assert info.value.code == -32007 and "nothing to kill" in info.value.message
     fresh = await start(sidecar, project, "main", fresh=True)  # at once: the name is free
     assert fresh["id"] != s["id"]
+
+
+async def test_a_codex_starting_while_others_close_is_left_alone(sidecar, project, other_project,
+                                                               tmp_path):
+    from codex_sessions.testing.sandbox import make_git_project
+    for round_ in range(6):
+        a = await start(sidecar, project, f"a{round_}")
+        b = await start(sidecar, other_project, f"b{round_}")
+        for s in (a, b):
+            await sidecar.wait_status(s["id"], "idle")
+        third = make_git_project(tmp_path / f"third{round_}")
+        kill = asyncio.create_task(sidecar.request("codex/session/killAll", {}))
+        await asyncio.sleep(0.01 * round_)
+        c = await start(sidecar, third, "c", "say: still alive")
+        await kill
+        done = await finished(sidecar, c["id"], timeout=60)
+        assert done["report"]["summary"] == "still alive", done["session"]["error"]
+        await sidecar.request("codex/session/killAll", {})

@@ -357,6 +357,25 @@ def cmd_attach(args: argparse.Namespace) -> int:
     return _run(body())
 
 
+def cmd_tui(args: argparse.Namespace) -> int:
+    """Codex's own terminal UI on a session's thread; the editors see what happens there."""
+    from .rpc.client import RpcError, connect_daemon
+
+    async def ask() -> dict[str, Any]:
+        client = await connect_daemon(_folder(args))
+        try:
+            return await client.request("codex/session/tui", _ref(args), timeout=120)
+        finally:
+            await client.stop()
+    try:
+        opened = asyncio.run(ask())
+    except RpcError as exc:
+        return _fail(exc.message)
+    env = {**os.environ, **opened["env"]}
+    os.execvpe(opened["command"][0], opened["command"], env)
+    return 1  # not reached
+
+
 def cmd_simple(method: str, done: str) -> Any:
     """cancel / kill / resume NAME: one request to the daemon."""
     def command(args: argparse.Namespace) -> int:
@@ -457,19 +476,31 @@ def cmd_learnings(args: argparse.Namespace) -> int:
 # ---- serve, daemon, demo, doctor ----------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serve import serve
+    from .logs import setup_logging
     if args.state_dir:
         os.environ["CODEX_SESSIONS_STATE_DIR"] = args.state_dir
-    return serve(args.standalone, args.log_file, args.verbose)
+    setup_logging(args.log_file, args.verbose)
+    if args.standalone:
+        from .serve import standalone_server
+        return standalone_server()
+    from .relay import relay
+    return relay()
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     folder = _folder(args)
     if args.action == "run":
+        if args.http:  # a bad address is refused before anything starts
+            from .http.address import HttpSetupError, parse_address
+            try:
+                parse_address(args.http, args.http_allow_remote)
+            except HttpSetupError as exc:
+                return _fail(str(exc), 2)
         from .daemon import run_daemon
         return run_daemon(folder, args.idle_exit, Path(args.log_file) if args.log_file else None,
-                          args.verbose)
+                          args.verbose, args.http, args.http_allow_remote)
 
+    from .codex.reaper import alive
     from .rpc.client import connect_daemon
 
     async def body() -> int:
@@ -487,7 +518,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
                 await client.request("codex/daemon/stop", {})
                 await client.stop()
                 for _ in range(300):
-                    if not _pid_alive(status["pid"]):
+                    if not alive(status["pid"]):
                         break
                     await asyncio.sleep(0.05)
                 print(f"stopped the daemon (pid {status['pid']}); its sessions were kept")
@@ -501,20 +532,43 @@ def cmd_daemon(args: argparse.Namespace) -> int:
                             "uptimeSeconds", "clients", "liveSessions", "statuses",
                             "idleExitSeconds", "idleFor"):
                     print(f"{key}: {status.get(key)}")
+                http = status.get("http")
+                print(f"http: {http['url']} (token in {http['tokenFile']})" if http else
+                      f"http: off{' (' + status['httpError'] + ')' if status.get('httpError') else ''}")
             return 0
         finally:
             await client.stop()
     return _run(body())
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def cmd_panel(args: argparse.Namespace) -> int:
+    """A one-time login link for the panel, from the daemon's HTTP API (started if need be)."""
+    from .rpc.client import connect_daemon
+
+    async def body() -> int:
+        client = await connect_daemon(_folder(args))
+        try:
+            status = await client.request("codex/daemon/status", {})
+        finally:
+            await client.stop()
+        http = status.get("http")
+        if not http:
+            why = f" ({status['httpError']})" if status.get("httpError") else ""
+            return _fail(f"the HTTP API is off{why}. Turn it on with `http = \"127.0.0.1:8765\"` "
+                         "in ~/.config/codex-sessions/config.toml (then `codex-sessions daemon "
+                         "stop`), or run `codex-sessions daemon --http 127.0.0.1:8765`")
+        from .http.client import login_link
+        try:
+            url = await login_link(http["url"], Path(http["tokenFile"]))
+        except (OSError, ValueError) as exc:
+            return _fail(f"the HTTP API at {http['url']} did not give a login link: {exc}")
+        print(url)
+        if args.open:
+            import webbrowser
+            if not webbrowser.open(url):
+                return _fail("no browser could be opened here; open the link above yourself")
+        return 0
+    return _run(body())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -550,7 +604,17 @@ def parser() -> argparse.ArgumentParser:
                    "and nothing runs (default 600)")
     p.add_argument("--log-file", help="write logs there instead of stderr")
     p.add_argument("--verbose", action="store_true", help="log every message (transcripts too)")
+    p.add_argument("--http", metavar="HOST:PORT", help="also serve the HTTP API and the web "
+                   "panel there, e.g. 127.0.0.1:8765 (port 0 picks one; default: `http` in "
+                   "the config file, else off)")
+    p.add_argument("--http-allow-remote", action="store_true",
+                   help="let --http listen on an address other than loopback")
     p.set_defaults(func=cmd_daemon)
+
+    p = sub.add_parser("panel", help="print a link that logs a browser into the web panel "
+                       "(once); --open opens it")
+    p.add_argument("--open", action="store_true", help="open the link in the default browser")
+    p.set_defaults(func=cmd_panel)
 
     p = sub.add_parser("run", help="run one prompt in a named session (the live one of that name "
                        "if there is one), stream it, print the report (exit 0 done, 1 failed, "
@@ -578,6 +642,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-C", "--directory", help="the project (default: the current directory)")
     p.add_argument("--yes", action="store_true", help="accept every approval request")
     p.set_defaults(func=cmd_attach)
+
+    p = sub.add_parser("tui", help="open Codex's own terminal UI on a session's conversation "
+                       "(it joins the daemon's Codex: editors show what you do there)")
+    p.add_argument("name", nargs="?", default="main")
+    p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+    p.set_defaults(func=cmd_tui)
 
     for name, method, done in (("cancel", "codex/session/cancel", "cancelled"),
                                ("kill", "codex/session/kill", "killed"),

@@ -1,4 +1,4 @@
-"""`codex-sessions serve`: the relay to the daemon, or with `--standalone` a sidecar of its own.
+"""`codex-sessions serve --standalone`: a sidecar of its own, for one client on stdio.
 
 A standalone sidecar serves one client on stdin/stdout, and its sessions end
 with it: however it ends (stdin closed, `exit`, SIGTERM, SIGINT, SIGHUP), it
@@ -17,7 +17,6 @@ import signal
 import sys
 
 from .codex.reaper import become_subreaper
-from .logs import setup_logging
 from .rpc.handlers import App, register
 from .rpc.transport import Connection, serve_stream
 
@@ -37,14 +36,6 @@ def tune_memory() -> None:
         libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD: fixed, so no dynamic raise
     except (OSError, AttributeError):
         pass
-
-
-def serve(standalone: bool, log_file: str | None = None, verbose: bool = False) -> int:
-    setup_logging(log_file, verbose)
-    if not standalone:
-        from .relay import relay
-        return relay()
-    return standalone_server()
 
 
 def standalone_server(already_read: bytes = b"") -> int:

@@ -8,12 +8,12 @@ recorded them (`owner`), reading what changed every half second.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, Callable, Iterable
 
 import orjson
 
 from ..errors import InvalidParams, LimitReached, SessionNotFound
+from ..codex.reaper import alive
 from ..store import Store
 from .projects import Project, resolve_project
 from .session import Session
@@ -21,18 +21,6 @@ from .session import Session
 log = logging.getLogger(__name__)
 
 ENDED = ("failed", "stopped", "interrupted")
-
-
-def alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Registry:

@@ -42,6 +42,8 @@ class Runner:
         self.command_floor: dict[str, float] = {}
         self.open_streams: set[str] = set()  # agent messages streaming, not yet complete
         self.active_turn: str | None = None  # the running turn's id as Codex last started it
+        self.external = False  # the running turn was started elsewhere (Codex's own TUI)
+        self.tui: Any = None  # the bridge of Codex's TUI on this thread, while one is open
         self.last_status: str | None = session.status
 
     # ---- telling the store and the clients ------------------------------------------------
@@ -128,9 +130,14 @@ class Runner:
         session, process = self.session, self.process
         self.process = None
         was_running = session.turn_active
+        if self.tui is not None:
+            await self.tui.close()
+            self.tui = None
         if was_running:
             await self.keep_streamed_text()
-            self.core.slots.release()
+            if not self.external:
+                self.core.slots.release()
+            self.external = False
             if error:
                 self.record(session.item("error", text=error))
         self.core.slots.leave(session)
@@ -226,7 +233,9 @@ class Runner:
             return
         session.end_turn(status, error)
         self.turn = None
-        self.core.slots.release()
+        if not self.external:
+            self.core.slots.release()
+        self.external = False
         self.changed()
         self._finished()
         self.core.documents.flush()
@@ -361,6 +370,13 @@ class Runner:
 
     def _item_completed(self, params: dict[str, Any], _: float) -> None:
         codex_item = params.get("item") or {}
+        if self.external and codex_item.get("type") == "userMessage":  # typed in Codex's TUI
+            text = "".join(c.get("text", "") for c in codex_item.get("content") or []
+                           if isinstance(c, dict) and c.get("type") == "text")
+            if text.strip() and self.session.title is None:
+                self.session.title = text.strip().splitlines()[0][:80]
+            self.record(self.session.item("user", text=text, via="codexTui"))
+            return
         item = events.completed_item(self.session, codex_item, self.announced)
         if item is None:
             return
@@ -377,6 +393,11 @@ class Runner:
     def _turn_started(self, params: dict[str, Any], _: float) -> None:
         session = self.session
         started = (params.get("turn") or {}).get("id")
+        if not session.turn_active and started:  # someone else's turn: Codex's TUI on this thread
+            self.external = True
+            session.begin_turn()
+            session.turn_accepted(started)
+            self.changed()
         session.turn_id = session.turn_id or started
         self.active_turn = started  # what turn/interrupt and turn/steer name (a review's differs)
 

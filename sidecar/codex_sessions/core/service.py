@@ -30,7 +30,8 @@ from ..store import NameHeld, Store
 from ..wire import FORGOTTEN, OVERLAP, SHOW_MESSAGE
 from . import changes, events, scopes, worktrees
 from .projects import Project, check_name, resolve_project
-from .registry import Registry, alive
+from ..codex.reaper import alive
+from .registry import Registry
 from .report import render
 from .documents import Documents
 from .notes import Notetaker
@@ -643,6 +644,30 @@ class Sessions(Core):
         turn_id = await self.runner(session).steer(text)
         await self.store.flush()
         return turn_id
+
+    async def tui(self, session: Session) -> dict[str, Any]:
+        """A socket where Codex's own terminal UI joins this session's thread, and the
+        command that opens it there."""
+        if not session.live and session.owner is None:
+            await self.resume(session)
+        self.drivable(session)
+        runner = self.runner(session)
+        for _ in range(600):  # a resumed session needs its thread first
+            if session.phase == "ready" or not session.live:
+                break
+            await asyncio.sleep(0.05)
+        if session.phase != "ready" or runner.process is None or not session.thread_id:
+            raise InvalidState(f"session {session.name!r} is {session.status}: its Codex is not "
+                               "ready for a terminal UI", {"id": session.id})
+        if runner.tui is None:
+            from ..codex.tui import TuiBridge
+            path = self.store.state_dir / f"tui-{session.id}.sock"
+            runner.tui = TuiBridge(runner.process, session.thread_id, path)
+            await runner.tui.start()
+        argv = [*session.codex_command, "resume", "--remote", f"unix://{runner.tui.path}",
+                session.thread_id, "-C", session.workdir]
+        return {"socket": str(runner.tui.path), "threadId": session.thread_id, "command": argv,
+                "env": dict(session.codex_env)}
 
     @contextlib.asynccontextmanager
     async def utility(self, client: ClientConfig, cwd: str) -> Any:

@@ -322,6 +322,12 @@ async def session_discard(conn: "Connection", raw: Any) -> dict[str, Any]:
     return {"session": session.to_wire()}
 
 
+@method("codex/session/tui")
+async def session_tui(conn: "Connection", raw: Any) -> dict[str, Any]:
+    sessions, _, session = await _session(conn, P.SessionRef, raw)
+    return await sessions.tui(session)
+
+
 @method("codex/daemon/status")
 async def daemon_status(conn: "Connection", raw: Any) -> dict[str, Any]:
     app: App = conn.state["app"]
