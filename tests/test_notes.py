@@ -162,9 +162,10 @@ async def test_recording_the_notetaker_and_its_summary(sidecar, project, offline
 
 async def test_the_notetaker_takes_a_run_slot(offline, project):
     client = SidecarClient(env=offline.env())
-    await client.start(maxRunning=1)
+    await client.start(maxRunning=1, notes=True)  # notes for every session this client starts
     try:
-        a = await start(client, project, "slow-notes", "say: a\nnote-slow: 3", notes=True)
+        a = await start(client, project, "slow-notes", "say: a\nnote-slow: 3")
+        assert a["notes"] is True
         await finished(client, a["id"])
         b = await start(client, project, "next", "say: b")
         await client.wait_status(b["id"], "queued", timeout=10)  # a is idle: the notetaker runs
