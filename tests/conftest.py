@@ -85,3 +85,11 @@ def http_daemon(tmp_path_factory):
     daemon = HttpDaemon(OfflineCodex(tmp_path_factory.mktemp("http-world")))
     yield daemon
     daemon.close()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Say which threads would keep the test run from exiting (a hang in CI costs an hour)."""
+    import threading
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if stuck:
+        print("\nthreads still alive at the end:", [(t.name, type(t).__name__) for t in stuck])

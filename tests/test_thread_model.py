@@ -47,6 +47,11 @@ async def test_fork_keeps_the_turns_asked_for_and_leaves_the_original(sidecar, p
     await sidecar.request("codex/session/send", {"id": s["id"], "text": "say: six"})
     await finished(sidecar, s["id"], turns=4)
     assert user_texts(offline.model.requests[-1]) == ["say: one", "say: two", "say: three", "say: six"]
+    # items carry their turn's number
+    mine = (await sidecar.request("codex/session/transcript", {"id": s["id"]}))["items"]
+    assert [(i["turn"], i["text"]) for i in mine if i["kind"] == "user"] == [
+        (1, "say: one"), (2, "say: two"), (3, "say: three"), (4, "say: six")]
+    assert {i["turn"] for i in mine if i["kind"] == "agent"} == {1, 2, 3, 4}
     # the fork's transcript starts with its origin
     items = (await sidecar.request("codex/session/transcript", {"id": early["id"]}))["items"]
     assert items[0]["kind"] == "note" and items[0]["forkedFrom"] == {"id": s["id"], "name": "main", "turn": 1}
@@ -157,6 +162,10 @@ async def test_model_and_effort_reach_the_model_and_models_are_listed(sidecar, p
     body = offline.model.requests[-1]
     assert body["model"] == "mock-model-b"
     assert (body.get("reasoning") or {}).get("effort") == "high"
+    plain = await start(sidecar, project, "plain", "say: ok")
+    await finished(sidecar, plain["id"])
+    got = (await sidecar.request("codex/session/get", {"id": plain["id"]}))["session"]
+    assert got["model"] == "mock-model", "the model Codex chose is recorded"
     models = (await sidecar.request("codex/models", {}))["models"]
     assert models and all(m["id"] for m in models) and any(m["isDefault"] for m in models)
     limits = await sidecar.request("codex/account/limits", {})

@@ -117,6 +117,7 @@ class Runner:
         if watch.last is None:
             await watch.reset()  # the baseline its commands are compared with
         thread_id = result["thread"]["id"]
+        session.model = session.model or result.get("model")  # the one Codex chose, if we did not
         process.attach(thread_id, self)
         session.process_ready(thread_id)
         self._quietly(process.call("thread/name/set", {"threadId": thread_id, "name": session.name},
@@ -163,7 +164,7 @@ class Runner:
         if not reviewed and self.core.notes.review(self, text):
             return  # learn mode: the notetaker rewrites it, the user reviews it (notes.py)
         session.accept_prompt(text)
-        self.record(session.item("user", text=text))
+        self.record({**session.item("user", text=text), "turn": session.turns + 1})
         if session.phase == "ready":
             self.core.slots.want(session)
         self.changed()
@@ -300,14 +301,15 @@ class Runner:
         turn_id = self.active_turn or session.turn_id
         if not (session.turn_active and process and turn_id):
             raise InvalidState(f"session {session.name!r} is {session.status}: no running turn to "
-                               "steer; send a prompt instead", {"id": session.id})
+                               "steer; send a prompt instead", {"id": session.id, "reason": "noTurn"})
         try:
             result = await process.request("turn/steer", {
                 "threadId": session.thread_id, "expectedTurnId": turn_id,
                 "input": [{"type": "text", "text": text}]}, session.codex_timeout)
         except AppServerError as exc:
+            reason = "noTurn" if "no active turn" in str(exc) else "refused"
             raise InvalidState(f"session {session.name!r}: Codex refused to steer: {exc}",
-                               {"id": session.id}) from None
+                               {"id": session.id, "reason": reason}) from None
         self.record(session.item("user", text=text, steer=True))
         self.changed()
         return result.get("turnId") or turn_id

@@ -248,6 +248,11 @@ class Sessions(Core):
         earlier = self.registry.named(project, name)
         if earlier is not None and not fresh:
             await self.resume(earlier)
+            ignored = sorted(k for k, v in options.items()
+                             if v not in (None, [], "worker", "workspace-write", "on-request"))
+            if ignored and warnings is not None:
+                warnings.append(f"{name!r} resumed its earlier conversation; {', '.join(ignored)} "
+                                "stay as that session had them (start it fresh to change them)")
             if prompt:
                 await self.send(earlier, prompt)
             return earlier, False
@@ -333,7 +338,8 @@ class Sessions(Core):
             statuses = [*(statuses or []), "waiting"]
         found = [s for s in self.registry.in_project(root)
                  if (statuses is None or s.status in statuses)
-                 and (include_stopped or statuses is not None or s.status != "stopped")]
+                 and (include_stopped or statuses is not None or s.status != "stopped"
+                      or (s.worktree is not None and not s.worktree.get("merged")))]
         found.sort(key=lambda s: s.updated_at, reverse=True)
         found.sort(key=lambda s: RANK.get(s.status, REST_RANK))
         return found

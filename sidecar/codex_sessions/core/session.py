@@ -237,7 +237,9 @@ class Session:
     # ---- transitions ----------------------------------------------------------------------
 
     def item(self, kind: str, **fields: Any) -> dict[str, Any]:
-        return {"turnId": self.turn_id, "at": now(), "kind": kind, **fields}
+        """A transcript item of the running turn (its number 1, 2, ... as `turn`)."""
+        return {"turnId": self.turn_id, "turn": self.turns if self.turn_active else None,
+                "at": now(), "kind": kind, **fields}
 
     def accept_prompt(self, text: str) -> None:
         if self.title is None:
