@@ -133,12 +133,31 @@ class Follower:
         self.client, self.id, self.yes = client, session_id, yes
         self.view = TerminalView(sys.stdout)
         self.cancelled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.held: list[dict[str, Any]] | None = None  # live output kept back (see hold)
         client.on_notification = self.notified
+
+    def hold(self) -> None:
+        """Keep live output back while the transcript's tail is printed."""
+        self.held = []
+
+    def release(self, shown_up_to: int, streamed: set[str]) -> None:
+        """Print what was kept back, but what the tail already showed (its items, and the
+        text of messages it showed streaming)."""
+        held, self.held = self.held or [], None
+        for item in held:
+            if "seq" in item and item["seq"] <= shown_up_to:
+                continue
+            if "seq" not in item and item.get("itemId") in streamed:
+                continue
+            self.view.show(item)
 
     def notified(self, method: str, params: Any) -> None:
         if method == "codex/session/output" and params["id"] == self.id:
             for item in params["items"]:
-                self.view.show(item)
+                if self.held is not None:
+                    self.held.append(item)
+                else:
+                    self.view.show(item)
         elif method == "codex/session/request" and params["id"] == self.id:
             asyncio.get_running_loop().create_task(self.answer(params["request"]))
 
@@ -336,13 +355,13 @@ def cmd_attach(args: argparse.Namespace) -> int:
         try:
             session = (await client.request("codex/session/get", _ref(args)))["session"]
             follower = Follower(client, session["id"], args.yes)
-            next_seq = session.get("nextSeq")
+            follower.hold()
             page = await client.request("codex/session/transcript",
                                         {"id": session["id"], "after": 0, "limit": 10000})
-            for item in page["items"][-TAIL_ITEMS:]:
+            for item in page["items"][-TAIL_ITEMS:] + page.get("streaming", []):
                 follower.view.show(item)
             print(f"-- {session['name']} is {session['status']}; Ctrl-C detaches --", file=sys.stderr)
-            del next_seq
+            follower.release(page["next"], {p["itemId"] for p in page.get("streaming", [])})
             for request in session["pending"]:  # asked before we came: ask now
                 asyncio.get_running_loop().create_task(follower.answer(request))
             forever = asyncio.ensure_future(client.closed)  # type: ignore[arg-type]
