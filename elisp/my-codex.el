@@ -2604,6 +2604,31 @@ saying so; it resumes once that Codex lets go.  Return the buffer."
                            (format "  %s" (or (plist-get thread :updatedAt) ""))))))
       (complete-with-action action table string pred))))
 
+;;;; Codex's own terminal UI
+
+(declare-function term-char-mode "term")
+
+(defun my-codex-tui (&optional session)
+  "Open Codex's own terminal UI on SESSION's conversation, in a `term' buffer.
+It joins the daemon's Codex on the same thread: what you type there
+shows in the session's buffer as it happens, and an approval asked
+there can be answered there or here.  A session that is not running
+is resumed first."
+  (interactive (list (my-codex--read-session "Codex's terminal UI for session: " t)))
+  (require 'term)
+  (let* ((session (my-codex--session session))
+         (root (plist-get (plist-get session :project) :root))
+         (default-directory (file-name-as-directory root))
+         (args (append (when my-codex-state-directory
+                         (list "--state-dir" (expand-file-name my-codex-state-directory)))
+                       (list "tui" (plist-get session :name) "-C" root)))
+         (buf (apply #'make-term (format "codex tui: %s" (my-codex--label session))
+                     (car my-codex-sidecar-command) nil args)))
+    (with-current-buffer buf
+      (term-char-mode))
+    (pop-to-buffer buf)
+    buf))
+
 ;;;; Numbered jumps
 
 ;;;###autoload
@@ -2992,6 +3017,7 @@ Return the buffer."
     (define-key map (kbd "F") #'my-codex-fork-session)
     (define-key map (kbd "v") #'my-codex-review)
     (define-key map (kbd "A") #'my-codex-adopt-thread)
+    (define-key map (kbd "T") #'my-codex-tui)
     (dotimes (n 10)
       (define-key map (kbd (number-to-string n))
                   (intern (format "my-codex-switch-to-session-%d" n))))

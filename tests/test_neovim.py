@@ -30,7 +30,7 @@ import pynvim
 import pytest
 
 from codex_sessions.testing.client import SidecarClient
-from codex_sessions.testing.sandbox import OfflineCodex, make_git_project
+from codex_sessions.testing.sandbox import OfflineCodex
 
 ROOT = Path(__file__).resolve().parents[1]
 NVIM = shutil.which("nvim", path=str(Path(sys.executable).parent)) or shutil.which("nvim")

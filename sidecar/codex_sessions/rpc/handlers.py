@@ -23,6 +23,7 @@ from ..core.worktrees import GitError
 from ..errors import InvalidParams, InvalidState, ProtocolError, StorageUnavailable
 from ..store import StoreError
 from ..wire import SHOW_MESSAGE, Encoded
+from . import notes
 from . import params as P
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def _client(app: App, options: P.InitOptions) -> dict[str, Any]:
         max_sessions_per_project=options.max_sessions_per_project,
         max_running=options.max_running, output_limit_bytes=options.output_limit_bytes,
         codex_process=options.codex_process, codex_timeout=options.codex_timeout,
-        isolation=options.isolation)
+        isolation=options.isolation, notes=options.notes)
     return {"config": config, "app": app, "options": options}
 
 
@@ -156,7 +157,10 @@ async def session_start(conn: "Connection", raw: Any) -> Encoded:
     session, created = await sessions.start(
         conn.state["config"], p.project, p.name, p.prompt, p.reuse, p.fresh, warnings,
         model=p.model, effort=p.effort, sandbox=p.sandbox, approval_policy=p.approval_policy,
-        isolation=p.isolation, role=p.role, write_scope=list(p.write_scope))
+        isolation=p.isolation, role=p.role, write_scope=list(p.write_scope),
+        **notes.start_options(conn.state["config"], p))
+    if not created:
+        notes.start_existing(sessions, session, p)
     return Encoded(b'{"session":' + session.wire_json() + b',"created":'
                    + (b"true" if created else b"false") + b',"warnings":'
                    + orjson.dumps(warnings) + b"}")
@@ -196,7 +200,7 @@ async def session_cancel(conn: "Connection", raw: Any) -> dict[str, Any]:
 @method("codex/session/respond")
 async def session_respond(conn: "Connection", raw: Any) -> dict[str, Any]:
     sessions, p, session = await _session(conn, P.RespondParams, raw)
-    sessions.respond(session, p.request_id, p.decision)
+    sessions.respond(session, p.request_id, p.decision, p.text)
     return {"session": session.to_wire()}
 
 
@@ -245,6 +249,9 @@ async def session_transcript(conn: "Connection", raw: Any) -> dict[str, Any]:
 async def session_report(conn: "Connection", raw: Any) -> dict[str, Any]:
     sessions, _, session = await _session(conn, P.SessionRef, raw)
     return sessions.report(session)
+
+
+notes.register(method, _session, _sessions)  # codex/session/notes, learn; codex/project/learnings
 
 
 @method("codex/session/fork")
