@@ -179,3 +179,23 @@ async def test_two_sidecars_opening_a_new_database_together_both_open(tmp_path):
         opened = await asyncio.gather(*(s.open() for s in stores), return_exceptions=True)
         await asyncio.gather(*(s.close() for s in stores))
         assert opened == [None, None], f"attempt {attempt}: {opened}"
+
+
+async def test_watching_changes_never_rewrites_the_users_git_index(tmp_path):
+    # A plain `git status` refreshes a stale index: it takes .git/index.lock and
+    # rewrites the index, and the user's own `git add` meanwhile fails.
+    import time as _time
+
+    from codex_sessions.core.changes import snapshot
+    from codex_sessions.testing.sandbox import make_git_project
+
+    root = make_git_project(tmp_path / "p")
+    index = root / ".git" / "index"
+    _time.sleep(0.05)
+    os.utime(root / "README.md")  # same content, newer stat: the index is stale
+    before = os.stat(index)
+    for _ in range(3):
+        await snapshot(str(root))
+    after = os.stat(index)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert not (root / ".git" / "index.lock").exists()
