@@ -1366,17 +1366,20 @@ def test_help_tags_ship_and_are_current(editor, tmp_path):
                 ":CodexSessions-diff", ":CodexSessions-merge", ":CodexSessions-discard", ":CodexSessions-fork",
                 ":CodexSessions-review", ":CodexSessions-adopt", ":CodexSessions-steer", ":CodexSessions-tui",
                 ":CodexSessions-N", "<Plug>(CodexSessions-N)", "codex-sessions-worktrees", "codex-sessions-diff",
-                "codex-sessions-merge", "codex-sessions-continue-here", "codex-sessions-threads"]:
+                "codex-sessions-merge", "codex-sessions-continue-here", "codex-sessions-threads",
+                ":CodexSessions-notes", ":CodexSessions-learn", ":CodexSessions-learnings", "codex-sessions-notes",
+                "codex-sessions-review"]:
         editor.cmd(f"help {tag}")
         assert editor.lua("return vim.bo.buftype") == "help", tag
         editor.cmd("close")
     text = (ROOT / "doc" / "codex-sessions.txt").read_text()
     for sub in ["start", "switch", "kill", "killall", "rename", "send", "file", "cancel", "report", "resume",
-                "pending", "forget", "steer", "diff", "merge", "discard", "fork", "review", "adopt", "tui"]:
+                "pending", "forget", "steer", "diff", "merge", "discard", "fork", "review", "adopt", "tui",
+                "notes", "learn", "learnings"]:
         assert f":CodexSessions {sub}" in text
     for key, default in [("diff", "="), ("merge", "M"), ("discard", "W"), ("fork", "F"), ("tui", "T")]:
         assert f"    {default}      {key} " in text, key  # every list key documented
-    for group in ("list", "session", "diff"):  # every key of every group
+    for group in ("list", "session", "diff", "review"):  # every key of every group
         for action in editor.lua("return vim.tbl_keys(require('codex_sessions.config').defaults.keys[...])", group):
             assert f" {action} " in text, (group, action)
     for group in ["CodexSessionsRequest", "CodexSessionsStatusWaiting"]:
