@@ -1984,6 +1984,10 @@ def test_notes_and_learn_mode_on_and_off_start_flags_setup_and_learnings(editor,
     assert "## noted · Turn 1" in text and "- Takeaway: keep fixtures small" in text
     assert editor.lua("return vim.bo.readonly") and editor.lua("return vim.bo.filetype") == "markdown"
     assert editor.windows() == (2, 0)  # the session's window stays beside it
+    # it follows the daemon's rewrites: the next turn's entry shows without asking
+    editor.cmd("CodexSessions send noted say: second")
+    editor.wait("return table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\\n'):find('## noted · Turn 2', 1, true)",
+                timeout=60, what="the second entry in learnings.md")
     # notes off for the session shown (no name), on again by name; bad words are refused
     editor.cmd("CodexSessions notes off")
     wait_note(editor, "noted: notes off", "INFO")
@@ -2007,9 +2011,9 @@ def test_notes_and_learn_mode_on_and_off_start_flags_setup_and_learnings(editor,
     editor.cmd(f"buffer {buf}")
     type_prompt(editor, buf, "say: fragile", "note-fail")
     editor.wait_text(buf, "\nfragile\n")
-    header = wait_header(editor, buf, "notes failed: the notetaker failed on turn 2", )
-    wait_note(editor, "noted: notes: the notetaker failed on turn 2", "WARN")
-    assert editor.wait_status(project, "noted", "idle")["turns"] == 2
+    wait_header(editor, buf, "notes failed: the notetaker failed on turn 3")
+    wait_note(editor, "noted: notes: the notetaker failed on turn 3", "WARN")
+    assert editor.wait_status(project, "noted", "idle")["turns"] == 3
     # setup({ notes = true }): sessions this Neovim starts have the notetaker
     assert editor.lua("return require('codex_sessions.config').init_options().notes") is None
     editor.setup(notes=True)

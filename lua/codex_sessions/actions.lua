@@ -353,6 +353,46 @@ function M.learn(ref, on)
   end)
 end
 
+local watched = {} -- buf -> fs_event handle of the folder of the learnings.md it shows
+
+--- Read `buf` (a learnings.md) again whenever the daemon rewrites it, while it is loaded.
+local function watch(buf, path)
+  if watched[buf] then
+    return
+  end
+  local handle = vim.uv.new_fs_event()
+  if not handle then
+    return
+  end
+  local name = vim.fn.fnamemodify(path, ":t")
+  local ok = pcall(handle.start, handle, vim.fn.fnamemodify(path, ":h"), {}, function(err, file)
+    if err or (file and file ~= name) then
+      return
+    end
+    vim.schedule(function()
+      if vim.api.nvim_buf_is_loaded(buf) and not vim.bo[buf].modified then
+        vim.cmd("silent! checktime " .. buf)
+      end
+    end)
+  end)
+  if not ok then
+    handle:close()
+    return
+  end
+  watched[buf] = handle
+  vim.api.nvim_create_autocmd({ "BufUnload", "BufWipeout" }, {
+    buffer = buf,
+    once = true,
+    callback = function()
+      if watched[buf] then
+        watched[buf]:stop()
+        watched[buf]:close()
+        watched[buf] = nil
+      end
+    end,
+  })
+end
+
 --- Open the project's learnings.md (the notetaker's entries of every session of the
 --- project); say so when there are none yet.
 function M.learnings(project)
@@ -377,6 +417,7 @@ function M.learnings(project)
     if type(result.project) == "table" and type(result.project.root) == "string" then
       vim.b[buf].codex_sessions_project = result.project.root -- its commands act on the project
     end
+    watch(buf, path)
     -- the daemon rewrites it with every entry: read it again quietly, do not write it
     vim.bo[buf].autoread = true
     vim.bo[buf].readonly = true
