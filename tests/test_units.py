@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import sqlite3
@@ -15,6 +16,7 @@ from codex_sessions.core.projects import buffer_name, check_name, resolve_projec
 from codex_sessions.core.report import TurnLog, build_report, render, summarise
 from codex_sessions.core.transcript import Transcript
 from codex_sessions.rpc.params import StartParams, TranscriptParams, parse
+from codex_sessions.store import Store
 
 
 def test_project_root_is_the_nearest_git_ancestor(tmp_path):
@@ -166,3 +168,14 @@ async def test_sync_never_swaps_out_a_session_this_sidecar_holds(tmp_path, monke
         assert sessions.registry.get("s1") is held
     finally:
         await sessions.shutdown()
+
+
+async def test_two_sidecars_opening_a_new_database_together_both_open(tmp_path):
+    # SQLite refuses a journal-mode change that meets another connection's lock at once,
+    # without waiting: two editors starting standalone sidecars together lost one of them.
+    for attempt in range(60):
+        folder = tmp_path / str(attempt)
+        stores = [Store(folder, "one"), Store(folder, "two")]
+        opened = await asyncio.gather(*(s.open() for s in stores), return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in stores))
+        assert opened == [None, None], f"attempt {attempt}: {opened}"
