@@ -679,6 +679,10 @@ local function map_keys(buf)
     local rid = #marks > 0 and st.request_marks[marks[1][1]]
     local waiting = false
     for _, r in ipairs(st.session.pending or {}) do
+      if r.requestId == rid and require("codex_sessions.review").is_review(r) then
+        require("codex_sessions.review").open(st.session, r)
+        return
+      end
       waiting = waiting or r.requestId == rid
     end
     if rid and waiting then
@@ -690,7 +694,7 @@ local function map_keys(buf)
     else
       pcall(vim.cmd, "normal! za")
     end
-  end, "send (in the prompt area), answer the request on the line, or toggle a fold")
+  end, "send (in the prompt area), answer (or review) the request on the line, or toggle a fold")
   map("n", k.accept, function() M.respond("accept", buf) end, "accept the pending request")
   map("n", k.accept_for_session, function() M.respond("acceptForSession", buf) end,
     "accept the pending request for the whole session")

@@ -249,7 +249,13 @@ local function map_keys(buf)
       actions.respond({ id = s.id }, first.requestId, decision)
     end)
   end
-  map(k.open, with_session(function(s) actions.open_session(s) end), "open the session")
+  map(k.open, with_session(function(s)
+    actions.open_session(s)
+    local review = require("codex_sessions.review")
+    if review.pending_of(s) then
+      review.open(s, review.pending_of(s))
+    end
+  end), "open the session (and the prompt it waits to have reviewed)")
   map(k.accept, answer("accept"), "accept what the session waits for")
   map(k.accept_for_session, answer("acceptForSession"), "accept it for the whole session")
   map(k.decline, answer("decline"), "decline what the session waits for")
