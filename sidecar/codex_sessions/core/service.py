@@ -28,7 +28,7 @@ from .documents import Documents
 from .isolation import Isolation
 from .notes import Notetaker
 from .outbox import Outbox
-from .projects import Project, check_name, resolve_project
+from .projects import Project, check_name
 from .registry import Registry
 from .report import render
 from .runner import Runner
@@ -209,7 +209,7 @@ class Sessions(Core, Isolation, ThreadModel):
         work tree lacks, a write scope that meets another worker's).
         """
         await self.ready()
-        project = resolve_project(project_path)
+        project = self.registry.resolve(project_path)
         check_name(name)
         existing = self.registry.live_named(project, name)
         if existing is not None:
@@ -309,7 +309,7 @@ class Sessions(Core, Isolation, ThreadModel):
                    include_stopped: bool = False, waiting: bool = False) -> list[Session]:
         await self.ready()
         self.registry.reap_owners()
-        root = resolve_project(project_path).root if project_path else None
+        root = self.registry.resolve(project_path).root if project_path else None
         if waiting:
             statuses = [*(statuses or []), "waiting"]
         found = [s for s in self.registry.in_project(root)
@@ -404,7 +404,7 @@ class Sessions(Core, Isolation, ThreadModel):
 
     async def kill_all(self, project_path: str | None) -> list[str]:
         await self.ready()
-        root = resolve_project(project_path).root if project_path else None
+        root = self.registry.resolve(project_path).root if project_path else None
         doomed = [s for s in self.registry.in_project(root) if s.live and s.owner is None]
         await asyncio.gather(*(self.runner(s).end_process("stopped") for s in doomed))
         return [s.id for s in doomed]

@@ -18,7 +18,6 @@ from ..codex.appserver import AppServerError
 from ..config import ClientConfig
 from ..errors import CodexUnavailable, InvalidParams, InvalidState
 from . import events
-from .projects import resolve_project
 from .session import Session
 
 if TYPE_CHECKING:
@@ -61,7 +60,7 @@ class ThreadModel:
                      name: str | None) -> Session:
         """A session whose first turn is Codex's review of the target."""
         await self.ready()
-        project = resolve_project(project_path)
+        project = self.registry.resolve(project_path)
         wire_target, described = review_target(target)
         if name is None:
             name = "review"
@@ -80,7 +79,7 @@ class ThreadModel:
     async def threads(self: "Sessions", client: ClientConfig, project_path: str) -> list[dict[str, Any]]:
         """Codex's own saved conversations in this project that are not sessions yet."""
         await self.ready()
-        project = resolve_project(project_path)
+        project = self.registry.resolve(project_path)
         known = {s.thread_id for s in self.registry if s.thread_id}
         found: list[dict[str, Any]] = []
         async with self.utility(client, project.root) as process:
@@ -105,7 +104,7 @@ class ThreadModel:
                     name: str) -> Session:
         """Make one of Codex's own conversations a named session, its history shown."""
         await self.ready()
-        project = resolve_project(project_path)
+        project = self.registry.resolve(project_path)
         if any(s.thread_id == thread_id for s in self.registry):
             raise InvalidState(f"thread {thread_id} is a session already", {"field": "threadId"})
         async with self.utility(client, project.root) as process:

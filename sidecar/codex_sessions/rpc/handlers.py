@@ -17,7 +17,6 @@ from lsprotocol import types
 from pydantic.alias_generators import to_camel
 
 from ..config import ClientConfig, codex_command
-from ..core.projects import resolve_project
 from ..core.service import Sessions
 from ..core.worktrees import GitError
 from ..errors import InvalidParams, InvalidState, ProtocolError, StorageUnavailable
@@ -146,7 +145,9 @@ async def _session(conn: "Connection", model: type, raw: Any) -> tuple[Sessions,
 
 @method("codex/project/resolve")
 async def project_resolve(conn: "Connection", raw: Any) -> dict[str, Any]:
-    return {"project": resolve_project(P.parse(P.ProjectParams, raw).project).to_wire()}
+    p = P.parse(P.ProjectParams, raw)
+    sessions = await _sessions(conn)
+    return {"project": sessions.registry.resolve(p.project).to_wire()}
 
 
 @method("codex/session/start")

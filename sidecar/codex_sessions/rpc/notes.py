@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..config import ClientConfig
-from ..core.projects import resolve_project
 from . import params as P
 
 if TYPE_CHECKING:
@@ -58,4 +57,4 @@ def register(method: Callable[[str], Any], session_of: Any, sessions_of: Any) ->
     async def project_learnings(conn: "Connection", raw: Any) -> dict[str, Any]:
         p = P.parse(P.LearningsParams, raw)
         sessions = await sessions_of(conn)
-        return await sessions.notes.project_learnings(resolve_project(p.project), p.limit)
+        return await sessions.notes.project_learnings(sessions.registry.resolve(p.project), p.limit)
