@@ -1244,6 +1244,16 @@ comint, \\[my-codex-previous-input] and \\[my-codex-next-input] bring back earli
      "  " (propertize status 'face (my-codex--status-face status))
      (if (string-empty-p elapsed) "" (concat "  " elapsed))
      (format "  turns %d" (or (plist-get session :turns) 0))
+     ;; What waits on the user comes first: a narrow window cuts the rest.
+     (if (> pending 0)
+         (propertize (format "  %d approval%s pending: C-c C-a accept, C-c C-s for session, C-c C-d decline"
+                             pending (if (= pending 1) "" "s"))
+                     'face 'my-codex-approval-face)
+       "")
+     (if (> reviews 0)
+         (propertize "  prompt rewritten: C-c C-a send the rewrite, C-c C-e edit it, C-c C-d send yours"
+                     'face 'my-codex-approval-face)
+       "")
      (let ((model (my-codex--model session)))
        (if (string-empty-p model) "" (concat "  " model)))
      (let ((usage (my-codex--usage session)))
@@ -1264,15 +1274,6 @@ comint, \\[my-codex-previous-input] and \\[my-codex-next-input] bring back earli
      (if (and retry (my-codex--active-p session))
          (propertize (format "  retrying (%s): %s" (or (plist-get retry :attempt) "?")
                              (my-codex--first-line (plist-get retry :message)))
-                     'face 'my-codex-approval-face)
-       "")
-     (if (> pending 0)
-         (propertize (format "  %d approval%s pending: C-c C-a accept, C-c C-s for session, C-c C-d decline"
-                             pending (if (= pending 1) "" "s"))
-                     'face 'my-codex-approval-face)
-       "")
-     (if (> reviews 0)
-         (propertize "  prompt rewritten: C-c C-a send the rewrite, C-c C-e edit it, C-c C-d send yours"
                      'face 'my-codex-approval-face)
        "")
      (if (and (not (my-codex--active-p session))
@@ -2889,12 +2890,13 @@ The numbers follow the list's order: what waits on you first."
   "Major mode listing Codex sessions, what waits on you and what failed on top.
 The list follows the sessions as they change; \\[revert-buffer] asks the
 sidecar again.  The first column numbers the project's sessions for
-\\[my-codex-switch-to-session-1] ... \\[my-codex-switch-to-session-0].  Columns that would
-be empty are left out: `Project' (the list of every project has it),
-`!' (a session changed a file another one changed too, or wrote
-outside its write scope), `Model' (chosen at start), `Tokens' (used
-so far, in/out) and `Tree' (whether a session's own work tree is
-merged yet).
+\\[my-codex-switch-to-session-1] ... \\[my-codex-switch-to-session-0].  Columns that
+say nothing are left out: `Project' (the list of every project has
+it), `!' (a session changed a file another one changed too, or wrote
+outside its write scope), `Model' (model and effort, shown when the
+sessions listed differ in them; the header always shows them),
+`Tokens' (used so far, in/out) and `Tree' (whether a session's own
+work tree is merged yet).
 
 \\{my-codex-list-mode-map}"
   (setq tabulated-list-padding 1)
@@ -2904,7 +2906,7 @@ merged yet).
 
 (defconst my-codex--list-column-specs
   '((number "#" 2 :right-align t) (project "Project" 12) (name "Name" 14) (marks "!" 1)
-    (status "Status" 11) (elapsed "Elapsed" 7 :right-align t) (model "Model" 14)
+    (status "Status" 11) (elapsed "Elapsed" 7 :right-align t) (model "Model" 18)
     (tokens "Tokens" 9 :right-align t) (tree "Tree" 8) (headline "Headline" 0))
   "Every column the session list may show: key, title, width and properties.")
 
@@ -2915,7 +2917,8 @@ merged yet).
      (pcase key
        ('project (null my-codex--list-project))
        ('marks (seq-some (lambda (s) (> (length (plist-get s :overlaps)) 0)) sessions))
-       ('model (seq-some (lambda (s) (stringp (plist-get s :model))) sessions))
+       ;; The same model on every row says nothing: the header shows it.
+       ('model (cdr (seq-uniq (seq-remove #'string-empty-p (mapcar #'my-codex--model sessions)))))
        ('tokens (seq-some (lambda (s) (not (string-empty-p (my-codex--usage s)))) sessions))
        ('tree (seq-some #'my-codex--tree sessions))
        (_ t)))
@@ -2950,7 +2953,7 @@ merged yet).
                   "")))
       ('status (propertize status 'face (my-codex--status-face status)))
       ('elapsed (my-codex--elapsed session))
-      ('model (let ((model (plist-get session :model))) (if (stringp model) model "")))
+      ('model (my-codex--model session))
       ('tokens (my-codex--usage session))
       ('tree (cond ((null (my-codex--tree session)) "")
                    ((my-codex--unmerged-p session)

@@ -747,16 +747,28 @@
       (should (cl-some (lambda (m) (string-match-p "(default)" (or (funcall annotation m) ""))) models))
       (should (member "high" efforts))
       (my-codex-test-result 'models models))
+    (my-codex-start-session "usual" "say: usual")
     (my-codex-test-wait-turns "tuned" 1)
+    (my-codex-test-wait-turns "usual" 1)
     (let ((session (my-codex-test-session "tuned"))
           (list (my-codex-list-sessions)))
       (should (equal (plist-get session :model) "mock-model-b"))
       (should (equal (plist-get session :effort) "high"))
       (with-current-buffer (my-codex--buffer-of (plist-get session :id))
         (should (string-match-p "turns 1  mock-model-b high  tokens [0-9.]+k?/[0-9.]+k?" (my-codex-test-header))))
+      ;; The list shows the models as they differ: the one chosen, Codex's default.
       (my-codex-test-wait "the list's model and tokens"
-                          (lambda () (string-match-p "idle +[0-9]+s +mock-model-b +[0-9.]+k?/[0-9.]+k? "
-                                                     (my-codex-test-list-line list "tuned"))))
+                          (lambda () (and (string-match-p "idle +[0-9]+s +mock-model-b high +[0-9.]+k?/[0-9.]+k? "
+                                                          (my-codex-test-list-line list "tuned"))
+                                          (string-match-p "idle +[0-9]+s +mock-model +[0-9.]+k?/[0-9.]+k? "
+                                                          (my-codex-test-list-line list "usual")))))
+      (with-current-buffer list
+        (should (string-match-p " Model " (my-codex-test-header))))
+      ;; One session left: the same model on every row, no column for it.
+      (my-codex-kill-session "usual")
+      (my-codex-test-wait "no Model column"
+                          (lambda () (with-current-buffer list
+                                       (not (string-match-p "Model" (my-codex-test-header))))))
       ;; Offline, Codex reports no limits: the header says nothing of them.
       (my-codex-test-wait "limits asked" (lambda () my-codex--limits-time))
       (with-current-buffer list
@@ -1668,7 +1680,7 @@ SESSION-GETTER finds the session by name, by default in the test project."
                             (lambda () (plist-get (my-codex-test-other-session "noted") :notesError))
                             60)
         (with-current-buffer buf
-          (should (string-match-p "ultra\\|other/noted +idle +.*notes failed: the notetaker failed on turn 2"
+          (should (string-match-p "other/noted +idle +.*notes failed: the notetaker failed on turn 2"
                                   (my-codex-test-header)))
           (my-codex-test-wait-text buf "^noted two$"))))))
 
@@ -1710,7 +1722,7 @@ SESSION-GETTER finds the session by name, by default in the test project."
         (should (equal (plist-get (my-codex-test-session "learner") :headline)
                        "waits: learn mode rewrote the prompt: accept, edit or decline"))
         (with-current-buffer buf
-          (should (string-match-p "ultra/learner +waiting .*  learn  .*prompt rewritten: C-c C-a send the rewrite, C-c C-e edit it, C-c C-d send yours"
+          (should (string-match-p "ultra/learner +waiting +\\([0-9]+s +\\)?turns 0 +prompt rewritten: C-c C-a send the rewrite, C-c C-e edit it, C-c C-d send yours .*  learn\\b"
                                   (my-codex-test-header)))
           (my-codex-test-wait-text buf "Learn mode rewrote your prompt (r[0-9]+): accept, edit or decline\n  \\[Review\\] \\[Accept\\] \\[Edit\\] \\[Decline\\]"))
         ;; 1. From the inbox, RET shows the review: a diff, with the note it drew on.
