@@ -1902,7 +1902,10 @@ that meet) is shown in the echo area.  Return the session's buffer."
          (result (my-codex--request "codex/session/start" params
                                     (max 60 my-codex-request-timeout)))
          (session (my-codex--remember (plist-get result :session)))
-         (warnings (append (plist-get result :warnings) nil))
+         (resumed (and earlier (not (my-codex--live-p earlier))
+                       (not (eq (plist-get result :created) t))))
+         (warnings (my-codex--start-warnings (append (plist-get result :warnings) nil)
+                                             resumed options))
          (buf (my-codex--open-buffer session)))
     (when my-codex-pop-to-buffer-on-start
       (my-codex--show buf))
@@ -1915,7 +1918,7 @@ that meet) is shown in the echo area.  Return the session's buffer."
                               (plist-get (gethash (plist-get earlier :id) my-codex--sessions)
                                          :name)))
                      ((eq (plist-get result :created) t) "started")
-                     ((and earlier (not (my-codex--live-p earlier))) "resumed")
+                     (resumed "resumed")
                      (t "reused"))
                (if warnings (concat "; " (string-join warnings "; ")) "")))
      (warnings
@@ -1924,18 +1927,30 @@ that meet) is shown in the echo area.  Return the session's buffer."
 
 (defun my-codex--default-options (options new)
   "Return OPTIONS with the project's defaults for what they leave out.
-The isolation comes from `my-codex-default-isolation'; when NEW (the
-start makes a new session), notes come from `my-codex-notes'.  A
-session that exists keeps its own notes: a start that names them
-would switch them."
-  (let ((isolation (my-codex--project-setting 'my-codex-default-isolation)))
-    (when (and isolation (not (plist-member options :isolation)))
-      (setq options (append (list :isolation (symbol-name isolation)) options))))
-  (when (and new (not (plist-member options :notes)) (not (plist-get options :learn)))
-    (setq options (append (list :notes (if (my-codex--project-setting 'my-codex-notes)
-                                           t :json-false))
-                          options)))
+Only when NEW (the start makes a new session): the isolation comes
+from `my-codex-default-isolation', notes from `my-codex-notes'.  A
+session that is resumed keeps what it had."
+  (when new
+    (let ((isolation (my-codex--project-setting 'my-codex-default-isolation)))
+      (when (and isolation (not (plist-member options :isolation)))
+        (setq options (append (list :isolation (symbol-name isolation)) options))))
+    (when (and (not (plist-member options :notes)) (not (plist-get options :learn)))
+      (setq options (append (list :notes (if (my-codex--project-setting 'my-codex-notes)
+                                             t :json-false))
+                            options))))
   options)
+
+(defun my-codex--start-warnings (warnings resumed options)
+  "Return the WARNINGS of a start worth showing, as they read best.
+When RESUMED, the sidecar's warnings are about options the resumed
+session does not take: shown only when the caller gave OPTIONS, and
+without repeating that the session resumed."
+  (cond ((not resumed) warnings)
+        ((null options) nil)
+        (t (mapcar (lambda (w)
+                     (replace-regexp-in-string
+                      "\\`'[^']*' resumed its earlier conversation; " "" w))
+                   warnings))))
 
 (defun my-codex--start-params (options)
   "Return the start params of OPTIONS, a plist, without the empty ones."
