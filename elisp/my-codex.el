@@ -1579,6 +1579,8 @@ starts on a line of its own."
                            'my-codex-prompt t))
        (when (eq (plist-get item :steer) t)
          (insert (propertize "  (added to the running turn)" 'face 'my-codex-status-face)))
+       (when (equal (plist-get item :via) "codexTui")
+         (insert (propertize "  (typed in Codex's terminal UI)" 'face 'my-codex-status-face)))
        (insert "\n")))
     ("note" (my-codex--render-note item))
     ("agent"
@@ -2817,25 +2819,58 @@ saying so; it resumes once that Codex lets go.  Return the buffer."
 ;;;; Codex's own terminal UI
 
 (declare-function term-char-mode "term")
+(declare-function term-check-proc "term")
 
 (defun my-codex-tui (&optional session)
   "Open Codex's own terminal UI on SESSION's conversation, in a `term' buffer.
 It joins the daemon's Codex on the same thread: what you type there
 shows in the session's buffer as it happens, and an approval asked
 there can be answered there or here.  A session that is not running
-is resumed first."
+is resumed first.  The sidecar gives the command (`codex/session/tui');
+the buffer opens when it answers, and closes when you leave the TUI.
+A TUI already open for SESSION is shown again."
   (interactive (list (my-codex--read-session "Codex's terminal UI for session: " t)))
   (require 'term)
   (let* ((session (my-codex--session session))
-         (root (plist-get (plist-get session :project) :root))
-         (default-directory (file-name-as-directory root))
-         (args (append (when my-codex-state-directory
-                         (list "--state-dir" (expand-file-name my-codex-state-directory)))
-                       (list "tui" (plist-get session :name) "-C" root)))
-         (buf (apply #'make-term (format "codex tui: %s" (my-codex--label session))
-                     (car my-codex-sidecar-command) nil args)))
+         (label (my-codex--label session))
+         (open (get-buffer (my-codex--tui-buffer-name session))))
+    (if (and open (term-check-proc open))
+        (pop-to-buffer open)
+      (message "Opening Codex's terminal UI on %s..." label)
+      (my-codex--async "codex/session/tui" (my-codex--ref session)
+                       (lambda (result) (my-codex--tui-open session result))
+                       (lambda (text)
+                         (message "Codex's terminal UI on %s: %s" label text))))
+    nil))
+
+(defun my-codex--tui-buffer-name (session)
+  "Return the name of the buffer of Codex's terminal UI on SESSION."
+  (format "*codex tui: %s*" (my-codex--label session)))
+
+(defun my-codex--tui-open (session result)
+  "Run RESULT's command, Codex's terminal UI on SESSION, in a `term' buffer."
+  (let* ((command (append (plist-get result :command) nil))
+         (env (plist-get result :env))
+         (process-environment
+          (append (cl-loop for (key value) on env by #'cddr
+                           collect (format "%s=%s" (substring (symbol-name key) 1) value))
+                  process-environment))
+         (default-directory (file-name-as-directory (my-codex--workdir session)))
+         (name (my-codex--tui-buffer-name session))
+         (buf (apply #'make-term (substring name 1 -1) (car command) nil (cdr command))))
     (with-current-buffer buf
-      (term-char-mode))
+      (term-char-mode)
+      (let ((process (get-buffer-process buf)))
+        ;; Leaving the TUI closes its buffer; a failure stays on screen.
+        (add-function :after (process-sentinel process)
+                      (lambda (proc _event)
+                        (when (and (eq (process-status proc) 'exit)
+                                   (zerop (process-exit-status proc))
+                                   (buffer-live-p (process-buffer proc)))
+                          (let ((buf (process-buffer proc)))
+                            (dolist (win (get-buffer-window-list buf nil t))
+                              (quit-window nil win))
+                            (kill-buffer buf)))))))
     (pop-to-buffer buf)
     buf))
 

@@ -204,6 +204,11 @@ def test_adopt_a_codex_conversation(offline, project, tmp_path):
     assert asked_with(offline, "say: recalled") == ["say: the password is swordfish", "say: recalled"]
 
 
+def test_codex_tui(offline, project, tmp_path):
+    run_ert("my-codex-test-codex-tui", offline, project, tmp_path)
+    assert asked_with(offline, "say: typed in the tui") == ["say: hello from emacs", "say: typed in the tui"]
+
+
 def test_numbered_jumps(offline, project, tmp_path):
     run_ert("my-codex-test-numbered-jumps", offline, project, tmp_path)
 

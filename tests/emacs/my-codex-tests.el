@@ -778,6 +778,39 @@
                                   :secondary (:usedPercent 7 :windowDurationMins 10080))))
           (should (string-match-p "Headline +limits used: 5h 42%, 7d 7%\\'" (my-codex-test-header))))))))
 
+(ert-deftest my-codex-test-codex-tui ()
+  "C-c x T: Codex's own terminal UI on the session in a term buffer; a turn typed there is the session's."
+  (my-codex-test-in-project
+    (let ((buf (my-codex-start-session "main" "say: hello from emacs")))
+      (my-codex-test-wait-turns "main" 1)
+      (should (eq (lookup-key my-codex-command-map (kbd "T")) #'my-codex-tui))
+      (with-current-buffer buf
+        (call-interactively #'my-codex-tui))
+      (let* ((term (my-codex-test-wait "the TUI's buffer"
+                                       (lambda () (get-buffer "*codex tui: ultra/main*")) 60))
+             (proc (get-buffer-process term)))
+        (should (eq (window-buffer (selected-window)) term))
+        (with-current-buffer term
+          (should (eq major-mode 'term-mode))
+          (should (eq (current-local-map) term-raw-map)))  ; char mode: keys go to Codex
+        ;; Codex's TUI shows the conversation so far.
+        (my-codex-test-wait-text term "hello from emacs" 60)
+        (process-send-string proc "say: typed in the tui")
+        (sleep-for 0.6)                 ; typed text in one burst is taken as a paste
+        (process-send-string proc "\r")
+        ;; The turn typed there is the session's: its buffer here shows it.
+        (my-codex-test-wait-text buf "^> say: typed in the tui  (typed in Codex's terminal UI)$" 60)
+        (my-codex-test-wait-text buf "^typed in the tui$" 60)
+        (my-codex-test-wait-turns "main" 2)
+        ;; Asked again, the same TUI shows; leaving it closes its buffer.
+        (switch-to-buffer buf)
+        (my-codex-tui (my-codex-test-session "main"))
+        (should (eq (window-buffer (selected-window)) term))
+        (should (eq (get-buffer-process term) proc))
+        (process-send-string proc "\C-c")
+        (my-codex-test-wait "the TUI's buffer to close" (lambda () (not (buffer-live-p term))) 30)
+        (should-not (eq (window-buffer (selected-window)) term))))))
+
 (ert-deftest my-codex-test-adopt-a-codex-conversation ()
   "A conversation made in Codex itself is offered, adopted under a name, its history shown."
   (my-codex-test-in-project
