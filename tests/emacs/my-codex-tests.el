@@ -441,7 +441,8 @@
   (my-codex-test-in-project
     (with-temp-file (expand-file-name "notes.txt" my-codex-test-project) (insert "uncommitted\n"))
     (let ((my-codex-test-messages nil) asked)
-      ;; C-u C-u: the options, asked in turn; empty model and effort: Codex's defaults.
+      ;; C-u C-u: the options, asked in turn; empty model and effort: Codex's
+      ;; defaults; empty notes: `my-codex-notes' (off).
       (cl-letf (((symbol-function 'completing-read)
                  (lambda (prompt _collection &rest _)
                    (push prompt asked)
@@ -456,7 +457,7 @@
         (let ((current-prefix-arg '(16)))
           (call-interactively #'my-codex-start-session)))
       (should (equal (mapcar (lambda (p) (car (split-string p "[ (]"))) (reverse asked))
-                     '("Start" "Work" "Role" "Write" "Model" "Reasoning" "First")))
+                     '("Start" "Work" "Role" "Write" "Model" "Reasoning" "Notes" "First")))
       ;; The sidecar's warning: the work tree does not get the uncommitted file.
       (should (cl-some (lambda (m) (string-match-p "ultra/left started; .*notes.txt" m))
                        my-codex-test-messages)))
@@ -467,6 +468,7 @@
            (tree (plist-get (plist-get left :worktree) :path))
            (list (my-codex-list-sessions)))
       (should (equal (plist-get (plist-get left :worktree) :branch) "codex/left"))
+      (should (eq (plist-get left :notes) :json-false))
       (should (file-exists-p (expand-file-name "shared.txt" tree)))
       (should-not (file-exists-p (expand-file-name "shared.txt" my-codex-test-project)))
       (my-codex-test-result 'left-tree tree)
