@@ -994,11 +994,14 @@ Emacs knows, so this does not wait for the sidecar once it runs."
 (defun my-codex--elapsed (session)
   "Return the elapsed time of SESSION's current or last turn, or \"\".
 It runs from the sidecar's `turnStartedAt' to now, or to `finishedAt'
-once the turn ended."
+once the turn ended.  An active session whose last turn ended, such
+as one that waits for you to review a rewritten prompt, has no turn
+under way yet: nothing is shown."
   (let* ((start (my-codex--time (plist-get session :turnStartedAt)))
-         (end (if (my-codex--active-p session)
-                  (current-time)
-                (my-codex--time (plist-get session :finishedAt)))))
+         (finished (my-codex--time (plist-get session :finishedAt)))
+         (end (cond ((not (my-codex--active-p session)) finished)
+                    ((and start finished (not (time-less-p finished start))) nil)
+                    (t (current-time)))))
     (if (and start end (time-less-p start (time-add end 1)))
         (my-codex--duration (float-time (time-subtract end start)))
       "")))

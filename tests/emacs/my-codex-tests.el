@@ -1757,7 +1757,7 @@ SESSION-GETTER finds the session by name, by default in the test project."
         (should (equal (plist-get (my-codex-test-session "learner") :headline)
                        "waits: learn mode rewrote the prompt: accept, edit or decline"))
         (with-current-buffer buf
-          (should (string-match-p "ultra/learner +waiting +\\([0-9]+s +\\)?turns 0 +prompt rewritten: C-c C-a send the rewrite, C-c C-e edit it, C-c C-d send yours .*  learn\\b"
+          (should (string-match-p "ultra/learner +waiting +turns 0 +prompt rewritten: C-c C-a send the rewrite, C-c C-e edit it, C-c C-d send yours .*  learn\\b"
                                   (my-codex-test-header)))
           (my-codex-test-wait-text buf "Learn mode rewrote your prompt (r[0-9]+): accept, edit or decline\n  \\[Review\\] \\[Accept\\] \\[Edit\\] \\[Decline\\]"))
         ;; 1. From the inbox, RET shows the review: a diff, with the note it drew on.
@@ -1802,6 +1802,8 @@ SESSION-GETTER finds the session by name, by default in the test project."
         (my-codex-send "say: original two\nrewrite: say: rewritten two" "learner")
         (my-codex-test-wait-review "learner")
         (with-current-buffer buf
+          ;; No turn under way yet: no elapsed time (not the last turn's).
+          (should (string-match-p "ultra/learner +waiting +turns 1 +prompt rewritten" (my-codex-test-header)))
           (should (eq (key-binding (kbd "C-c C-e")) #'my-codex-edit-prompt))
           ;; Sending more meanwhile is refused, clearly.
           (should (string-match-p "waits for you to review your rewritten prompt first"
