@@ -1865,7 +1865,25 @@ SESSION-GETTER finds the session by name, by default in the test project."
         (should (= 3 (plist-get (my-codex-test-session "learner") :turns)))
         (with-current-buffer buf
           (should (equal (my-codex--prompt-text) "say: four\nrewrite: say: 4"))
-          (my-codex--set-prompt ""))))))
+          (my-codex--set-prompt ""))
+        ;; 5. With the session on screen, the review opens by itself, selected;
+        ;; a sends the rewrite and brings you back to the session.
+        (switch-to-buffer buf)
+        (my-codex-send "say: five\nrewrite: say: rewritten five" "learner")
+        (let ((review-buf (my-codex-test-wait
+                           "the review on screen"
+                           (lambda () (let ((shown (window-buffer (selected-window))))
+                                        (and (equal (buffer-name shown) "*codex review: ultra/learner*")
+                                             shown)))
+                           60)))
+          (should (get-buffer-window buf))
+          (set-buffer review-buf)
+          (should (string-match-p "^\\+say: rewritten five$" (buffer-string)))
+          (call-interactively (key-binding (kbd "a")))
+          (should (eq (window-buffer (selected-window)) buf)))
+        (set-buffer (my-codex-test-home))
+        (my-codex-test-wait-turns "learner" 4)
+        (my-codex-test-wait-text buf "^> say: rewritten five$")))))
 
 (provide 'my-codex-tests)
 ;;; my-codex-tests.el ends here
