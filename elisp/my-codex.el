@@ -2344,7 +2344,8 @@ waits on you, in every project.  Return the session."
 
 (defun my-codex-accept ()
   "Accept the approval request at point, or the oldest pending one.
-Outside a session, choose among everything that waits on you."
+For a prompt that learn mode rewrote, send the rewrite.  Outside a
+session, choose among everything that waits on you."
   (interactive)
   (my-codex-respond "accept"))
 
@@ -2356,7 +2357,8 @@ Outside a session, choose among everything that waits on you."
 
 (defun my-codex-decline ()
   "Decline the approval request at point, or the oldest pending one.
-Outside a session, choose among everything that waits on you."
+For a prompt that learn mode rewrote, send your prompt as you typed
+it.  Outside a session, choose among everything that waits on you."
   (interactive)
   (my-codex-respond "decline"))
 

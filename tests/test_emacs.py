@@ -348,7 +348,8 @@ def test_learn_mode_review(offline, project, tmp_path):
     sent = [p for p in task_prompts(offline)
             if any(w in p for w in ("original", "rewritten", "edited", "say: 4"))]
     assert sent == ["say: rewritten one", "say: edited two",
-                    "say: original three\nrewrite: say: rewritten three", "say: rewritten five"], sent
+                    "say: original three\nrewrite: say: rewritten three\nnote-gap: what conftest.py is",
+                    "say: rewritten five", "say: original six\nrewrite: say: 6\nnote-resolved"], sent
     rewrites = [user_texts(b)[-1] for b in offline.model.requests
                 if user_texts(b) and user_texts(b)[-1].startswith(NOTETAKER + ": rewrite")]
     assert sum("say: four\nrewrite: say: 4" in t for t in rewrites) == 1  # rewritten, then nothing sent

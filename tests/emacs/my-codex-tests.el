@@ -1833,8 +1833,9 @@ SESSION-GETTER finds the session by name, by default in the test project."
         (should-not (get-buffer "*codex edit: ultra/learner*"))
         (my-codex-test-wait-turns "learner" 2)
         (my-codex-test-wait-text buf "^> say: edited two$")
-        ;; 3. d in the inbox sends the prompt as typed.
-        (my-codex-send "say: original three\nrewrite: say: rewritten three" "learner")
+        ;; 3. d in the inbox sends the prompt as typed (the turn leaves a gap open).
+        (my-codex-send "say: original three\nrewrite: say: rewritten three\nnote-gap: what conftest.py is"
+                       "learner")
         (my-codex-test-wait-review "learner")
         (with-current-buffer (my-codex-pending)
           (my-codex-test-wait "drawn" (lambda () (string-match-p "original three" (buffer-string))))
@@ -1842,7 +1843,11 @@ SESSION-GETTER finds the session by name, by default in the test project."
           (search-forward "original three")
           (call-interactively (key-binding (kbd "d"))))
         (my-codex-test-wait-turns "learner" 3)
-        (my-codex-test-wait-text buf "^> say: original three\n  rewrite: say: rewritten three$")
+        (my-codex-test-wait-text buf "^> say: original three\n  rewrite: say: rewritten three\n  note-gap: what conftest.py is$")
+        (with-current-buffer buf
+          (my-codex-test-wait "the open gap in the header"
+                              (lambda () (string-match-p "  learn (1 open gap)" (my-codex-test-header)))
+                              60))
         ;; 4. v in the list shows the review; c there sends nothing, and the
         ;; prompt goes back to the session buffer's prompt.
         (my-codex-send "say: four\nrewrite: say: 4" "learner")
@@ -1883,7 +1888,18 @@ SESSION-GETTER finds the session by name, by default in the test project."
           (should (eq (window-buffer (selected-window)) buf)))
         (set-buffer (my-codex-test-home))
         (my-codex-test-wait-turns "learner" 4)
-        (my-codex-test-wait-text buf "^> say: rewritten five$")))))
+        (my-codex-test-wait-text buf "^> say: rewritten five$")
+        ;; 6. A turn that resolves the gap ends learn mode; the header says so.
+        (my-codex-send "say: original six\nrewrite: say: 6\nnote-resolved" "learner")
+        (my-codex-test-wait-review "learner")
+        (my-codex-respond "decline" nil (my-codex-test-session "learner"))
+        (my-codex-test-wait "learn mode ended"
+                            (lambda () (equal (plist-get (plist-get (my-codex-test-session "learner") :learn)
+                                                         :endedBecause)
+                                              "resolved"))
+                            60)
+        (with-current-buffer buf
+          (should (string-match-p "  notes  learn ended: gaps resolved" (my-codex-test-header))))))))
 
 (provide 'my-codex-tests)
 ;;; my-codex-tests.el ends here
