@@ -242,8 +242,11 @@ class Sessions(Core, Isolation, ThreadModel):
         return session, True
 
     async def _create(self, client: ClientConfig, project: Project, name: str,
-                      warnings: list[str] | None = None, **options: Any) -> tuple[Session, Runner]:
-        """A new session with its Codex starting: limits checked, name taken, process spawned."""
+                      warnings: list[str] | None = None, tree_from: "worktrees.Worktree | None" = None,
+                      **options: Any) -> tuple[Session, Runner]:
+        """A new session with its Codex starting: limits checked, name taken, process spawned.
+
+        `tree_from`: a work tree whose files the new session's work tree starts with (a fork)."""
         check_name(name)
         if self.registry.live_named(project, name) is not None:
             raise NameTaken(f"a session named {name!r} is already running in {project.root}",
@@ -261,9 +264,12 @@ class Sessions(Core, Isolation, ThreadModel):
         told = warnings if warnings is not None else []
         if isolation == "worktree":
             folder = self.store.state_dir / "worktrees" / project.hash / f"{name}-{session.id}"
-            tree, found = await worktrees.create(project.root, folder, name)
+            if tree_from is not None:
+                tree = await worktrees.copy(project.root, tree_from, folder, name)
+            else:
+                tree, found = await worktrees.create(project.root, folder, name)
+                told += found
             session.worktree = {**tree.to_wire(), "merged": False}
-            told += found
         told += self._scope_warnings(session)
         try:
             await self._claim(session)
