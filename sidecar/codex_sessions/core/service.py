@@ -224,8 +224,9 @@ class Sessions(Core, Isolation, ThreadModel):
         earlier = self.registry.named(project, name)
         if earlier is not None and not fresh:
             await self.resume(earlier)
-            ignored = sorted(k for k, v in options.items()
-                             if v not in (None, [], "worker", "workspace-write", "on-request"))
+            ignored = sorted(k for k, v in options.items()  # notes and learn apply (handlers.py)
+                             if k not in ("notes", "learn")
+                             and v not in (None, [], "worker", "workspace-write", "on-request"))
             if ignored and warnings is not None:
                 warnings.append(f"{name!r} resumed its earlier conversation; {', '.join(ignored)} "
                                 "stay as that session had them (start it fresh to change them)")
