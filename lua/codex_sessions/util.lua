@@ -299,10 +299,14 @@ function M.elapsed(s)
     return "-"
   end
   local finish
+  local ended = M.parse_time(s.finishedAt)
   if require("codex_sessions.state").active(s.status) then
+    if ended and ended >= start then
+      return "-" -- queued, or a prompt under review: no turn runs yet
+    end
     finish = os.time()
   else
-    finish = M.parse_time(s.finishedAt)
+    finish = ended
   end
   if not finish or finish < start then
     return "-"
