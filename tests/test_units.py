@@ -199,3 +199,20 @@ async def test_watching_changes_never_rewrites_the_users_git_index(tmp_path):
     after = os.stat(index)
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert not (root / ".git" / "index.lock").exists()
+
+
+async def test_a_request_on_a_closed_connection_fails_at_once(tmp_path):
+    # `daemon stop` said shutdown after the daemon had closed: it waited 10 s for an answer
+    import socket
+
+    from codex_sessions.rpc.client import Client
+
+    ours, theirs = socket.socketpair()
+    client = Client()
+    reader, client.writer = await asyncio.open_unix_connection(sock=ours)
+    client._begin(reader.read, client.writer.write)
+    theirs.close()
+    await asyncio.wait_for(client.closed, 5)
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(client.request("shutdown"), 2)
+    await client.stop()
