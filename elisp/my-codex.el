@@ -951,17 +951,12 @@ Emacs knows, so this does not wait for the sidecar once it runs."
 
 (defun my-codex--completion-table (table)
   "Return a completion table over TABLE, in its order, annotated with statuses."
-  (lambda (string pred action)
-    (if (eq action 'metadata)
-        `(metadata (category . my-codex-session)
-                   (display-sort-function . identity)
-                   (annotation-function
-                    . ,(lambda (candidate)
-                         (when-let ((session (cdr (assoc candidate table))))
-                           (format "  %s  %s" (plist-get session :status)
-                                   (or (plist-get session :headline)
-                                       (plist-get session :title) ""))))))
-      (complete-with-action action table string pred))))
+  (my-codex--completion-table-in-order
+   table
+   (lambda (session)
+     (format "  %s  %s" (plist-get session :status)
+             (or (plist-get session :headline) (plist-get session :title) "")))
+   'my-codex-session))
 
 (defun my-codex--read-name (prompt &optional default)
   "Read a session name with PROMPT, offering the project's names; DEFAULT if empty."
@@ -2001,16 +1996,11 @@ conversation instead."
   (let* ((table (mapcar (lambda (m) (cons (plist-get m :id) m)) models))
          (model (completing-read
                  "Model (empty: as Codex is configured): "
-                 (lambda (string pred action)
-                   (if (eq action 'metadata)
-                       `(metadata (display-sort-function . identity)
-                                  (annotation-function
-                                   . ,(lambda (id)
-                                        (when-let ((m (cdr (assoc id table))))
-                                          (format "  %s%s" (or (plist-get m :displayName) "")
-                                                  (if (eq (plist-get m :isDefault) t)
-                                                      " (default)" ""))))))
-                     (complete-with-action action table string pred)))
+                 (my-codex--completion-table-in-order
+                  table
+                  (lambda (m)
+                    (format "  %s%s" (or (plist-get m :displayName) "")
+                            (if (eq (plist-get m :isDefault) t) " (default)" ""))))
                  nil nil nil nil "")))
     (if (string-empty-p model) nil model)))
 
@@ -2068,13 +2058,8 @@ Each is (ANSWER DESCRIPTION . START-OPTIONS).")
   (let* ((default (if (my-codex--project-setting 'my-codex-notes) "notes" "off"))
          (answer (completing-read
                   (format-prompt "Notes" default)
-                  (lambda (string pred action)
-                    (if (eq action 'metadata)
-                        `(metadata (display-sort-function . identity)
-                                   (annotation-function
-                                    . ,(lambda (choice)
-                                         (concat "  " (cadr (assoc choice my-codex--notes-choices))))))
-                      (complete-with-action action my-codex--notes-choices string pred)))
+                  (my-codex--completion-table-in-order
+                   my-codex--notes-choices (lambda (choice) (concat "  " (car choice))))
                   nil t nil nil default)))
     (cddr (assoc (if (string-empty-p answer) default answer) my-codex--notes-choices))))
 
@@ -2273,11 +2258,19 @@ PREDICATE, when given, filters the requests."
                                  nil t nil nil (caar table))
                 table))))
 
-(defun my-codex--completion-table-in-order (table)
-  "Return a completion table over TABLE, in TABLE's order."
+(defun my-codex--completion-table-in-order (table &optional describe category)
+  "Return a completion table over TABLE, an alist, in TABLE's order.
+DESCRIBE, when given, returns the annotation of a candidate from
+its value (the cdr of its entry); CATEGORY is the completion category."
   (lambda (string pred action)
     (if (eq action 'metadata)
-        '(metadata (display-sort-function . identity))
+        `(metadata ,@(and category `((category . ,category)))
+                   (display-sort-function . identity)
+                   ,@(and describe
+                          `((annotation-function
+                             . ,(lambda (candidate)
+                                  (when-let ((entry (assoc candidate table)))
+                                    (funcall describe (cdr entry))))))))
       (complete-with-action action table string pred))))
 
 (defun my-codex-respond (decision &optional request-id session text)
@@ -2812,14 +2805,8 @@ saying so; it resumes once that Codex lets go.  Return the buffer."
 
 (defun my-codex--thread-table (table)
   "Return a completion table over TABLE, in order, annotated with times."
-  (lambda (string pred action)
-    (if (eq action 'metadata)
-        `(metadata (display-sort-function . identity)
-                   (annotation-function
-                    . ,(lambda (candidate)
-                         (when-let ((thread (cdr (assoc candidate table))))
-                           (format "  %s" (or (plist-get thread :updatedAt) ""))))))
-      (complete-with-action action table string pred))))
+  (my-codex--completion-table-in-order
+   table (lambda (thread) (format "  %s" (or (plist-get thread :updatedAt) "")))))
 
 ;;;; Codex's own terminal UI
 
