@@ -660,9 +660,7 @@ end
 local function map_keys(buf)
   local k = config.options.keys.session
   local function map(modes, lhs, fn, desc)
-    if lhs then
-      vim.keymap.set(modes, lhs, fn, { buffer = buf, nowait = true, silent = true, desc = "codex-sessions: " .. desc })
-    end
+    util.map(buf, modes, lhs, fn, desc)
   end
   local function id()
     return H.by_buf[buf].id

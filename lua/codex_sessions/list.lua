@@ -225,9 +225,7 @@ local function map_keys(buf)
   local k = config.options.keys.list
   local actions = require("codex_sessions.actions")
   local function map(lhs, fn, desc)
-    if lhs then
-      vim.keymap.set("n", lhs, fn, { buffer = buf, nowait = true, silent = true, desc = "codex-sessions: " .. desc })
-    end
+    util.map(buf, "n", lhs, fn, desc)
   end
   local function with_session(fn)
     return function()

@@ -172,10 +172,7 @@ end
 local function map_keys(buf)
   local k = config.options.keys.review
   local function map(lhs, action, desc)
-    if lhs then
-      vim.keymap.set("n", lhs, function() M.act(action, buf) end,
-        { buffer = buf, nowait = true, silent = true, desc = "codex-sessions: " .. desc })
-    end
+    util.map(buf, "n", lhs, function() M.act(action, buf) end, desc)
   end
   map(k.accept, "accept", "send the rewrite (with your edits, if you made any)")
   map(k.edit, "edit", "edit the rewrite (again, once edited: send the edit)")

@@ -314,6 +314,13 @@ function M.elapsed(s)
   return M.format_duration(finish - start)
 end
 
+--- Map LHS (when the user has not turned that key off) to FN in BUF only.
+function M.map(buf, modes, lhs, fn, desc)
+  if lhs then
+    vim.keymap.set(modes, lhs, fn, { buffer = buf, nowait = true, silent = true, desc = "codex-sessions: " .. desc })
+  end
+end
+
 --- Show a table of action -> key in a float.
 function M.show_keys(where, keys)
   local lines = {}
