@@ -2299,7 +2299,7 @@ waits on you, in every project.  Return the session."
           (or request-id
               (and (derived-mode-p 'my-codex-session-mode)
                    (get-text-property (point) 'my-codex-request))
-              (plist-get (seq-first (plist-get session :pending)) :requestId)
+              (plist-get (car (append (plist-get session :pending) nil)) :requestId)
               (user-error "Codex %s waits for no approval" (my-codex--label session))))
     (let ((request (my-codex--pending-request session request-id)))
       (when (my-codex--prompt-review-p request)

@@ -358,6 +358,9 @@
           ;; R shows the report.
           (goto-char (point-min))
           (search-forward-regexp "^ *[0-9]* +alpha")
+          ;; (a on a line that waits for nothing says so)
+          (should (equal (my-codex-test-user-error #'call-interactively #'my-codex-accept)
+                         "Codex ultra/alpha waits for no approval"))
           (call-interactively #'my-codex-list-report)
           (should (string-match-p "^Session: alpha\nStatus: done"
                                   (with-current-buffer "*my-codex report*" (buffer-string))))
