@@ -2273,6 +2273,20 @@ its value (the cdr of its entry); CATEGORY is the completion category."
                                     (funcall describe (cdr entry))))))))
       (complete-with-action action table string pred))))
 
+(defun my-codex--request-at-hand (request-id session)
+  "Return (SESSION . REQUEST-ID): as given, else as found at hand.
+A line of the inbox names both; a review or edit buffer, the list or
+a session buffer names the session (a review also its request).
+Either may be nil when nothing at hand names it."
+  (let* ((line (and (null request-id) (null session) (derived-mode-p 'my-codex-pending-mode)
+                    (tabulated-list-get-id)))
+         (session (cond (session (my-codex--session session))
+                        (line (gethash (car line) my-codex--sessions))
+                        (t (my-codex--current-session)))))
+    (cons session
+          (or request-id (cdr line)
+              (and my-codex--review (plist-get (cdr my-codex--review) :requestId))))))
+
 (defun my-codex-respond (decision &optional request-id session text)
   "Answer the approval REQUEST-ID of SESSION with DECISION.
 DECISION is \"accept\", \"acceptForSession\", \"decline\" or \"cancel\";
@@ -2284,13 +2298,9 @@ request at point, else its oldest pending one; in a prompt review,
 to that review; on a line of the list or of \\[my-codex-pending], to
 that line's; elsewhere the request is chosen among everything that
 waits on you, in every project.  Return the session."
-  (let* ((line (and (null request-id) (null session) (derived-mode-p 'my-codex-pending-mode)
-                    (tabulated-list-get-id)))
-         (session (cond (session (my-codex--session session))
-                        (line (gethash (car line) my-codex--sessions))
-                        (t (my-codex--current-session))))
-         (request-id (or request-id (cdr line)
-                         (and my-codex--review (plist-get (cdr my-codex--review) :requestId)))))
+  (let* ((at-hand (my-codex--request-at-hand request-id session))
+         (session (car at-hand))
+         (request-id (cdr at-hand)))
     (unless session
       (let ((pair (my-codex--read-pending (format "%s" (capitalize (my-codex--decision-words decision))))))
         (setq session (car pair)
@@ -3450,13 +3460,9 @@ REQUEST-ID and SESSION say it when given; else the buffer or line at
 hand does (a review or edit buffer, a line of the inbox or the list,
 a session buffer); else it is read with PROMPT among every rewritten
 prompt that waits."
-  (let* ((line (and (null request-id) (null session) (derived-mode-p 'my-codex-pending-mode)
-                    (tabulated-list-get-id)))
-         (session (cond (session (my-codex--session session))
-                        (line (gethash (car line) my-codex--sessions))
-                        (t (my-codex--current-session))))
-         (request-id (or request-id (cdr line)
-                         (and my-codex--review (plist-get (cdr my-codex--review) :requestId)))))
+  (let* ((at-hand (my-codex--request-at-hand request-id session))
+         (session (car at-hand))
+         (request-id (cdr at-hand)))
     (if (null session)
         (my-codex--read-pending prompt #'my-codex--prompt-review-p)
       (let ((request (if request-id
