@@ -12,14 +12,15 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import ProtocolError
-
 
 class _QuietProtocolErrors(logging.Filter):
     """pygls logs every error answer with a traceback; ours are expected answers."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        from .errors import ProtocolError  # not at the top: `serve` (the relay) never needs pygls
         return not isinstance(exc, ProtocolError)
 
 

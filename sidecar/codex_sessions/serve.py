@@ -16,10 +16,7 @@ import os
 import signal
 import sys
 
-from .codex.reaper import become_subreaper
 from .logs import setup_logging
-from .rpc.handlers import App, register
-from .rpc.transport import Connection, serve_stream
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +46,7 @@ def serve(standalone: bool, log_file: str | None = None, verbose: bool = False) 
 
 def standalone_server(already_read: bytes = b"") -> int:
     """Serve this one client on stdio (after `already_read`, what a relay read of it)."""
+    from .codex.reaper import become_subreaper
     tune_memory()
     become_subreaper()
     # Anything else that prints must not corrupt the protocol stream.
@@ -60,6 +58,9 @@ def standalone_server(already_read: bytes = b"") -> int:
 
 
 async def _standalone(in_fd: int, out_fd: int, already_read: bytes) -> int:
+    # Here, not at the top: the relay (`serve` without --standalone) must start fast.
+    from .rpc.handlers import App, register
+    from .rpc.transport import Connection, serve_stream
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
     if already_read:
