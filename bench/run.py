@@ -18,11 +18,11 @@ import sys
 import time
 import traceback
 
-from . import editors, memory, roundtrip, startup, store, turns
+from . import editors, memory, roundtrip, sse, startup, store, turns
 from .util import Results, Row, machine
 
 FIGURES = {"list": roundtrip, "turns": turns, "memory": memory, "startup": startup, "editors": editors,
-           "store": store}
+           "store": store, "sse": sse}
 
 
 def table(rows: list[Row]) -> str:

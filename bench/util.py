@@ -22,6 +22,7 @@ CLI = [str(VENV_BIN / "codex-sessions")] if (VENV_BIN / "codex-sessions").exists
     else [PYTHON, "-m", "codex_sessions"]
 SERVE = [*CLI, "serve"]                       # what editors run: relays to the daemon
 STANDALONE = [*CLI, "serve", "--standalone"]  # a sidecar of its own, sessions end with it
+SIDECAR = SERVE  # the name bench/sse.py uses
 MIB = 1024 * 1024
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

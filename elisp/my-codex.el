@@ -42,6 +42,8 @@
 (require 'parse-time)
 (require 'text-property-search)
 (require 'rmc)
+(require 'diff-mode)
+(require 'log-edit)
 
 (defconst my-codex-version "0.2.0"
   "The version of my-codex.el.")
@@ -118,6 +120,25 @@ called from your own function instead."
   "The session name used when none is given."
   :type 'string)
 
+(defcustom my-codex-default-isolation nil
+  "Where new sessions work: nil (the sidecar's default), `shared' or `worktree'.
+`shared': in the project's own work tree, beside you and the other
+sessions.  `worktree': in a git work tree of its own, on a branch
+codex/NAME, until you merge or discard it.  It can be set per
+project in .dir-locals.el."
+  :type '(choice (const :tag "The sidecar's default (shared)" nil)
+                 (const :tag "The project's own work tree" shared)
+                 (const :tag "A git work tree of its own" worktree))
+  :safe (lambda (v) (memq v '(nil shared worktree))))
+
+(defcustom my-codex-steer 'ask
+  "What sending a prompt does while the session runs a turn.
+`ask': ask whether to add it to the running turn (steer);
+`always': add it without asking; nil: refuse, as the sidecar does
+\(the session is busy)."
+  :type '(choice (const :tag "Ask" ask) (const :tag "Add it to the turn" always)
+                 (const :tag "Refuse" nil)))
+
 (defface my-codex-user-face '((t :inherit font-lock-keyword-face :weight bold))
   "Face for the user's prompts in a session buffer.")
 
@@ -183,6 +204,9 @@ up to date by notifications; lists and completion read it.")
 (defvar-local my-codex--session-id nil
   "The id of the session this buffer shows.")
 
+(defvar-local my-codex--diff-session-id nil
+  "The id of the session whose changes this diff buffer shows.")
+
 (defvar-local my-codex--last-seq 0
   "The seq of the last transcript item in this buffer.")
 
@@ -201,6 +225,10 @@ END is before the newline that closes the streamed text.")
 
 (defvar-local my-codex--resync-missed nil
   "Non-nil when items were passed over while a fetch was under way.")
+
+(defvar-local my-codex--turn 0
+  "The number of the turn the items inserted last belong to (1 = the first).
+A fork's transcript starts at the turn it was forked after.")
 
 (defvar-local my-codex--prompts nil
   "The prompts of this buffer's session, most recent first, for \\[my-codex-previous-input].")
@@ -452,14 +480,20 @@ After half a second the echo area says what Emacs waits for."
 
 (defun my-codex--error-text (error method timeout)
   "Return a sentence for ERROR, the JSON-RPC error answering METHOD.
-TIMEOUT is how long the request was allowed to take."
-  (let ((code (plist-get error :code))
-        (text (plist-get error :message)))
+TIMEOUT is how long the request was allowed to take.  Files that
+the error's data names are added when the message does not name
+them."
+  (let* ((code (plist-get error :code))
+         (text (plist-get error :message))
+         (data (plist-get error :data))
+         (files (and (listp data) (append (plist-get data :files) nil)))
+         (unnamed (seq-remove (lambda (f) (and (stringp text) (string-search f text))) files)))
     (cond ((eql code -1)
            "The codex-sessions sidecar exited; it restarts on next use (see M-x my-codex-show-stderr)")
           ((eq code 'timeout)
            (format "codex-sessions did not answer %s within %s seconds" method timeout))
-          ((and (stringp text) (not (string-empty-p text))) text)
+          ((and (stringp text) (not (string-empty-p text)))
+           (if unnamed (format "%s (files: %s)" text (string-join unnamed ", ")) text))
           (t (format "codex-sessions failed: %S" error)))))
 
 (defun my-codex--request (method params &optional timeout)
@@ -614,12 +648,18 @@ a standalone sidecar interrupts them, so the user is asked."
 
 ;;;; Sessions, projects and names
 
+(defvar-local my-codex--buffer-project nil
+  "The project root of a buffer that is about a session, such as its diff.
+Such a buffer may live in the session's own work tree, which
+project.el would take for a project of its own.")
+
 (defun my-codex--project ()
   "Return the current project's root, or `default-directory', expanded."
   (expand-file-name
-   (if-let ((project (project-current)))
-       (project-root project)
-     default-directory)))
+   (or my-codex--buffer-project
+       (if-let ((project (project-current)))
+           (project-root project)
+         default-directory))))
 
 (defun my-codex--root-key (directory)
   "Return DIRECTORY as the sidecar writes project roots: true name, no final slash."
@@ -675,6 +715,34 @@ than it; a SESSION older than the one recorded is ignored."
   "Return non-nil when SESSION has a turn or a start under way."
   (member (plist-get session :status) my-codex--active-statuses))
 
+(defun my-codex--turn-running-p (session)
+  "Return non-nil when SESSION has a turn in progress (running or waiting)."
+  (member (plist-get session :status) '("running" "waiting")))
+
+(defun my-codex--tree (session)
+  "Return SESSION's own work tree plist (path, branch, base, merged), or nil."
+  (let ((tree (plist-get session :worktree)))
+    (and (listp tree) tree)))
+
+(defun my-codex--unmerged-p (session)
+  "Return non-nil when SESSION has a work tree of its own not merged yet."
+  (when-let ((tree (my-codex--tree session)))
+    (not (eq (plist-get tree :merged) t))))
+
+(defun my-codex--listed-p (session)
+  "Return non-nil when the list is to show SESSION while hiding stopped ones.
+That is any session but a stopped one, and a stopped one that still
+has a work tree to merge or discard."
+  (or (not (equal (plist-get session :status) "stopped"))
+      (my-codex--unmerged-p session)))
+
+(defun my-codex--workdir (session)
+  "Return where SESSION's Codex works: its own work tree, else the project."
+  (let ((path (plist-get (my-codex--tree session) :path)))
+    (if (and path (file-directory-p path))
+        path
+      (plist-get (plist-get session :project) :root))))
+
 (defun my-codex--sort (sessions)
   "Return SESSIONS in the sidecar's order: by `rank', then most recently updated."
   (sort (copy-sequence sessions)
@@ -697,6 +765,53 @@ PREDICATE, when given, filters them."
 (defun my-codex--active-sessions ()
   "Return the sessions this Emacs can drive that have a turn under way."
   (my-codex--cached nil (lambda (s) (and (my-codex--live-p s) (my-codex--active-p s)))))
+
+(defconst my-codex--numbered-count 10
+  "How many of a project's sessions the list numbers, for numbered jumps.")
+
+(defun my-codex--numbered (root)
+  "Return the first sessions of the project ROOT, in the list's order.
+These are numbered 1 to `my-codex--numbered-count' in the list, and
+`my-codex-switch-to-session-1' ... `my-codex-switch-to-session-0'
+jump to them."
+  (seq-take (my-codex--cached root #'my-codex--listed-p) my-codex--numbered-count))
+
+(defun my-codex--numbers ()
+  "Return a table of session id to its number in its project's list."
+  (let ((numbers (make-hash-table :test #'equal))
+        (roots (make-hash-table :test #'equal)))
+    (maphash (lambda (_ s) (puthash (plist-get (plist-get s :project) :root) t roots))
+             my-codex--sessions)
+    (maphash (lambda (root _)
+               (let ((n 0))
+                 (dolist (session (my-codex--numbered root))
+                   (puthash (plist-get session :id) (cl-incf n) numbers))))
+             roots)
+    numbers))
+
+(defun my-codex--tokens (n)
+  "Return the token count N in a few characters: 950, 12k, 3.4M."
+  (cond ((not (numberp n)) "")
+        ((< n 1000) (format "%d" n))
+        ((< n 10000) (format "%.1fk" (/ n 1000.0)))
+        ((< n 1000000) (format "%dk" (round n 1000)))
+        (t (format "%.1fM" (/ n 1000000.0)))))
+
+(defun my-codex--usage (session)
+  "Return SESSION's token usage as IN/OUT, or \"\" before any."
+  (let* ((usage (plist-get session :usage))
+         (in (plist-get usage :inputTokens))
+         (out (plist-get usage :outputTokens)))
+    (if (and (numberp in) (numberp out) (> (+ in out) 0))
+        (format "%s/%s" (my-codex--tokens in) (my-codex--tokens out))
+      "")))
+
+(defun my-codex--model (session)
+  "Return SESSION's model and effort as chosen, or \"\" for Codex's default."
+  (let ((model (plist-get session :model))
+        (effort (plist-get session :effort)))
+    (string-join (delq nil (list (and (stringp model) model) (and (stringp effort) effort)))
+                 " ")))
 
 (defun my-codex--load-sessions ()
   "Make sure the sessions are known, waiting for the sidecar if they are not yet."
@@ -733,7 +848,9 @@ With ALL, include stopped sessions.  This waits for the answer."
            (gethash id my-codex--sessions)))
         ((derived-mode-p 'my-codex-pending-mode)
          (when-let ((id (tabulated-list-get-id)))
-           (gethash (car id) my-codex--sessions)))))
+           (gethash (car id) my-codex--sessions)))
+        ((and (derived-mode-p 'my-codex-diff-mode) my-codex--diff-session-id)
+         (gethash my-codex--diff-session-id my-codex--sessions))))
 
 (defun my-codex--named (name)
   "Return the known session NAME of the current project, a live one first, or nil."
@@ -976,6 +1093,17 @@ Unknown notifications are ignored."
                (my-codex--request-text request)
                (substitute-command-keys "\\[my-codex-pending] lists what waits")))))
 
+(cl-defmethod my-codex-handle-notification ((_m (eql 'codex/session/overlap)) params)
+  "Announce the overlap in PARAMS: one file changed twice, or out of scope."
+  (let ((path (plist-get params :path))
+        (labels (mapcar #'my-codex--label-of (append (plist-get params :sessions) nil))))
+    (my-codex--schedule-views)
+    (if (equal (plist-get params :reason) "outOfScope")
+        (message "Codex %s wrote %s, outside its write scope" (string-join labels ", ") path)
+      (message "Codex overlap: %s changed %s (%s lists it)"
+               (string-join labels " and ") path
+               (substitute-command-keys "\\[my-codex-list-sessions]")))))
+
 (cl-defmethod my-codex-handle-notification ((_m (eql 'codex/session/finished)) params)
   "Insert the report in PARAMS; notify when the session is in the background."
   (let* ((session (my-codex--remember (plist-get params :session)))
@@ -1028,6 +1156,8 @@ Unknown notifications are ignored."
     (define-key map (kbd "C-c C-l") #'my-codex-list-sessions)
     (define-key map (kbd "C-c C-w") #'my-codex-rename-session)
     (define-key map (kbd "C-c C-q") #'my-codex-kill-session)
+    (define-key map (kbd "C-c C-f") #'my-codex-fork-here)
+    (define-key map (kbd "C-c C-v") #'my-codex-diff)
     map)
   "Keymap of Codex session buffers.")
 
@@ -1064,6 +1194,22 @@ comint, \\[my-codex-previous-input] and \\[my-codex-next-input] bring back earli
      "  " (propertize status 'face (my-codex--status-face status))
      (if (string-empty-p elapsed) "" (concat "  " elapsed))
      (format "  turns %d" (or (plist-get session :turns) 0))
+     (let ((model (my-codex--model session)))
+       (if (string-empty-p model) "" (concat "  " model)))
+     (let ((usage (my-codex--usage session)))
+       (if (string-empty-p usage) "" (concat "  tokens " usage)))
+     (if-let ((tree (my-codex--tree session)))
+         (format "  tree %s%s" (plist-get tree :branch)
+                 (if (my-codex--unmerged-p session) "" " (merged)"))
+       "")
+     (let ((role (plist-get session :role)))
+       (if (member role '("explorer" "verifier")) (concat "  " role) ""))
+     (let ((overlaps (append (plist-get session :overlaps) nil)))
+       (if overlaps
+           (propertize (format "  %s" (my-codex--count overlaps "overlap"))
+                       'face 'my-codex-approval-face
+                       'help-echo (string-join overlaps "\n"))
+         ""))
      (if (and retry (my-codex--active-p session))
          (propertize (format "  retrying (%s): %s" (or (plist-get retry :attempt) "?")
                              (my-codex--first-line (plist-get retry :message)))
@@ -1108,6 +1254,7 @@ comint, \\[my-codex-previous-input] and \\[my-codex-next-input] bring back earli
           my-codex--resyncing nil
           my-codex--resync-missed nil
           my-codex--prompts nil
+          my-codex--turn 0
           my-codex--history-index nil)
     (insert (propertize "\n" 'read-only t 'front-sticky t 'rear-nonsticky t))
     (setq my-codex--output-end (copy-marker (1- (point)) t))
@@ -1200,7 +1347,9 @@ new name."
          (message "codex-sessions: %s" text))))))
 
 (defmacro my-codex--at (pos &rest body)
-  "Run BODY at POS with read-only text writable; make its insertions read-only."
+  "Run BODY at POS with read-only text writable; make its insertions read-only.
+They also carry the number of the turn they belong to, for
+\\[my-codex-fork-here]."
   (declare (indent 1) (debug t))
   (let ((start (make-symbol "start")))
     `(let ((inhibit-read-only t)
@@ -1210,7 +1359,9 @@ new name."
          (setq ,start (point))
          ,@body
          (add-text-properties ,start (point)
-                              '(read-only t front-sticky t rear-nonsticky t))))))
+                              '(read-only t front-sticky t rear-nonsticky t))
+         (when (> my-codex--turn 0)
+           (put-text-property ,start (point) 'my-codex-turn my-codex--turn))))))
 
 (defmacro my-codex--transcript-change (&rest body)
   "Run BODY, an edit of the transcript above the prompt, outside undo.
@@ -1300,8 +1451,17 @@ starts on a line of its own."
         (insert (if command (propertize text 'face 'my-codex-output-face) text))
         (set-marker end (point))))))
 
+(defun my-codex--count-turn (item)
+  "Count the turn of ITEM: a prompt begins one; a fork's origin is its start."
+  (pcase (plist-get item :kind)
+    ("user" (unless (eq (plist-get item :steer) t)
+              (cl-incf my-codex--turn)))
+    ("note" (when-let ((turn (plist-get (plist-get item :forkedFrom) :turn)))
+              (when (numberp turn) (setq my-codex--turn turn))))))
+
 (defun my-codex--insert-item (item)
   "Insert the transcript ITEM, replacing the streamed text of the same item."
+  (my-codex--count-turn item)
   (let* ((item-id (plist-get item :itemId))
          (stream (and item-id (cdr (assoc item-id my-codex--streams)))))
     (if (not stream)
@@ -1334,8 +1494,11 @@ starts on a line of its own."
        (insert "\n")
        (insert (propertize (concat "> " (replace-regexp-in-string "\n" "\n  " text))
                            'face 'my-codex-user-face
-                           'my-codex-prompt t)
-               "\n")))
+                           'my-codex-prompt t))
+       (when (eq (plist-get item :steer) t)
+         (insert (propertize "  (added to the running turn)" 'face 'my-codex-status-face)))
+       (insert "\n")))
+    ("note" (my-codex--render-note item))
     ("agent"
      (my-codex--line "Codex:" 'my-codex-heading-face)
      (my-codex--line (or (plist-get item :text) "")))
@@ -1346,8 +1509,11 @@ starts on a line of its own."
     ("fileChange" (my-codex--render-file-change item))
     ("request" (my-codex--render-request item))
     ("error"
-     (my-codex--line (concat "Error: " (or (plist-get item :text) ""))
-                     'my-codex-error-face))
+     (if (eq (plist-get item :overlap) t)
+         (my-codex--line (concat "Warning: " (or (plist-get item :text) ""))
+                         'my-codex-approval-face)
+       (my-codex--line (concat "Error: " (or (plist-get item :text) ""))
+                       'my-codex-error-face)))
     ("status"
      ;; The header line shows the status; the transcript notes only the
      ;; ends of a session's Codex.
@@ -1355,6 +1521,32 @@ starts on a line of its own."
        (when (member status '("stopped" "interrupted" "failed"))
          (my-codex--line (format "[session %s]" status) 'my-codex-status-face))))
     (kind (my-codex--line (format "[%s]" kind) 'my-codex-status-face))))
+
+(defun my-codex--render-note (item)
+  "Insert the sidecar's note ITEM; a fork's origin is a button to that turn."
+  (let ((text (format "[%s]" (or (plist-get item :text) "")))
+        (origin (plist-get item :forkedFrom)))
+    (if (not origin)
+        (my-codex--line text 'my-codex-status-face)
+      (insert-text-button text
+                          'action (lambda (_button)
+                                    (my-codex--visit-turn (plist-get origin :id)
+                                                          (plist-get origin :turn)))
+                          'help-echo (format "Show turn %s of %s" (plist-get origin :turn)
+                                             (plist-get origin :name))
+                          'follow-link t)
+      (insert "\n"))))
+
+(defun my-codex--visit-turn (id turn)
+  "Show the buffer of the session with ID at the start of its TURN."
+  (let* ((session (or (gethash id my-codex--sessions)
+                      (user-error "That session is no longer known")))
+         (buf (my-codex-switch-session session)))
+    (with-current-buffer buf
+      (let ((start (text-property-any (point-min) (point-max) 'my-codex-turn turn)))
+        (if start
+            (goto-char start)
+          (message "Turn %s of %s is not in its buffer yet" turn (my-codex--label session)))))))
 
 (defun my-codex--render-command (item)
   "Insert the command ITEM: the command, its exit code and folded output."
@@ -1384,10 +1576,9 @@ starts on a line of its own."
                           'invisible folded)))))
 
 (defun my-codex--render-file-change (item)
-  "Insert the file change ITEM, one button per file."
-  (let ((root (plist-get (plist-get (gethash my-codex--session-id my-codex--sessions)
-                                    :project)
-                         :root)))
+  "Insert the file change ITEM, one button per file.
+A file opens in the session's own work tree when it has one."
+  (let ((id my-codex--session-id))
     (my-codex--line "Files changed:" 'my-codex-heading-face)
     (seq-doseq (change (plist-get item :changes))
       (let ((path (plist-get change :path)))
@@ -1395,7 +1586,8 @@ starts on a line of its own."
         (insert-text-button path
                             'action (lambda (_button)
                                       (find-file-other-window
-                                       (expand-file-name path root)))
+                                       (expand-file-name
+                                        path (my-codex--workdir (gethash id my-codex--sessions)))))
                             'help-echo "Open this file"
                             'follow-link t)
         (insert "\n")))))
@@ -1557,34 +1749,50 @@ starts on a line of its own."
     (pop-to-buffer buffer)))
 
 ;;;###autoload
-(defun my-codex-start-session (&optional name prompt fresh)
+(defun my-codex-start-session (&optional name prompt fresh options)
   "Start the Codex session NAME in the current project and show its buffer.
 NAME defaults to `my-codex-default-session-name'.  A name is your
 handle on a conversation: a live session of that name is reused, and
 an earlier one (stopped, interrupted or failed) is resumed, with its
-history.  With FRESH (interactively, a prefix argument), start a new
+history.  With FRESH (interactively, \\[universal-argument]), start a new
 conversation under NAME; the earlier one keeps its record under a new
 name such as NAME~1.  PROMPT, when non-empty, starts the first turn.
-Return the session's buffer."
+
+OPTIONS is a plist of the new session's options: `:isolation'
+\(\"shared\" or \"worktree\"), `:role' (\"worker\", \"explorer\" or
+\"verifier\"), `:writeScope' (a list of globs), `:model' and
+`:effort'.  Interactively, \\[universal-argument] \\[universal-argument] asks for them:
+see `my-codex-start-session-with-options'.  `my-codex-default-isolation'
+applies when OPTIONS say nothing of isolation.  What the sidecar
+warns of (uncommitted changes a work tree does not get, write scopes
+that meet) is shown in the echo area.  Return the session's buffer."
   (interactive
-   (let ((fresh (and current-prefix-arg t)))
-     (list (my-codex--read-name (if fresh "Start a fresh Codex session" "Start Codex session"))
-           (read-string "First prompt (optional): " nil 'my-codex--prompt-history)
-           fresh)))
+   (if (equal current-prefix-arg '(16))
+       (my-codex--read-start-options)
+     (let ((fresh (and current-prefix-arg t)))
+       (list (my-codex--read-name (if fresh "Start a fresh Codex session" "Start Codex session"))
+             (read-string "First prompt (optional): " nil 'my-codex--prompt-history)
+             fresh))))
   (let* ((name (if (or (null name) (string-empty-p name)) my-codex-default-session-name name))
          (earlier (and my-codex--sessions-loaded (my-codex--named name)))
+         (options (if (and my-codex-default-isolation (not (plist-member options :isolation)))
+                      (append (list :isolation (symbol-name my-codex-default-isolation)) options)
+                    options))
          (params (append (list :project (my-codex--project) :name name)
                          (and fresh (list :fresh t))
                          (and prompt (not (string-empty-p (string-trim prompt)))
-                              (list :prompt prompt))))
+                              (list :prompt prompt))
+                         (my-codex--start-params options)))
          (result (my-codex--request "codex/session/start" params
                                     (max 60 my-codex-request-timeout)))
          (session (my-codex--remember (plist-get result :session)))
+         (warnings (append (plist-get result :warnings) nil))
          (buf (my-codex--open-buffer session)))
     (when my-codex-pop-to-buffer-on-start
       (my-codex--show buf))
-    (when (called-interactively-p 'any)
-      (message "Codex session %s %s" (my-codex--label session)
+    (cond
+     ((called-interactively-p 'any)
+      (message "Codex session %s %s%s" (my-codex--label session)
                (cond ((and (eq (plist-get result :created) t) earlier
                            (not (equal (plist-get earlier :id) (plist-get session :id))))
                       (format "started afresh; the earlier one is now %s"
@@ -1592,8 +1800,102 @@ Return the session's buffer."
                                          :name)))
                      ((eq (plist-get result :created) t) "started")
                      ((and earlier (not (my-codex--live-p earlier))) "resumed")
-                     (t "reused"))))
+                     (t "reused"))
+               (if warnings (concat "; " (string-join warnings "; ")) "")))
+     (warnings
+      (message "Codex session %s: %s" (my-codex--label session) (string-join warnings "; "))))
     buf))
+
+(defun my-codex--start-params (options)
+  "Return the start params of OPTIONS, a plist, without the empty ones."
+  (let (params)
+    (cl-loop for (key value) on options by #'cddr
+             do (unless (or (null value) (equal value "") (and (vectorp value) (zerop (length value))))
+                  (setq params (plist-put params key (if (and (listp value) (eq key :writeScope))
+                                                         (vconcat value)
+                                                       value)))))
+    params))
+
+;;;###autoload
+(defun my-codex-start-session-with-options ()
+  "Start a new Codex session, asking for its options first.
+Asks for the name, where it works (the project's own work tree, or
+a git work tree of its own on a branch codex/NAME), its role (an
+`explorer' only reads, in Codex's read-only sandbox), its write
+scope (globs it should keep to; writes outside are flagged), the
+model and the reasoning effort (completion over the models Codex
+offers; empty for Codex's default), and a first prompt.  Options
+apply to a new session: a name that is taken is offered a fresh
+conversation instead."
+  (interactive)
+  (let ((current-prefix-arg '(16)))
+    (call-interactively #'my-codex-start-session)))
+
+(defvar my-codex--models nil
+  "The models Codex offers, as `codex/models' last said, or nil.")
+
+(defun my-codex--models ()
+  "Return the models Codex can run; ask the sidecar the first time."
+  (or my-codex--models
+      (setq my-codex--models
+            (append (plist-get (my-codex--request "codex/models" nil (max 60 my-codex-request-timeout))
+                               :models)
+                    nil))))
+
+(defun my-codex--read-model (models)
+  "Read a model among MODELS; return its id, or nil for the default."
+  (let* ((table (mapcar (lambda (m) (cons (plist-get m :id) m)) models))
+         (model (completing-read
+                 "Model (empty: as Codex is configured): "
+                 (lambda (string pred action)
+                   (if (eq action 'metadata)
+                       `(metadata (display-sort-function . identity)
+                                  (annotation-function
+                                   . ,(lambda (id)
+                                        (when-let ((m (cdr (assoc id table))))
+                                          (format "  %s%s" (or (plist-get m :displayName) "")
+                                                  (if (eq (plist-get m :isDefault) t)
+                                                      " (default)" ""))))))
+                     (complete-with-action action table string pred)))
+                 nil nil nil nil "")))
+    (if (string-empty-p model) nil model)))
+
+(defun my-codex--read-effort (models model)
+  "Read a reasoning effort for MODEL among MODELS; nil for the model's default."
+  (let* ((found (or (seq-find (lambda (m) (equal (plist-get m :id) model)) models)
+                    (seq-find (lambda (m) (eq (plist-get m :isDefault) t)) models)))
+         (efforts (append (plist-get found :efforts) nil))
+         ;; Codex takes any word here; where the model's efforts are known,
+         ;; a typo should not reach it.
+         (effort (completing-read "Reasoning effort (empty: the model's default): "
+                                  efforts nil (and efforts t) nil nil "")))
+    (if (string-empty-p effort) nil effort)))
+
+(defun my-codex--read-start-options ()
+  "Read the arguments of `my-codex-start-session' with options, as a list."
+  (let* ((name (my-codex--read-name "Start Codex session with options"))
+         (earlier (my-codex--named name))
+         (fresh (when earlier
+                  (when (my-codex--live-p earlier)
+                    (user-error "Codex %s is live: options are for a new session; pick another name or kill it first"
+                                (my-codex--label earlier)))
+                  (or (y-or-n-p (format "Codex %s exists; start a fresh conversation under that name? "
+                                        (my-codex--label earlier)))
+                      (user-error "Pick another name for a new session"))))
+         (default-isolation (symbol-name (or my-codex-default-isolation 'shared)))
+         (isolation (completing-read (format-prompt "Work in" default-isolation)
+                                     '("shared" "worktree") nil t nil nil default-isolation))
+         (role (completing-read (format-prompt "Role" "worker")
+                                '("worker" "explorer" "verifier") nil t nil nil "worker"))
+         (scope (unless (equal role "explorer")
+                  (split-string (read-string "Write scope (globs, space-separated; empty: anywhere): ")
+                                nil t)))
+         (models (my-codex--models))
+         (model (my-codex--read-model models))
+         (effort (my-codex--read-effort models model))
+         (prompt (read-string "First prompt (optional): " nil 'my-codex--prompt-history)))
+    (list name prompt fresh
+          (list :isolation isolation :role role :writeScope scope :model model :effort effort))))
 
 ;;;###autoload
 (defun my-codex-switch-session (session)
@@ -1613,7 +1915,9 @@ transcript.  Return the buffer."
 Interactively, TEXT is the prompt typed at the end of the session
 buffer, or read from the minibuffer.  A session that is not running
 \(stopped, interrupted or failed) is resumed first, on the same Codex
-thread.  Return the new turn's id (nil while the prompt waits)."
+thread.  While the session runs a turn, TEXT may be added to that
+turn instead (steering it): see `my-codex-steer'.  Return the turn's
+id (nil while the prompt waits)."
   (interactive
    (let ((session (my-codex--read-session "Send to Codex session: " t)))
      (list (or (and (derived-mode-p 'my-codex-session-mode)
@@ -1628,9 +1932,20 @@ thread.  Return the new turn's id (nil while the prompt waits)."
          (from-prompt (and (derived-mode-p 'my-codex-session-mode)
                            (equal my-codex--session-id (plist-get session :id))
                            (equal (string-trim text) (my-codex--prompt-text))))
-         (result (my-codex--request "codex/session/send"
-                                    (append (my-codex--ref session) (list :text text))
-                                    (max 60 my-codex-request-timeout))))
+         (steer (and (my-codex--live-p session) (my-codex--turn-running-p session)
+                     (pcase my-codex-steer
+                       ('always t)
+                       ('ask (or (y-or-n-p (format "Codex %s is running a turn: add this to it? "
+                                                   (my-codex--label session)))
+                                 (user-error "Not sent: Codex %s is still running its turn (%s cancels it)"
+                                             (my-codex--label session)
+                                             (substitute-command-keys "\\[my-codex-cancel]"))))
+                       (_ nil))))
+         (result (if steer
+                     (my-codex--steer-or-send session text)
+                   (my-codex--request "codex/session/send"
+                                      (append (my-codex--ref session) (list :text text))
+                                      (max 60 my-codex-request-timeout)))))
     (my-codex--remember (plist-get result :session))
     (add-to-history 'my-codex--prompt-history text)
     (when from-prompt
@@ -1641,6 +1956,38 @@ thread.  Return the new turn's id (nil while the prompt waits)."
             my-codex--history-index nil)
       (set-buffer-modified-p nil))
     (plist-get result :turnId)))
+
+(defun my-codex--steer-or-send (session text)
+  "Add TEXT to SESSION's running turn; if that turn ended meanwhile, send TEXT.
+Return the sidecar's result."
+  (let* ((timeout (max 60 my-codex-request-timeout))
+         (answer (my-codex--call (my-codex--ensure-connection) "codex/session/steer"
+                                 (append (my-codex--ref session) (list :text text)) timeout)))
+    (cond ((eq (car answer) 'result) (cdr answer))
+          ((and (eql (plist-get (cdr answer) :code) -32007)
+                (string-match-p "no running turn" (or (plist-get (cdr answer) :message) "")))
+           (my-codex--request "codex/session/send"
+                              (append (my-codex--ref session) (list :text text)) timeout))
+          (t (user-error "%s" (my-codex--error-text (cdr answer) "codex/session/steer" timeout))))))
+
+;;;###autoload
+(defun my-codex-steer (text &optional session)
+  "Add TEXT to the turn SESSION is running, without waiting for it to end.
+Codex reads it before its next step.  Interactively, TEXT is the
+prompt typed in the session buffer, or read.  Return the turn's id."
+  (interactive
+   (let ((session (my-codex--read-session "Steer the turn of: " nil #'my-codex--turn-running-p)))
+     (list (or (and (derived-mode-p 'my-codex-session-mode)
+                    (let ((typed (my-codex--prompt-text)))
+                      (and (not (string-empty-p typed)) typed)))
+               (read-string (format "Add to the turn of %s: " (my-codex--label session))
+                            nil 'my-codex--prompt-history))
+           session)))
+  (let ((my-codex-steer 'always)
+        (session (my-codex--session session)))
+    (unless (my-codex--turn-running-p session)
+      (user-error "Codex %s runs no turn to add to: send a prompt instead" (my-codex--label session)))
+    (my-codex-send text session)))
 
 (defun my-codex--path-for (session file)
   "Return FILE relative to SESSION's project root if inside it, else abbreviated."
@@ -1895,6 +2242,425 @@ Return its id."
       (message "Forgot Codex session %s" label)
       id)))
 
+;;;; Work trees: diff, merge, discard
+
+(defvar my-codex-diff-mode-map
+  (let ((map (make-sparse-keymap)))
+    (define-key map (kbd "C-c C-m") #'my-codex-merge-session)
+    (define-key map (kbd "C-c C-x") #'my-codex-discard-session)
+    map)
+  "Keymap of a Codex session's diff, beside `diff-mode''s keys.")
+
+(define-derived-mode my-codex-diff-mode diff-mode "Codex-Diff"
+  "Major mode of what a Codex session changed, as a unified diff.
+The files it changed are buttons above the diff;
+\\<diff-mode-map>\\[diff-goto-source] on a hunk visits its line.  Both open the files where the session
+works: its own work tree when it has one.  \\[revert-buffer] asks the
+sidecar again.
+
+\\{my-codex-diff-mode-map}"
+  (setq buffer-read-only t)
+  (setq-local revert-buffer-function #'my-codex--diff-revert))
+
+;;;###autoload
+(defun my-codex-diff (&optional session)
+  "Show what SESSION changed as a diff, and return the buffer.
+A session with a work tree of its own shows everything on its branch
+against the commit it started from; a session in the project's own
+work tree shows the files it was seen changing, against HEAD.  Files
+other sessions changed too are named above the diff."
+  (interactive (list (my-codex--read-session "Diff of Codex session: " t)))
+  (let* ((session (my-codex--session session))
+         (result (my-codex--request "codex/session/diff" (my-codex--ref session)))
+         (buf (get-buffer-create (format "*codex diff: %s*" (my-codex--label session)))))
+    (with-current-buffer buf
+      (unless (derived-mode-p 'my-codex-diff-mode)
+        (my-codex-diff-mode))
+      (my-codex--diff-fill session result))
+    (my-codex--show buf)
+    buf))
+
+(defun my-codex--diff-revert (&rest _)
+  "Ask the sidecar again for the diff of this buffer's session."
+  (let ((session (gethash my-codex--diff-session-id my-codex--sessions)))
+    (unless session (user-error "This diff's session is no longer known"))
+    (my-codex--diff-fill session (my-codex--request "codex/session/diff" (my-codex--ref session)))))
+
+(defun my-codex--diff-fill (session result)
+  "Fill the current buffer with RESULT, the diff of SESSION."
+  (let* ((inhibit-read-only t)
+         (tree (my-codex--tree session))
+         (workdir (file-name-as-directory (my-codex--workdir session)))
+         (files (append (plist-get result :files) nil))
+         (overlaps (append (plist-get result :overlaps) nil))
+         (diff (or (plist-get result :diff) "")))
+    (setq my-codex--diff-session-id (plist-get session :id)
+          my-codex--buffer-project (plist-get (plist-get session :project) :root)
+          default-directory workdir)
+    (erase-buffer)
+    (insert (propertize
+             (if tree
+                 (format "Changes of %s in its work tree %s (branch %s, from %s)%s\n"
+                         (my-codex--label session) (abbreviate-file-name workdir)
+                         (plist-get tree :branch)
+                         (substring (or (plist-get tree :base) "") 0
+                                    (min 12 (length (or (plist-get tree :base) ""))))
+                         (if (my-codex--unmerged-p session) "" ", merged"))
+               (format "Changes of %s in %s, against HEAD\n" (my-codex--label session)
+                       (abbreviate-file-name workdir)))
+             'face 'my-codex-heading-face))
+    (if (null files)
+        (insert "No changes.\n")
+      (dolist (file files)
+        (let ((path (plist-get file :path)))
+          (insert (format "  %-9s " (or (plist-get file :status) "")))
+          (if (equal (plist-get file :status) "deleted")
+              (insert path)
+            (insert-text-button path
+                                'action (lambda (_button)
+                                          (find-file-other-window (expand-file-name path workdir)))
+                                'help-echo (format "Visit %s" (expand-file-name path workdir))
+                                'follow-link t))
+          (insert (format "  +%s -%s\n" (or (plist-get file :added) 0)
+                          (or (plist-get file :removed) 0))))))
+    (dolist (overlap overlaps)
+      (let ((others (seq-remove (lambda (id) (equal id (plist-get session :id)))
+                                (append (plist-get overlap :sessions) nil))))
+        (insert (propertize (format "  ! %s was changed by %s too\n" (plist-get overlap :path)
+                                    (mapconcat #'my-codex--label-of others ", "))
+                            'face 'my-codex-approval-face))))
+    (insert "\n" diff)
+    (set-buffer-modified-p nil)
+    (goto-char (point-min))))
+
+(defun my-codex--label-of (id)
+  "Return the label of the session with ID, or ID when it is not known."
+  (let ((session (gethash id my-codex--sessions)))
+    (if session (my-codex--label session) id)))
+
+;;;###autoload
+(defun my-codex-merge-session (&optional session strategy)
+  "Stage what SESSION did in its own work tree in the project's work tree.
+STRATEGY is \"squash\" (the default: the changes, as one set) or
+\"commit\" (a merge of its branch); interactively, a prefix argument
+asks.  Nothing is committed: a commit message buffer opens with the
+sidecar's suggested message, where \\<log-edit-mode-map>\\[log-edit-done] commits what
+is staged and \\[log-edit-kill-buffer] leaves it staged.  Nothing is touched, and the
+files are named, when the project's work tree has uncommitted
+changes in the same files or the merge would conflict.  Return the
+sidecar's result: the session, the files and the message."
+  (interactive
+   (list (my-codex--read-session "Merge Codex session: " t #'my-codex--unmerged-p)
+         (if current-prefix-arg
+             (completing-read (format-prompt "Merge strategy" "squash") '("squash" "commit")
+                              nil t nil nil "squash")
+           "squash")))
+  (let* ((session (my-codex--session session))
+         (result (my-codex--request "codex/session/merge"
+                                    (append (my-codex--ref session)
+                                            (list :strategy (or strategy "squash")))
+                                    (max 60 my-codex-request-timeout)))
+         (files (append (plist-get result :files) nil)))
+    (my-codex--remember (plist-get result :session))
+    (if (null files)
+        (message "Codex %s changed nothing: nothing to merge" (my-codex--label session))
+      (my-codex--commit-buffer session result)
+      (message "Merged %s into %s, staged: %s (%s commits, %s leaves them staged)"
+               (my-codex--label session)
+               (abbreviate-file-name (plist-get (plist-get session :project) :root))
+               (string-join files ", ")
+               (substitute-command-keys "\\<log-edit-mode-map>\\[log-edit-done]")
+               (substitute-command-keys "\\<log-edit-mode-map>\\[log-edit-kill-buffer]")))
+    result))
+
+(defun my-codex--commit-buffer (session result)
+  "Open a commit message buffer for RESULT, the merge of SESSION; return it."
+  (let* ((root (plist-get (plist-get session :project) :root))
+         (id (plist-get session :id))
+         (files (append (plist-get result :files) nil))
+         (buf (get-buffer-create (format "*codex commit: %s*" (my-codex--label session)))))
+    (with-current-buffer buf
+      (setq default-directory (file-name-as-directory root))
+      (let ((inhibit-read-only t))
+        (erase-buffer)
+        (insert (or (plist-get result :message) ""))))
+    (log-edit (lambda ()
+                (interactive)
+                (my-codex--commit root))
+              nil
+              `((log-edit-listfun . ,(lambda () files))
+                ;; The diff is shown beside the message, which keeps the cursor.
+                (log-edit-diff-function
+                 . ,(lambda ()
+                      (display-buffer (save-current-buffer
+                                        (save-window-excursion
+                                          (my-codex-diff (gethash id my-codex--sessions))))))))
+              buf)
+    (with-current-buffer buf
+      (goto-char (point-min)))
+    buf))
+
+(defun my-codex--commit (root)
+  "Commit what is staged in ROOT, with the current buffer as the message.
+The commit runs without waiting; the echo area tells how it went."
+  (let* ((text (buffer-substring-no-properties (point-min) (point-max)))
+         (default-directory (file-name-as-directory root))
+         (output (generate-new-buffer " *my-codex git commit*"))
+         (proc (make-process
+                :name "my-codex-git-commit"
+                :buffer output
+                :command '("git" "commit" "-q" "-F" "-")
+                :connection-type 'pipe
+                :noquery t
+                :sentinel
+                (lambda (proc _event)
+                  (unless (process-live-p proc)
+                    (if (zerop (process-exit-status proc))
+                        (message "Committed in %s: %s" (abbreviate-file-name root)
+                                 (my-codex--first-line text))
+                      (message "git commit failed in %s: %s" (abbreviate-file-name root)
+                               (string-trim (with-current-buffer (process-buffer proc)
+                                              (buffer-string)))))
+                    (kill-buffer (process-buffer proc)))))))
+    (process-send-string proc text)
+    (process-send-eof proc)
+    proc))
+
+;;;###autoload
+(defun my-codex-discard-session (&optional session)
+  "Remove SESSION's own work tree and its branch, after asking.
+The session is stopped first; its record and transcript stay.
+Unmerged changes are lost."
+  (interactive (list (my-codex--read-session "Discard the work tree of: " t #'my-codex--tree)))
+  (let* ((session (my-codex--session session))
+         (tree (or (my-codex--tree session)
+                   (user-error "Codex %s has no work tree of its own to discard"
+                               (my-codex--label session)))))
+    (when (or (not (called-interactively-p 'any))
+              (yes-or-no-p (format "Discard the work tree %s and the branch %s of %s%s? "
+                                   (abbreviate-file-name (or (plist-get tree :path) ""))
+                                   (plist-get tree :branch) (my-codex--label session)
+                                   (if (my-codex--unmerged-p session)
+                                       ", and its changes that are not merged"
+                                     ""))))
+      (my-codex--remember
+       (plist-get (my-codex--request "codex/session/discard" (my-codex--ref session)
+                                     (max 60 my-codex-request-timeout))
+                  :session))
+      (message "Discarded the work tree and the branch %s of %s"
+               (plist-get tree :branch) (my-codex--label session))
+      t)))
+
+;;;; Codex's threads: fork, review, adopt
+
+;;;###autoload
+(defun my-codex-fork-session (new-name &optional session at-turn)
+  "Continue SESSION's conversation in a new session NEW-NAME; show it.
+The new session runs on a new Codex thread holding SESSION's turns 1
+to AT-TURN (all of them when nil); SESSION itself is untouched.
+Interactively, a prefix argument asks for the turn; in a session
+buffer, \\<my-codex-session-mode-map>\\[my-codex-fork-here] forks at the turn at point.
+Return the new session's buffer."
+  (interactive
+   (let* ((session (my-codex--read-session "Fork Codex session: " t))
+          (turns (or (plist-get session :turns) 0))
+          (at (when current-prefix-arg
+                (read-number (format "Fork %s after turn (1-%d): " (my-codex--label session) turns)
+                             turns))))
+     (list (my-codex--read-new-name session at) session at)))
+  (let* ((session (my-codex--session session))
+         (result (my-codex--request "codex/session/fork"
+                                    (append (my-codex--ref session)
+                                            (list :newName new-name)
+                                            (and at-turn (list :atTurn at-turn)))
+                                    (max 60 my-codex-request-timeout)))
+         (fork (my-codex--remember (plist-get result :session)))
+         (buf (my-codex--open-buffer fork)))
+    (my-codex--show buf)
+    (message "Codex %s continues %s from %s" (my-codex--label fork) (my-codex--label session)
+             (if at-turn (format "turn %d" at-turn) "its last turn"))
+    buf))
+
+(defun my-codex--read-new-name (session turn)
+  "Read the name of a fork of SESSION after TURN (nil: all)."
+  (let ((name (string-trim
+               (read-string (format "Continue %s%s in a new session named: "
+                                    (my-codex--label session)
+                                    (if turn (format " from turn %d" turn) ""))
+                            nil 'my-codex--name-history))))
+    (when (string-empty-p name)
+      (user-error "A fork needs a name of its own"))
+    name))
+
+(defun my-codex-fork-here (new-name)
+  "Continue this conversation from the turn at point in a new session NEW-NAME.
+The new session holds the turns up to and including the one at
+point; at the prompt, all of them.  The session itself is untouched."
+  (interactive
+   (progn
+     (unless (derived-mode-p 'my-codex-session-mode)
+       (user-error "Not in a Codex session buffer"))
+     (list (my-codex--read-new-name (my-codex--current-session) (my-codex--turn-at-point)))))
+  (my-codex-fork-session new-name (my-codex--current-session) (my-codex--turn-at-point)))
+
+(defun my-codex--turn-at-point ()
+  "Return the number of the turn at point; nil at the prompt, for all of them."
+  (unless (>= (point) my-codex--prompt-start)
+    (or (get-text-property (point) 'my-codex-turn)
+        (and (> (point) (point-min)) (get-text-property (1- (point)) 'my-codex-turn))
+        (user-error "No turn here: move to a turn's text, or to the prompt to fork them all"))))
+
+;;;###autoload
+(defun my-codex-review (&optional target name)
+  "Start a Codex review in a session of its own and show its buffer.
+TARGET is what to review: \"uncommittedChanges\" (the default: the
+project's uncommitted changes), (:baseBranch BRANCH) or (:commit
+SHA).  Interactively, a prefix argument asks for a base branch or a
+commit, with completion over the branches.  NAME defaults to the
+sidecar's choice: review, review-2, ...  The findings come as the
+conversation and the report.  Return the buffer."
+  (interactive (list (if current-prefix-arg (my-codex--read-review-target) "uncommittedChanges")))
+  (let* ((result (my-codex--request "codex/session/review"
+                                    (append (list :project (my-codex--project)
+                                                  :target (or target "uncommittedChanges"))
+                                            (and name (list :name name)))
+                                    (max 60 my-codex-request-timeout)))
+         (session (my-codex--remember (plist-get result :session)))
+         (buf (my-codex--open-buffer session)))
+    (my-codex--show buf)
+    (message "Codex %s reviews %s" (my-codex--label session)
+             (pcase target
+               ((pred listp) (if (plist-get target :baseBranch)
+                                 (format "the changes against %s" (plist-get target :baseBranch))
+                               (format "commit %s" (plist-get target :commit))))
+               (_ "the uncommitted changes")))
+    buf))
+
+(defun my-codex--read-review-target ()
+  "Read a base branch or a commit to review against; return the review target."
+  (let* ((default-directory (file-name-as-directory (my-codex--project)))
+         (branches (ignore-errors
+                     (process-lines "git" "for-each-ref" "--format=%(refname:short)"
+                                    "refs/heads" "refs/remotes")))
+         (answer (string-trim (completing-read "Review against branch or commit: "
+                                               branches nil nil))))
+    (cond ((string-empty-p answer) (user-error "Name a branch or a commit to review against"))
+          ((member answer branches) (list :baseBranch answer))
+          (t (list :commit answer)))))
+
+;;;###autoload
+(defun my-codex-adopt-thread (thread-id name)
+  "Make Codex's own conversation THREAD-ID a session named NAME; show it.
+Interactively, choose among the conversations Codex saved for this
+project (in its own TUI, say) that are not sessions yet.  Its
+history is shown, and `codex resume NAME' finds it under the same
+name.  While another Codex holds the conversation, the session fails
+saying so; it resumes once that Codex lets go.  Return the buffer."
+  (interactive
+   (let* ((threads (append (plist-get (my-codex--request "codex/project/threads"
+                                                         (list :project (my-codex--project))
+                                                         (max 60 my-codex-request-timeout))
+                                      :threads)
+                           nil))
+          (table (my-codex--thread-candidates threads)))
+     (unless table
+       (user-error "Codex has no conversation in %s that is not a session already"
+                   (abbreviate-file-name (my-codex--project))))
+     (let* ((choice (completing-read "Adopt Codex conversation: "
+                                     (my-codex--thread-table table) nil t))
+            (thread (cdr (assoc choice table))))
+       (list (plist-get thread :threadId)
+             (string-trim (read-string (format "Adopt \"%s\" as session: "
+                                               (my-codex--first-line (plist-get thread :title)))
+                                       nil 'my-codex--name-history))))))
+  (let* ((result (my-codex--request "codex/session/adopt"
+                                    (list :project (my-codex--project) :threadId thread-id
+                                          :name name)
+                                    (max 60 my-codex-request-timeout)))
+         (session (my-codex--remember (plist-get result :session)))
+         (buf (my-codex--open-buffer session)))
+    (my-codex--show buf)
+    (message "Codex conversation %s is now %s" thread-id (my-codex--label session))
+    buf))
+
+(defun my-codex--thread-candidates (threads)
+  "Return an alist of unique completion strings to THREADS, newest first."
+  (let (table)
+    (dolist (thread threads)
+      (let ((title (my-codex--first-line (or (plist-get thread :title) ""))))
+        (when (or (string-empty-p title) (assoc title table))
+          (setq title (format "%s <%s>" title (plist-get thread :threadId))))
+        (push (cons title thread) table)))
+    (nreverse table)))
+
+(defun my-codex--thread-table (table)
+  "Return a completion table over TABLE, in order, annotated with times."
+  (lambda (string pred action)
+    (if (eq action 'metadata)
+        `(metadata (display-sort-function . identity)
+                   (annotation-function
+                    . ,(lambda (candidate)
+                         (when-let ((thread (cdr (assoc candidate table))))
+                           (format "  %s" (or (plist-get thread :updatedAt) ""))))))
+      (complete-with-action action table string pred))))
+
+;;;; Codex's own terminal UI
+
+(declare-function term-char-mode "term")
+
+(defun my-codex-tui (&optional session)
+  "Open Codex's own terminal UI on SESSION's conversation, in a `term' buffer.
+It joins the daemon's Codex on the same thread: what you type there
+shows in the session's buffer as it happens, and an approval asked
+there can be answered there or here.  A session that is not running
+is resumed first."
+  (interactive (list (my-codex--read-session "Codex's terminal UI for session: " t)))
+  (require 'term)
+  (let* ((session (my-codex--session session))
+         (root (plist-get (plist-get session :project) :root))
+         (default-directory (file-name-as-directory root))
+         (args (append (when my-codex-state-directory
+                         (list "--state-dir" (expand-file-name my-codex-state-directory)))
+                       (list "tui" (plist-get session :name) "-C" root)))
+         (buf (apply #'make-term (format "codex tui: %s" (my-codex--label session))
+                     (car my-codex-sidecar-command) nil args)))
+    (with-current-buffer buf
+      (term-char-mode))
+    (pop-to-buffer buf)
+    buf))
+
+;;;; Numbered jumps
+
+;;;###autoload
+(defun my-codex-switch-to-session-number (n)
+  "Show the buffer of the project's session number N in the list, 1 to 10.
+The numbers follow the list's order: what waits on you first."
+  (interactive "nSwitch to Codex session number: ")
+  (my-codex--load-sessions)
+  (let* ((root (my-codex--root-key (my-codex--project)))
+         (numbered (my-codex--numbered root))
+         (session (and (> n 0) (nth (1- n) numbered))))
+    (unless session
+      (user-error "No Codex session number %d in %s (it has %s)" n (abbreviate-file-name root)
+                  (my-codex--count numbered "numbered session")))
+    (my-codex-switch-session session)))
+
+(defmacro my-codex--define-numbered-jumps ()
+  "Define `my-codex-switch-to-session-1' ... `my-codex-switch-to-session-0'."
+  `(progn
+     ,@(mapcar (lambda (n)
+                 `(defun ,(intern (format "my-codex-switch-to-session-%d" (% n 10))) ()
+                    ,(format "Show the buffer of the project's session number %d." n)
+                    (interactive)
+                    (my-codex-switch-to-session-number ,n)))
+               (number-sequence 1 10))))
+
+(my-codex--define-numbered-jumps)
+
+;;;###autoload
+(dotimes (n 10)
+  (autoload (intern (format "my-codex-switch-to-session-%d" n)) "my-codex" nil t))
+
 ;;;; The list of sessions
 
 (defvar-local my-codex--list-project nil
@@ -1916,55 +2682,170 @@ Return its id."
     (define-key map (kbd "R") #'my-codex-list-report)
     (define-key map (kbd "t") #'my-codex-list-toggle-stopped)
     (define-key map (kbd "D") #'my-codex-forget-session)
+    (define-key map (kbd "=") #'my-codex-diff)
+    (define-key map (kbd "M") #'my-codex-merge-session)
+    (define-key map (kbd "X") #'my-codex-discard-session)
+    (define-key map (kbd "F") #'my-codex-fork-session)
     map)
   "Keymap of the Codex session list.")
 
 (define-derived-mode my-codex-list-mode tabulated-list-mode "Codex Sessions"
   "Major mode listing Codex sessions, what waits on you and what failed on top.
 The list follows the sessions as they change; \\[revert-buffer] asks the
-sidecar again.
+sidecar again.  The first column numbers the project's sessions for
+\\[my-codex-switch-to-session-1] ... \\[my-codex-switch-to-session-0].  Columns that would
+be empty are left out: `Project' (the list of every project has it),
+`!' (a session changed a file another one changed too, or wrote
+outside its write scope), `Model' (chosen at start), `Tokens' (used
+so far, in/out) and `Tree' (whether a session's own work tree is
+merged yet).
 
 \\{my-codex-list-mode-map}"
-  (setq tabulated-list-format
-        [("Project" 14 nil) ("Name" 16 nil) ("Status" 11 nil)
-         ("Elapsed" 8 nil :right-align t) ("Headline" 0 nil)])
   (setq tabulated-list-padding 1)
   (setq tabulated-list-sort-key nil)
   (add-hook 'tabulated-list-revert-hook #'my-codex--list-refresh nil t)
-  (tabulated-list-init-header))
+  (my-codex--list-set-format (my-codex--list-columns nil)))
 
-(defun my-codex--list-entry (session)
-  "Return the `tabulated-list-entries' entry of SESSION: the sidecar's headline."
+(defconst my-codex--list-column-specs
+  '((number "#" 2 :right-align t) (project "Project" 12) (name "Name" 14) (marks "!" 1)
+    (status "Status" 11) (elapsed "Elapsed" 7 :right-align t) (model "Model" 14)
+    (tokens "Tokens" 9 :right-align t) (tree "Tree" 8) (headline "Headline" 0))
+  "Every column the session list may show: key, title, width and properties.")
+
+(defun my-codex--list-columns (sessions)
+  "Return the keys of the columns that say something about SESSIONS."
+  (cl-remove-if-not
+   (lambda (key)
+     (pcase key
+       ('project (null my-codex--list-project))
+       ('marks (seq-some (lambda (s) (> (length (plist-get s :overlaps)) 0)) sessions))
+       ('model (seq-some (lambda (s) (stringp (plist-get s :model))) sessions))
+       ('tokens (seq-some (lambda (s) (not (string-empty-p (my-codex--usage s)))) sessions))
+       ('tree (seq-some #'my-codex--tree sessions))
+       (_ t)))
+   (mapcar #'car my-codex--list-column-specs)))
+
+(defvar-local my-codex--list-shown-columns nil
+  "The keys of the columns the current list buffer shows.")
+
+(defun my-codex--list-set-format (columns)
+  "Make the current list buffer show COLUMNS, keys of the column specs."
+  (unless (equal columns my-codex--list-shown-columns)
+    (setq my-codex--list-shown-columns columns)
+    (setq tabulated-list-format
+          (vconcat (mapcar (lambda (key)
+                             (let ((spec (alist-get key my-codex--list-column-specs)))
+                               (append (list (nth 0 spec) (nth 1 spec) nil) (nthcdr 2 spec))))
+                           columns)))
+    (tabulated-list-init-header)
+    (setq header-line-format (list header-line-format '(:eval (my-codex--limits-text))))))
+
+(defun my-codex--list-cell (key session number)
+  "Return the text of the column KEY for SESSION, numbered NUMBER (or nil)."
   (let ((status (plist-get session :status)))
-    (list (plist-get session :id)
-          (vector (or (plist-get (plist-get session :project) :name) "")
-                  (plist-get session :name)
-                  (propertize status 'face (my-codex--status-face status))
-                  (my-codex--elapsed session)
-                  (let ((headline (or (plist-get session :headline) "")))
-                    (pcase status
-                      ("waiting" (propertize headline 'face 'my-codex-approval-face))
-                      ("failed" (propertize headline 'face 'my-codex-error-face))
-                      (_ headline)))))))
+    (pcase key
+      ('number (if number (number-to-string number) ""))
+      ('project (or (plist-get (plist-get session :project) :name) ""))
+      ('name (plist-get session :name))
+      ('marks (let ((overlaps (append (plist-get session :overlaps) nil)))
+                (if overlaps
+                    (propertize "!" 'face 'my-codex-approval-face
+                                'help-echo (string-join overlaps "\n"))
+                  "")))
+      ('status (propertize status 'face (my-codex--status-face status)))
+      ('elapsed (my-codex--elapsed session))
+      ('model (let ((model (plist-get session :model))) (if (stringp model) model "")))
+      ('tokens (my-codex--usage session))
+      ('tree (cond ((null (my-codex--tree session)) "")
+                   ((my-codex--unmerged-p session)
+                    (propertize "unmerged" 'face 'my-codex-approval-face
+                                'help-echo (plist-get (my-codex--tree session) :path)))
+                   (t "merged")))
+      ('headline (let ((headline (or (plist-get session :headline) "")))
+                   (pcase status
+                     ("waiting" (propertize headline 'face 'my-codex-approval-face))
+                     ("failed" (propertize headline 'face 'my-codex-error-face))
+                     (_ headline)))))))
 
 (defun my-codex--list-sessions-shown ()
   "Return the sessions to show in the current list buffer, in list order."
   (my-codex--cached my-codex--list-project
-                    (unless my-codex--list-show-stopped
-                      (lambda (s) (not (equal (plist-get s :status) "stopped"))))))
+                    (unless my-codex--list-show-stopped #'my-codex--listed-p)))
+
+(defun my-codex--list-entries ()
+  "Return the `tabulated-list-entries' of the current list buffer.
+The columns follow what the sessions shown have to say."
+  (let* ((numbers (my-codex--numbers))
+         (sessions (my-codex--list-sessions-shown))
+         (columns (my-codex--list-columns sessions)))
+    (my-codex--list-set-format columns)
+    (mapcar (lambda (session)
+              (let ((number (gethash (plist-get session :id) numbers)))
+                (list (plist-get session :id)
+                      (vconcat (mapcar (lambda (key) (my-codex--list-cell key session number))
+                                       columns)))))
+            sessions)))
 
 (defun my-codex--list-render ()
   "Show the sessions of the current list buffer from what Emacs knows."
-  (setq tabulated-list-entries (mapcar #'my-codex--list-entry (my-codex--list-sessions-shown)))
+  (setq tabulated-list-entries (my-codex--list-entries))
   (setq mode-line-process
-        (concat (if my-codex--list-show-stopped " +stopped" "")
+        (concat (if my-codex--list-project
+                    (concat " " (file-name-nondirectory my-codex--list-project))
+                  " every project")
+                (if my-codex--list-show-stopped " +stopped" "")
                 (my-codex--connection-note)))
   (tabulated-list-print t))
 
+(defvar my-codex--limits nil
+  "The account's rate limits as Codex last reported them, or nil.")
+
+(defvar my-codex--limits-time nil
+  "When `my-codex--limits' was last asked for, as a float time, or nil.")
+
+(defun my-codex--fetch-limits (&optional force)
+  "Ask the sidecar for the account's rate limits, without waiting.
+Unless FORCE, not when they were asked for in the last five minutes."
+  (when (or force (null my-codex--limits-time)
+            (> (- (float-time) my-codex--limits-time) 300))
+    (setq my-codex--limits-time (float-time))
+    (my-codex--async "codex/account/limits" nil
+                     (lambda (result)
+                       (setq my-codex--limits (plist-get result :limits))
+                       (force-mode-line-update t))
+                     #'ignore)))
+
+(defun my-codex--limits-text (&optional limits)
+  "Return the list header's account LIMITS, by default the last known, or \"\".
+LIMITS is Codex's rate-limit snapshot: windows `primary' and
+`secondary', each with `usedPercent' and `windowDurationMins'."
+  (let* ((limits (or limits my-codex--limits))
+         (windows
+          (delq nil
+                (mapcar (lambda (key)
+                          (let ((window (plist-get limits key)))
+                            (when (and (listp window) (numberp (plist-get window :usedPercent)))
+                              (format "%s %d%%"
+                                      (my-codex--window-words (plist-get window :windowDurationMins))
+                                      (plist-get window :usedPercent)))))
+                        '(:primary :secondary)))))
+    (if windows
+        (propertize (concat "  limits used: " (string-join windows ", "))
+                    'face 'my-codex-status-face)
+      "")))
+
+(defun my-codex--window-words (minutes)
+  "Return a rate-limit window of MINUTES in a few characters: 5h, 7d."
+  (cond ((not (numberp minutes)) "now")
+        ((and (>= minutes 1440) (zerop (% minutes 1440))) (format "%dd" (/ minutes 1440)))
+        ((and (>= minutes 60) (zerop (% minutes 60))) (format "%dh" (/ minutes 60)))
+        (t (format "%dm" minutes))))
+
 (defun my-codex--list-refresh ()
   "Show what Emacs knows at once, and ask the sidecar again without waiting."
-  (setq tabulated-list-entries (mapcar #'my-codex--list-entry (my-codex--list-sessions-shown)))
-  (my-codex--reload))
+  (setq tabulated-list-entries (my-codex--list-entries))
+  (my-codex--reload)
+  (my-codex--fetch-limits t))
 
 ;;;###autoload
 (defun my-codex-list-sessions (&optional all-projects)
@@ -1982,6 +2863,7 @@ sidecar.  Return the list buffer."
       (setq my-codex--list-project project)
       (when project (setq default-directory (file-name-as-directory project)))
       (my-codex--list-render))
+    (my-codex--fetch-limits)
     (my-codex--show buf t)
     buf))
 
@@ -2128,6 +3010,17 @@ Return the buffer."
     (define-key map (kbd "D") #'my-codex-forget-session)
     (define-key map (kbd "e") #'my-codex-show-events)
     (define-key map (kbd "E") #'my-codex-show-stderr)
+    (define-key map (kbd "S") #'my-codex-start-session-with-options)
+    (define-key map (kbd "=") #'my-codex-diff)
+    (define-key map (kbd "M") #'my-codex-merge-session)
+    (define-key map (kbd "X") #'my-codex-discard-session)
+    (define-key map (kbd "F") #'my-codex-fork-session)
+    (define-key map (kbd "v") #'my-codex-review)
+    (define-key map (kbd "A") #'my-codex-adopt-thread)
+    (define-key map (kbd "T") #'my-codex-tui)
+    (dotimes (n 10)
+      (define-key map (kbd (number-to-string n))
+                  (intern (format "my-codex-switch-to-session-%d" n))))
     map)
   "Keymap of every my-codex command, to bind under a prefix key.")
 ;;;###autoload

@@ -47,7 +47,7 @@ vim.api.nvim_create_autocmd("VimLeavePre", {
   group = group,
   callback = function()
     if package.loaded["codex_sessions.rpc"] then
-      require("codex_sessions.rpc").stop(3000)
+      require("codex_sessions").on_exit()
     end
   end,
 })
@@ -58,7 +58,8 @@ vim.api.nvim_create_user_command("CodexSessions", function(opts)
 end, {
   nargs = "*",
   bang = true,
-  desc = "codex-sessions: list, start, switch, kill, killall[!], rename, send, cancel, report, resume",
+  range = true,
+  desc = "codex-sessions: list, start[!], switch, send, file, pending, cancel, report, rename, kill, killall[!], resume, forget",
   complete = function(arglead, cmdline, pos)
     require("codex_sessions.state")
     return require("codex_sessions.commands").complete(arglead, cmdline, pos)

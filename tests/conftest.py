@@ -37,3 +37,59 @@ async def sidecar(offline: OfflineCodex):
     await client.start()
     yield client
     await client.stop()
+
+
+class HttpDaemon:
+    """`codex-sessions daemon --http 127.0.0.1:0` in an offline world: its URL and token."""
+
+    def __init__(self, world: OfflineCodex) -> None:
+        import json
+        import subprocess
+        import time
+        self.world = world
+        self.log = world.root / "daemon.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "codex_sessions", "--state-dir", str(world.state_dir), "daemon",
+             "--http", "127.0.0.1:0", "--log-file", str(self.log)],
+            env=world.env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while True:
+            status = subprocess.run(
+                [sys.executable, "-m", "codex_sessions", "--state-dir", str(world.state_dir),
+                 "daemon", "status", "--json"], env=world.env(), capture_output=True, text=True)
+            if status.returncode == 0:
+                self.status = json.loads(status.stdout)
+                break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the daemon did not start: {self.proc.stderr.read()}")
+            time.sleep(0.1)
+        self.url: str = self.status["http"]["url"]
+        self.token_file = Path(self.status["http"]["tokenFile"])
+        self.token = self.token_file.read_text().strip()
+        self.auth = {"Authorization": f"Bearer {self.token}"}
+
+    def close(self) -> None:
+        self.proc.terminate()  # the daemon stops cleanly on SIGTERM (as on `daemon stop`)
+        try:
+            self.proc.wait(timeout=30)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+        self.world.close()
+
+
+@pytest.fixture(scope="module")
+def http_daemon(tmp_path_factory):
+    """One daemon with the HTTP API for a whole test module (each test uses its own project)."""
+    daemon = HttpDaemon(OfflineCodex(tmp_path_factory.mktemp("http-world")))
+    yield daemon
+    daemon.close()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Say which threads would keep the test run from exiting (a hang in CI costs an hour)."""
+    import threading
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if stuck:
+        print("\nthreads still alive at the end:", [(t.name, type(t).__name__) for t in stuck])

@@ -11,6 +11,7 @@ back here with sexpdata and checked independently of the Lisp code.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ import pytest
 import sexpdata
 
 from codex_sessions.testing.sandbox import OfflineCodex, make_git_project
+from test_thread_model import _codex_conversation, user_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 ELISP = ROOT / "elisp"
@@ -132,10 +134,78 @@ def test_list_ordering_and_keys(offline, project, tmp_path):
     r = run_ert("my-codex-test-list-ordering-and-keys", offline, project, tmp_path)
     rows = [line.split() for line in r["list-text"].splitlines() if line.strip()]
     assert [(row[0], row[1], row[2]) for row in rows] == [
-        ("ultra", "beta", "waiting"), ("ultra", "gamma", "failed"),
-        ("ultra", "delta", "running"), ("ultra", "alpha", "idle")]
-    assert re.search(r"Project\s+Name\s+Status\s+Elapsed\s+Headline", r["list-header"])
+        ("1", "beta", "waiting"), ("2", "gamma", "failed"), ("3", "delta", "running"),
+        ("4", "alpha", "idle")]
+    # the project's list: no Project column; no column that would be empty (model, tree, !)
+    assert re.search(r"^ *#\s+Name\s+Status\s+Elapsed\s+Tokens\s+Headline *$", r["list-header"])
     assert "waits: touch beta.txt" in r["list-text"]
+
+
+def git(project: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=project, capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_worktrees_diff_merge_and_discard(offline, project, tmp_path):
+    r = run_ert("my-codex-test-worktrees-diff-merge-discard", offline, project, tmp_path)
+    assert "+left" in r["diff-text"] and "+right" not in r["diff-text"]
+    assert "shared.txt" in r["refused"]
+    assert (project / "shared.txt").read_text() == "left\n"
+    log = git(project, "log", "-1", "--format=%B")
+    assert "codex-sessions: left" in log and git(project, "status", "--porcelain").strip() == "?? notes.txt"
+    assert git(project, "worktree", "list").count("\n") == 1
+    assert "codex/" not in git(project, "branch", "--list")
+    assert not Path(r["left-tree"]).exists()
+
+
+def test_overlaps_and_scopes(offline, project, tmp_path):
+    run_ert("my-codex-test-overlaps-and-scopes", offline, project, tmp_path)
+
+
+def asked_with(offline, text: str) -> list[str]:
+    """The user messages of the latest request to the model whose last one was TEXT."""
+    for body in reversed(offline.model.requests):
+        texts = user_texts(body)
+        if texts and texts[-1] == text:
+            return texts
+    raise AssertionError(f"the model was never asked {text!r}")
+
+
+def test_fork_from_here(offline, project, tmp_path):
+    run_ert("my-codex-test-fork-from-here", offline, project, tmp_path)
+    assert asked_with(offline, "say: four") == ["say: one", "say: four"]
+    assert asked_with(offline, "say: five") == ["say: one", "say: two", "say: three", "say: five"]
+
+
+def test_steer_a_running_turn(offline, project, tmp_path):
+    run_ert("my-codex-test-steer-a-running-turn", offline, project, tmp_path)
+    assert asked_with(offline, "say: steered") == ["slow: 20", "say: steered"]
+
+
+def test_review(offline, project, tmp_path):
+    run_ert("my-codex-test-review", offline, project, tmp_path)
+    assert any("against the base branch 'main'" in t for t in user_texts(offline.model.requests[-1]))
+
+
+def test_models_usage_and_limits(offline, project, tmp_path):
+    r = run_ert("my-codex-test-models-usage-and-limits", offline, project, tmp_path)
+    body = next(b for b in reversed(offline.model.requests) if user_texts(b)[-1:] == ["say: tuned"])
+    assert body["model"] == "mock-model-b" and body["reasoning"]["effort"] == "high"
+    assert "mock-model-b" not in r["models"]  # offered from Codex's catalogue, typed freely
+
+
+def test_adopt_a_codex_conversation(offline, project, tmp_path):
+    """A conversation made by driving `codex app-server` directly, as Codex's own clients do."""
+    async def converse() -> None:
+        server, _ = await _codex_conversation(offline, project, "say: the password is swordfish")
+        await server.close()
+    asyncio.run(converse())
+    run_ert("my-codex-test-adopt-a-codex-conversation", offline, project, tmp_path)
+    assert asked_with(offline, "say: recalled") == ["say: the password is swordfish", "say: recalled"]
+
+
+def test_numbered_jumps(offline, project, tmp_path):
+    run_ert("my-codex-test-numbered-jumps", offline, project, tmp_path)
 
 
 def test_errors_are_user_errors(offline, project, tmp_path):

@@ -119,7 +119,7 @@ async def test_no_codex_process_outlives_its_owner(offline, project, how):
 
 async def test_an_editor_leaving_does_not_stop_its_turns(offline, project):
     first = await new_sidecar(offline)
-    s = await start(first, project, "long", "slow: 3\nstream: unused")
+    s = await start(first, project, "long", "slow: 8")
     await first.wait_status(s["id"], "running")
     await first.stop()  # shutdown and exit: the editor quits mid-turn
     second = await new_sidecar(offline)

@@ -252,11 +252,17 @@ async def test_report_comes_from_observation_not_claims(sidecar, project):
 
 async def test_model_error_fails_the_turn_not_the_session(sidecar, project):
     s = await start(sidecar, project, "main", "fail")
+    retrying = await sidecar.wait_for("codex/session/changed", lambda p: p["session"]["id"] == s["id"]
+                                      and p["session"]["retry"])
+    assert retrying["session"]["status"] == "running"
+    assert retrying["session"]["headline"].startswith("retrying (1)")
     done = await finished(sidecar, s["id"])
     assert done["report"]["status"] == "failed"
     assert done["session"]["lastTurn"]["status"] == "failed"
-    assert done["session"]["status"] == "idle"
-    assert any(i["kind"] == "error" for i in sidecar.output_items(s["id"]))
+    assert done["session"]["status"] == "idle" and done["session"]["retry"] is None
+    assert done["session"]["headline"].startswith("failed: "), "the list line agrees with the report"
+    errors = [i for i in sidecar.output_items(s["id"]) if i["kind"] == "error"]
+    assert [bool(e.get("willRetry")) for e in errors] == [True, True, False]
     await sidecar.request("codex/session/send", {"id": s["id"], "text": "say: recovered"})
     assert (await finished(sidecar, s["id"], turns=2))["report"]["status"] == "done"
 
@@ -351,7 +357,7 @@ async def test_bad_requests_get_clear_errors_and_the_sidecar_lives(sidecar, proj
     err = await rpc_error(start(sidecar, project, "main", reuse=False))
     assert err.code == -32004
     same = await sidecar.request("codex/session/start", {"project": str(project), "name": "main"})
-    assert same == {"session": same["session"], "created": False} and same["session"]["id"] == s["id"]
+    assert same["created"] is False and same["session"]["id"] == s["id"]
     err = await rpc_error(sidecar.request("codex/session/resume", {"id": s["id"]}))
     assert err.code == -32007
     err = await rpc_error(sidecar.request("codex/session/send", {"id": s["id"], "text": ""}))
@@ -479,3 +485,39 @@ async def test_malformed_messages_never_stop_the_sidecar(offline, project):
     assert answers[3]["error"]["code"] == -32602 and "project" in answers[3]["error"]["message"]
     assert answers[4]["error"]["code"] == -32601
     assert answers[5]["error"]["code"] == -32602 and "status" in answers[5]["error"]["message"]
+
+
+async def test_catching_up_mid_message_and_names_right_after_a_kill(sidecar, project):
+    s = await start(sidecar, project, "main", "slow: 6")
+    await sidecar.wait_for("codex/session/output", lambda p: p["id"] == s["id"] and any(
+        i["kind"] == "agentDelta" for i in p["items"]))
+    await asyncio.sleep(0.5)
+    page = await sidecar.request("codex/session/transcript", {"id": s["id"]})
+    assert page["streaming"] and page["streaming"][0]["kind"] == "agentDelta"
+    assert page["streaming"][0]["text"].startswith("tick"), "a client catching up sees the text so far"
+    first = (await sidecar.request("codex/session/get", {"id": s["id"]}))["session"]["version"]
+    await sidecar.request("codex/session/kill", {"id": s["id"]})
+    assert (await sidecar.request("codex/session/get", {"id": s["id"]}))["session"]["version"] > first
+    with pytest.raises(RpcError) as info:
+        await sidecar.request("codex/session/kill", {"id": s["id"]})
+    assert info.value.code == -32007 and "nothing to kill" in info.value.message
+    fresh = await start(sidecar, project, "main", fresh=True)  # at once: the name is free
+    assert fresh["id"] != s["id"]
+
+
+async def test_a_codex_starting_while_others_close_is_left_alone(sidecar, project, other_project,
+                                                               tmp_path):
+    from codex_sessions.testing.sandbox import make_git_project
+    for round_ in range(6):
+        a = await start(sidecar, project, f"a{round_}")
+        b = await start(sidecar, other_project, f"b{round_}")
+        for s in (a, b):
+            await sidecar.wait_status(s["id"], "idle")
+        third = make_git_project(tmp_path / f"third{round_}")
+        kill = asyncio.create_task(sidecar.request("codex/session/killAll", {}))
+        await asyncio.sleep(0.01 * round_)
+        c = await start(sidecar, third, "c", "say: still alive")
+        await kill
+        done = await finished(sidecar, c["id"], timeout=60)
+        assert done["report"]["summary"] == "still alive", done["session"]["error"]
+        await sidecar.request("codex/session/killAll", {})

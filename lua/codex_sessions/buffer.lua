@@ -2,13 +2,14 @@
 --- Layout: a header line, the transcript, a separator, and the prompt area below it.
 local config = require("codex_sessions.config")
 local rpc = require("codex_sessions.rpc")
+local render = require("codex_sessions.render")
 local util = require("codex_sessions.util")
 
 local M = {}
 
 local ns = vim.api.nvim_create_namespace("codex_sessions")
 local ns_req = vim.api.nvim_create_namespace("codex_sessions_requests")
-local OUTPUT_PREFIX = "  │ "
+local OUTPUT_PREFIX = render.OUTPUT_PREFIX
 
 local H = {
   by_buf = {}, -- buf -> state
@@ -50,17 +51,42 @@ local function sep_row(st)
   return mark[1]
 end
 
+local function present(v)
+  return v ~= nil and v ~= vim.NIL and v ~= ""
+end
+
 local function split_lines(text)
   return vim.split(text or "", "\n", { plain = true })
 end
 
---- Write lines outside the undo history, so that `u` in the prompt area never undoes
---- the transcript.
+--- Run `fn`, our own change of the buffer: outside the undo history (so `u` in the
+--- prompt area never undoes the transcript), and not taken for the user's edit of
+--- the read-only part.
+local repair
+
+local function write(st, fn)
+  local buf = st.buf
+  if st.violated and not vim.api.nvim_get_mode().mode:match("^[iR]") then
+    repair(st) -- before this write leaves the undo history unable to restore it
+  end
+  local undolevels = vim.bo[buf].undolevels
+  vim.bo[buf].undolevels = -1
+  st.writing = st.writing + 1
+  local ok, err = pcall(fn)
+  st.writing = st.writing - 1
+  vim.bo[buf].undolevels = undolevels
+  if st.sep then
+    st.guard = sep_row(st) + 1
+  end
+  if not ok then
+    error(err, 0)
+  end
+end
+
 local function set_lines(st, first, last, lines)
-  local undolevels = vim.bo[st.buf].undolevels
-  vim.bo[st.buf].undolevels = -1
-  vim.api.nvim_buf_set_lines(st.buf, first, last, false, lines)
-  vim.bo[st.buf].undolevels = undolevels
+  write(st, function()
+    vim.api.nvim_buf_set_lines(st.buf, first, last, false, lines)
+  end)
 end
 
 --- Highlight whole lines [first, first + count) with `group`.
@@ -127,6 +153,7 @@ local function replace_tail(st, rendered)
     local want = first + #rendered
     if sep_row(st) ~= want then
       vim.api.nvim_buf_set_extmark(st.buf, ns, want, 0, { id = st.sep })
+      st.guard = want + 1
     end
   end)
   st.tail.nlines = #rendered
@@ -141,148 +168,51 @@ local function extend_tail(st, text, prefix, group)
     pieces[i] = prefix .. pieces[i]
   end
   local first_new
-  local undolevels = vim.bo[st.buf].undolevels
   follow_windows(st, sep, function()
-    vim.bo[st.buf].undolevels = -1
-    if st.tail.needs_line then -- the block has no text line yet: start one
-      pieces[1] = prefix .. pieces[1]
-      vim.api.nvim_buf_set_lines(st.buf, sep, sep, false, pieces)
-      first_new = sep
-      st.tail.nlines = st.tail.nlines + #pieces
-      st.tail.needs_line = false
-    else
-      local row = sep - 1
-      local col = #(vim.api.nvim_buf_get_lines(st.buf, row, sep, false)[1] or "")
-      vim.api.nvim_buf_set_text(st.buf, row, col, row, col, pieces)
-      first_new = sep
-      st.tail.nlines = st.tail.nlines + #pieces - 1
-    end
-    vim.bo[st.buf].undolevels = undolevels
+    write(st, function()
+      if st.tail.needs_line then -- the block has no text line yet: start one
+        pieces[1] = prefix .. pieces[1]
+        vim.api.nvim_buf_set_lines(st.buf, sep, sep, false, pieces)
+        first_new = sep
+        st.tail.nlines = st.tail.nlines + #pieces
+        st.tail.needs_line = false
+      else
+        local row = sep - 1
+        local col = #(vim.api.nvim_buf_get_lines(st.buf, row, sep, false)[1] or "")
+        vim.api.nvim_buf_set_text(st.buf, row, col, row, col, pieces)
+        first_new = sep
+        st.tail.nlines = st.tail.nlines + #pieces - 1
+      end
+    end)
     hl_lines(st, first_new, sep_row(st) - first_new, group)
   end)
 end
 
--- ---------------------------------------------------------------------------------------
--- Rendering of transcript items
-
-local function keys_hint()
-  local k = config.options.keys.session
-  local parts = {}
-  if k.accept then table.insert(parts, k.accept .. " accept") end
-  if k.accept_for_session then table.insert(parts, k.accept_for_session .. " accept for session") end
-  if k.decline then table.insert(parts, k.decline .. " decline") end
-  return table.concat(parts, " · ")
-end
-
-local function prefixed(text, first_prefix, rest_prefix, group)
-  local out = {}
-  for i, line in ipairs(split_lines(text)) do
-    table.insert(out, { (i == 1 and first_prefix or rest_prefix) .. line, group })
-  end
-  return out
-end
-
-local function render_command(item, running_output)
-  local out = {}
-  local exit = item.exitCode
-  local state
-  if item.status == "declined" then
-    state = "[declined]"
-  elseif exit == nil or exit == vim.NIL then
-    state = running_output and "[running]" or "[no exit code]"
-  else
-    state = "[exit " .. tostring(exit) .. "]"
-  end
-  local ok = exit == 0
-  table.insert(out, { "$ " .. (item.command or "?") .. "  " .. state,
-    ok and "CodexSessionsCommand" or "CodexSessionsCommandFailed" })
-  local output = running_output or item.output
-  if type(output) == "string" and output ~= "" then
-    output = output:gsub("\n$", "")
-    for _, line in ipairs(split_lines(output)) do
-      table.insert(out, { OUTPUT_PREFIX .. line, "CodexSessionsOutput" })
-    end
-  end
-  return out
-end
-
---- Lines for one transcript item: list of {text, highlight group}.
-function M.render_item(item)
-  local kind = item.kind
-  if kind == "user" then
-    local out = { { "", nil } }
-    vim.list_extend(out, prefixed(item.text, "> ", "  ", "CodexSessionsUser"))
-    return out
-  elseif kind == "agent" then
-    return prefixed(item.text, "", "", "CodexSessionsAgent")
-  elseif kind == "reasoning" then
-    return prefixed(item.text, "(thinking) ", "           ", "CodexSessionsReasoning")
-  elseif kind == "command" then
-    return render_command(item)
-  elseif kind == "fileChange" then
-    local out = {}
-    for _, change in ipairs(item.changes or {}) do
-      table.insert(out, { string.format("~ %s (%s)", change.path, change.kind), "CodexSessionsFileChange" })
-    end
-    return out
-  elseif kind == "request" then
-    if item.decision ~= nil and item.decision ~= vim.NIL then
-      return { { string.format("? %s: %s", item.requestId, item.decision), "CodexSessionsDecision" } }
-    end
-    local what = item.command
-    if what == nil or what == vim.NIL then
-      what = item.requestKind or "request"
-      if item.changes and item.changes ~= vim.NIL then
-        local paths = {}
-        for _, c in ipairs(item.changes) do
-          table.insert(paths, c.path)
-        end
-        what = what .. " " .. table.concat(paths, ", ")
-      end
-    end
-    local reason = (item.reason and item.reason ~= vim.NIL) and ("  (" .. item.reason .. ")") or ""
-    return {
-      { string.format("? approval needed [%s]: %s%s", item.requestId, what, reason), "CodexSessionsRequest" },
-      { "  " .. keys_hint(), "CodexSessionsHint" },
-    }
-  elseif kind == "error" then
-    return prefixed(item.text, "! ", "  ", "CodexSessionsError")
-  elseif kind == "status" then
-    return { { "· " .. tostring(item.status), "CodexSessionsStatusLine" } }
-  end
-  return { { string.format("[%s] %s", tostring(kind), vim.json.encode(item)), "CodexSessionsStatusLine" } }
-end
-
-local function header_text(s)
-  local parts = {
-    string.format("codex %s:%s", s.project and s.project.name or "?", s.name or "?"),
-    s.status or "?",
-  }
-  if s.turns then table.insert(parts, "turns " .. tostring(s.turns)) end
-  if s.pending and #s.pending > 0 then table.insert(parts, #s.pending .. " pending") end
-  if s.error and s.error ~= vim.NIL then
-    table.insert(parts, "error: " .. vim.split(tostring(s.error), "\n", { plain = true })[1])
-  end
-  if s.project then table.insert(parts, s.project.root) end
-  return table.concat(parts, "  ·  ")
+--- The header line (render.header), for the session object `s`.
+function M.header_text(s)
+  return render.header(s, require("codex_sessions.state").connected())
 end
 
 local function render_header(st)
-  local text = header_text(st.session)
+  local text = M.header_text(st.session)
   set_lines(st, 0, 1, { text })
   vim.api.nvim_buf_clear_namespace(st.buf, ns, 0, 1)
   -- clearing removes every extmark on row 0 of ns; the separator is never on row 0
   vim.api.nvim_buf_set_extmark(st.buf, ns, 0, 0, { end_col = #text, hl_group = "CodexSessionsHeader" })
 end
 
---- Render one transcript item or streamed piece into the buffer.
+local catch_up
+
+--- Render one transcript item or streamed piece into the buffer. A transcript item
+--- that skips seq numbers means some were missed (a connection lost meanwhile): the
+--- transcript is asked for what follows the last one shown.
 local function show(st, item)
   local kind = item.kind
   if kind == "agentDelta" then
     if st.tail and st.tail.id == item.itemId and st.tail.kind == "agent" then
       extend_tail(st, item.text or "", "", "CodexSessionsAgent")
     else
-      local rendered = prefixed(item.text or "", "", "", "CodexSessionsAgent")
+      local rendered = render.prefixed(item.text or "", "", "", "CodexSessionsAgent")
       append(st, rendered)
       st.tail = { id = item.itemId, kind = "agent", nlines = #rendered }
       st.streamed[item.itemId] = true
@@ -293,7 +223,7 @@ local function show(st, item)
     if st.tail and st.tail.id == item.itemId and st.tail.kind == "command" then
       extend_tail(st, item.text or "", OUTPUT_PREFIX, "CodexSessionsOutput")
     else
-      local rendered = render_command({ command = "…" }, "")
+      local rendered = render.command({ command = "…" }, "")
       append(st, rendered)
       st.tail = { id = item.itemId, kind = "command", nlines = #rendered, needs_line = true }
       extend_tail(st, item.text or "", OUTPUT_PREFIX, "CodexSessionsOutput")
@@ -303,12 +233,25 @@ local function show(st, item)
   end
   -- a transcript item
   if item.seq then
-    if st.last_seq and item.seq <= st.last_seq then
+    if item.seq <= st.last_seq then
       return
+    end
+    if item.seq > st.last_seq + 1 and not st.complete_page then
+      if st.tail then -- streamed text after the missed items: shown again in its place
+        st.streamed[st.tail.id] = nil
+        replace_tail(st, {})
+        st.tail = nil
+      end
+      catch_up(st, { item })
+      return
+    end
+    if item.seq > st.last_seq + 1 then -- the transcript itself no longer holds them
+      append(st, { { string.format("… (%d earlier items no longer kept)", item.seq - st.last_seq - 1),
+        "CodexSessionsStatusLine" } })
     end
     st.last_seq = item.seq
   end
-  local rendered = M.render_item(item)
+  local rendered = render.item(item)
   if item.itemId then
     st.complete[item.itemId] = true
   end
@@ -325,10 +268,75 @@ local function show(st, item)
     return
   end
   local first = append(st, rendered)
-  if kind == "request" and (item.decision == nil or item.decision == vim.NIL) then
+  if kind == "request" and not present(item.decision) then
     local mark = vim.api.nvim_buf_set_extmark(st.buf, ns_req, first, 0, {})
     st.request_marks[mark] = item.requestId
   end
+end
+
+--- Show what arrived while loading, in order; pieces of messages complete by now are
+--- covered by their complete item.
+local function drain_backlog(st)
+  local backlog = st.backlog
+  st.backlog = {}
+  for _, item in ipairs(backlog) do
+    if item.seq or not (item.itemId and st.complete[item.itemId]) then
+      show(st, item)
+    end
+  end
+end
+
+--- Fetch the transcript after the last item shown (all of it for a new buffer), then
+--- what arrived meanwhile. `pending` items are shown after, if still new.
+local PAGE = 1000
+local function load_transcript(st, pending)
+  st.loading = true
+  if pending then
+    vim.list_extend(st.backlog, pending)
+  end
+  local id = st.id
+  rpc.request("codex/session/transcript", { id = id, after = st.last_seq, limit = PAGE }, function(err, result)
+    if not valid(st.buf) or st.id ~= id then
+      return
+    end
+    if err then
+      st.loading = false
+      rpc.notify_error(err, "reading the transcript of " .. st.session.name)
+      return
+    end
+    local items = result.items or {}
+    st.complete_page = true -- a gap now is one the transcript cannot fill
+    for _, item in ipairs(items) do
+      show(st, item)
+    end
+    st.complete_page = false
+    if #items >= PAGE then
+      load_transcript(st, nil)
+      return
+    end
+    st.loading = false
+    -- a message still streaming: its text so far, in place of what this buffer has of it;
+    -- pieces of it that came meanwhile are in that text (or follow it soon enough)
+    for _, piece in ipairs(type(result.streaming) == "table" and result.streaming or {}) do
+      if st.tail and st.tail.id == piece.itemId and st.tail.kind == "agent" then
+        replace_tail(st, render.prefixed(piece.text or "", "", "", "CodexSessionsAgent"))
+      else
+        show(st, piece)
+      end
+      st.backlog = vim.tbl_filter(function(b)
+        return b.seq or b.itemId ~= piece.itemId
+      end, st.backlog)
+    end
+    drain_backlog(st)
+  end)
+end
+
+catch_up = function(st, pending)
+  if st.loading then
+    vim.list_extend(st.backlog, pending or {})
+    return
+  end
+  load_transcript(st, pending)
 end
 
 --- Items from a `codex/session/output` notification.
@@ -342,12 +350,25 @@ function M.on_output(id, items)
     vim.list_extend(st.backlog, items)
     return
   end
-  for _, item in ipairs(items) do
+  for i, item in ipairs(items) do
     show(st, item)
+    if st.loading then -- a gap: the rest waits for the transcript
+      vim.list_extend(st.backlog, vim.list_slice(items, i + 1))
+      return
+    end
   end
 end
 
---- A `codex/session/changed` session object: header and buffer name follow it.
+--- After a new connection: every buffer fetches what it missed.
+function M.catch_up_all()
+  for buf, st in pairs(H.by_buf) do
+    if valid(buf) then
+      catch_up(st, nil)
+    end
+  end
+end
+
+--- A session object from the cache: header and buffer name follow it.
 function M.on_changed(session)
   local buf = M.buf_of(session.id)
   if not buf then
@@ -359,22 +380,36 @@ function M.on_changed(session)
   render_header(st)
 end
 
---- Give `buf` the name `name`, dropping the placeholder buffer Neovim keeps for the old one.
+--- The connection ended: headers say so (sessions go on in the daemon).
+function M.on_disconnected()
+  for buf, st in pairs(H.by_buf) do
+    if valid(buf) then
+      render_header(st)
+    end
+  end
+end
+
+--- Give `buf` the name `name`. A buffer of another session that still holds the name
+--- (its rename, e.g. to NAME~1 after `start!`, is on its way) steps aside; the
+--- placeholder Neovim keeps for an old name is dropped.
 function M.set_name(buf, name)
   local old = vim.fn.bufname(buf)
   if old == name then
     return
   end
   local old_full = vim.api.nvim_buf_get_name(buf)
-  -- a stale buffer with the wanted name (unloaded placeholder) would block the rename
   for _, b in ipairs(vim.api.nvim_list_bufs()) do
-    if b ~= buf and vim.fn.bufname(b) == name and not H.by_buf[b] and not vim.api.nvim_buf_is_loaded(b) then
-      pcall(vim.api.nvim_buf_delete, b, { force = true })
+    if b ~= buf and vim.fn.bufname(b) == name then
+      if H.by_buf[b] then
+        pcall(vim.api.nvim_buf_set_name, b, name .. " (renamed)")
+      elseif not vim.api.nvim_buf_is_loaded(b) then
+        pcall(vim.api.nvim_buf_delete, b, { force = true })
+      end
     end
   end
   local ok, err = pcall(vim.api.nvim_buf_set_name, buf, name)
   if not ok then
-    vim.notify("codex-sessions: cannot name buffer " .. name .. ": " .. tostring(err), vim.log.levels.ERROR)
+    util.notify("codex-sessions: cannot name buffer " .. name .. ": " .. tostring(err), vim.log.levels.ERROR)
     return
   end
   if old_full ~= "" then
@@ -401,7 +436,20 @@ function M.clear_prompt(buf)
   set_lines(st, sep_row(st) + 1, -1, { "" })
 end
 
---- Send what the prompt area holds.
+--- Add `text` to the end of the prompt area (context for the next prompt).
+function M.add_to_prompt(buf, text)
+  local st = M.state(buf)
+  local lines = split_lines(text)
+  local sep = sep_row(st)
+  local existing = vim.api.nvim_buf_get_lines(st.buf, sep + 1, -1, false)
+  if #existing == 1 and existing[1] == "" then
+    set_lines(st, sep + 1, -1, lines)
+  else
+    set_lines(st, -1, -1, lines)
+  end
+end
+
+--- Send what the prompt area holds (a session that is not running is resumed first).
 function M.send_prompt(buf)
   local st = M.state(buf)
   if not st then
@@ -409,13 +457,16 @@ function M.send_prompt(buf)
   end
   local text = M.prompt_text(st.buf)
   if text == "" then
-    vim.notify("codex-sessions: the prompt area is empty; write below the separator line", vim.log.levels.WARN)
+    util.notify("codex-sessions: the prompt area is empty; write below the separator line", vim.log.levels.WARN)
     return
   end
-  rpc.request("codex/session/send", { id = st.id, text = text }, function(err)
+  rpc.request("codex/session/send", { id = st.id, text = text }, function(err, result)
     if err then
       rpc.notify_error(err)
       return
+    end
+    if result and result.session then
+      require("codex_sessions.state").update(result.session)
     end
     if valid(st.buf) and M.prompt_text(st.buf) == text then
       M.clear_prompt(st.buf)
@@ -433,8 +484,8 @@ function M.request_at_cursor(buf)
   for _, r in ipairs(st.session.pending or {}) do
     pending[r.requestId] = r
   end
-  local row = vim.api.nvim_win_get_cursor(0)[1] - 1
   if vim.api.nvim_get_current_buf() == st.buf then
+    local row = vim.api.nvim_win_get_cursor(0)[1] - 1
     local marks = vim.api.nvim_buf_get_extmarks(st.buf, ns_req, { row, 0 }, 0, {})
     for _, m in ipairs(marks) do
       local rid = st.request_marks[m[1]]
@@ -451,21 +502,101 @@ end
 function M.respond(decision, buf)
   local st = M.state(buf)
   if not st then
-    vim.notify("codex-sessions: not a session buffer", vim.log.levels.ERROR)
+    util.notify("codex-sessions: not a session buffer", vim.log.levels.ERROR)
     return
   end
   local rid = M.request_at_cursor(st.buf)
   if not rid then
-    vim.notify("codex-sessions: session " .. st.session.name .. " has no pending request", vim.log.levels.WARN)
+    util.notify("codex-sessions: session " .. st.session.name .. " has no pending request", vim.log.levels.WARN)
     return
   end
-  rpc.request("codex/session/respond", { id = st.id, requestId = rid, decision = decision }, function(err, result)
-    if err then
-      rpc.notify_error(err)
-    elseif result and result.session then
-      require("codex_sessions.state").update(result.session)
-    end
+  require("codex_sessions.actions").respond({ id = st.id }, rid, decision)
+end
+
+-- ---------------------------------------------------------------------------------------
+-- The read-only transcript: only the prompt area below the separator takes edits. The
+-- buffer stays 'modifiable' (so typeahead that moves into the prompt area and edits
+-- there always works); an edit that reaches above the prompt area is undone at once.
+
+--- Is the header, transcript and separator as we wrote them?
+local function intact(st)
+  local row = sep_row(st)
+  return row + 1 == st.guard and (vim.api.nvim_buf_get_lines(st.buf, row, row + 1, false)[1] or "") == st.sep_text
+end
+
+--- Start the buffer afresh from the transcript (when an edit could not be undone).
+local reset
+
+
+--- Undo an edit that reached above the prompt area: back to the last state that was
+--- good (our last write, or the user's last edit of the prompt area).
+repair = function(st)
+  if not valid(st.buf) or not st.violated then
+    return
+  end
+  st.violated = false
+  st.writing = st.writing + 1
+  local ok = pcall(vim.api.nvim_buf_call, st.buf, function()
+    vim.cmd("silent undo " .. st.good_seq)
   end)
+  st.writing = st.writing - 1
+  if not ok or vim.fn.undotree(st.buf).seq_cur ~= st.good_seq or not intact(st) then
+    reset(st)
+  end
+  util.notify("codex-sessions: the transcript is read-only; write below the ──── prompt line", vim.log.levels.WARN)
+end
+
+local function guard(st)
+  local buf = st.buf
+  vim.api.nvim_buf_attach(buf, false, {
+    on_lines = function(_, _, _, first)
+      if not H.by_buf[buf] then
+        return true
+      end
+      if st.writing == 0 and first < st.guard then
+        st.violated = true
+      end
+    end,
+  })
+  local group = vim.api.nvim_create_augroup("codex_sessions_buffer_" .. buf, { clear = true })
+  vim.api.nvim_create_autocmd("TextChanged", {
+    group = group, buffer = buf,
+    callback = function()
+      if st.violated then
+        repair(st)
+      else
+        st.good_seq = vim.fn.undotree(buf).seq_cur
+      end
+    end,
+  })
+  vim.api.nvim_create_autocmd("TextChangedI", {
+    group = group, buffer = buf,
+    callback = function()
+      if st.violated then
+        vim.cmd("stopinsert")
+      else
+        st.good_seq = vim.fn.undotree(buf).seq_cur
+      end
+    end,
+  })
+  vim.api.nvim_create_autocmd("InsertLeave", {
+    group = group, buffer = buf,
+    callback = function()
+      if st.violated then
+        vim.schedule(function() repair(st) end)
+      end
+    end,
+  })
+  -- joining the first prompt line to the separator is the one edit Insert mode makes there
+  local function at_prompt_start()
+    local cursor = vim.api.nvim_win_get_cursor(0)
+    return cursor[1] - 1 == sep_row(st) + 1 and cursor[2] == 0
+  end
+  for _, key in ipairs({ "<BS>", "<C-h>", "<C-w>", "<C-u>" }) do
+    vim.keymap.set("i", key, function()
+      return at_prompt_start() and "" or vim.keycode(key)
+    end, { buffer = buf, expr = true, replace_keycodes = false, desc = "codex-sessions: not into the transcript" })
+  end
 end
 
 -- ---------------------------------------------------------------------------------------
@@ -485,6 +616,7 @@ local function set_window_options(win)
   set("relativenumber", false)
   set("spell", false)
 end
+M.set_window_options = set_window_options
 
 --- Fold level of line `lnum`: command output is folded.
 function M.foldexpr(lnum)
@@ -499,37 +631,67 @@ local function map_keys(buf)
       vim.keymap.set(modes, lhs, fn, { buffer = buf, nowait = true, silent = true, desc = "codex-sessions: " .. desc })
     end
   end
+  local function id()
+    return H.by_buf[buf].id
+  end
   map({ "n", "i" }, k.send, function() M.send_prompt(buf) end, "send the prompt area")
   map("n", k.send_normal, function()
     local st = M.state(buf)
     local row = vim.api.nvim_win_get_cursor(0)[1] - 1
     if row > sep_row(st) then
       M.send_prompt(buf)
-    else
-      local rid = M.request_at_cursor(buf)
-      local marks = vim.api.nvim_buf_get_extmarks(buf, ns_req, { row, 0 }, { row, 0 }, {})
-      if rid and #marks > 0 then
-        vim.ui.select({ "accept", "acceptForSession", "decline", "cancel" }, { prompt = "Answer " .. rid }, function(choice)
-          if choice then
-            M.respond(choice, buf)
-          end
-        end)
-      else
-        pcall(vim.cmd, "normal! za")
-      end
+      return
     end
-  end, "send (in the prompt area), answer a request, or toggle a fold")
+    local marks = vim.api.nvim_buf_get_extmarks(buf, ns_req, { row, 0 }, { row, 0 }, {})
+    local rid = #marks > 0 and st.request_marks[marks[1][1]]
+    local waiting = false
+    for _, r in ipairs(st.session.pending or {}) do
+      waiting = waiting or r.requestId == rid
+    end
+    if rid and waiting then
+      vim.ui.select({ "accept", "acceptForSession", "decline", "cancel" }, { prompt = "Answer " .. rid }, function(choice)
+        if choice then
+          require("codex_sessions.actions").respond({ id = st.id }, rid, choice)
+        end
+      end)
+    else
+      pcall(vim.cmd, "normal! za")
+    end
+  end, "send (in the prompt area), answer the request on the line, or toggle a fold")
   map("n", k.accept, function() M.respond("accept", buf) end, "accept the pending request")
   map("n", k.accept_for_session, function() M.respond("acceptForSession", buf) end,
     "accept the pending request for the whole session")
   map("n", k.decline, function() M.respond("decline", buf) end, "decline the pending request")
-  map("n", k.cancel, function() require("codex_sessions.actions").cancel({ id = H.by_buf[buf].id }) end,
-    "cancel the running turn")
-  map("n", k.report, function() require("codex_sessions.actions").report({ id = H.by_buf[buf].id }) end,
-    "show the report")
+  map("n", k.cancel, function() require("codex_sessions.actions").cancel({ id = id() }) end, "cancel the running turn")
+  map("n", k.report, function() require("codex_sessions.actions").report({ id = id() }) end, "show the report")
   map("n", k.list, function() require("codex_sessions.list").open(H.by_buf[buf].session.project.root) end,
     "open the session list")
   map("n", k.help, function() util.show_keys("session buffer", config.options.keys.session) end, "show keys")
+end
+
+local function separator_text()
+  local k = config.options.keys.session
+  return string.format("──── prompt: write below, %s to send%s ────",
+    k.send and util.key_label(k.send) or ":CodexSessions send",
+    k.help and (", " .. util.key_label(k.help) .. " for keys") or "")
+end
+
+--- Empty the buffer to a header, a separator and an empty prompt area.
+local function layout(st)
+  st.sep = nil
+  vim.api.nvim_buf_clear_namespace(st.buf, ns, 0, -1)
+  vim.api.nvim_buf_clear_namespace(st.buf, ns_req, 0, -1)
+  set_lines(st, 0, -1, { "", st.sep_text, "" })
+  st.sep = vim.api.nvim_buf_set_extmark(st.buf, ns, 1, 0, { end_col = #st.sep_text, hl_group = "CodexSessionsSeparator" })
+  st.guard = 2
+  render_header(st)
+end
+
+reset = function(st)
+  st.last_seq, st.tail, st.streamed, st.complete, st.request_marks = 0, nil, {}, {}, {}
+  st.backlog, st.loading = {}, false
+  layout(st)
+  catch_up(st, nil)
 end
 
 local function new_buffer(session)
@@ -538,20 +700,17 @@ local function new_buffer(session)
   vim.bo[buf].bufhidden = "hide"
   vim.bo[buf].swapfile = false
   local st = {
-    buf = buf, id = session.id, session = session, last_seq = nil, loading = true, backlog = {},
-    tail = nil, streamed = {}, complete = {}, request_marks = {}, deltas = 0,
+    buf = buf, id = session.id, session = session, last_seq = 0, loading = false, backlog = {},
+    tail = nil, streamed = {}, complete = {}, request_marks = {}, deltas = 0, writing = 0, guard = 0,
+    violated = false, good_seq = 0, sep_text = separator_text(),
   }
   H.by_buf[buf] = st
   H.by_id[session.id] = buf
   M.set_name(buf, session.bufferName)
-  local k = config.options.keys.session
-  local sep_text = string.format("──── prompt: write below, %s to send%s ────",
-    k.send or ":CodexSessions send", k.help and (", " .. k.help .. " for keys") or "")
-  set_lines(st, 0, -1, { "", sep_text, "" })
-  st.sep = vim.api.nvim_buf_set_extmark(buf, ns, 1, 0, { end_col = #sep_text, hl_group = "CodexSessionsSeparator" })
-  render_header(st)
+  layout(st)
   vim.bo[buf].filetype = "codex_sessions"
   map_keys(buf)
+  guard(st)
   vim.api.nvim_create_autocmd("BufWinEnter", {
     buffer = buf,
     callback = function()
@@ -570,53 +729,6 @@ local function new_buffer(session)
   return st
 end
 
---- Reset `st` to show another session (a new session that reuses a stopped one's name).
-local function reassign(st, session)
-  H.by_id[st.id] = nil
-  st.id, st.session = session.id, session
-  st.last_seq, st.loading, st.backlog, st.tail, st.streamed, st.complete = nil, true, {}, nil, {}, {}
-  st.request_marks, st.deltas = {}, 0
-  H.by_id[session.id] = st.buf
-  local sep = sep_row(st)
-  vim.api.nvim_buf_clear_namespace(st.buf, ns_req, 0, -1)
-  vim.api.nvim_buf_clear_namespace(st.buf, ns, 1, sep)
-  set_lines(st, 1, sep, {})
-  render_header(st)
-end
-
-local function load_transcript(st, after)
-  rpc.request("codex/session/transcript", { id = st.id, after = after, limit = 1000 }, function(err, result)
-    if not valid(st.buf) then
-      return
-    end
-    if err then
-      st.loading = false
-      rpc.notify_error(err)
-      return
-    end
-    if result.truncated and not after then
-      append(st, { { "… (older output dropped by the sidecar)", "CodexSessionsStatusLine" } })
-    end
-    for _, item in ipairs(result.items or {}) do
-      show(st, item)
-    end
-    local nxt = result.next
-    if nxt ~= nil and nxt ~= vim.NIL and #(result.items or {}) > 0 and #result.items >= 1000 then
-      load_transcript(st, nxt)
-      return
-    end
-    st.loading = false
-    local backlog = st.backlog
-    st.backlog = {}
-    for _, item in ipairs(backlog) do
-      -- a piece of a message that is complete by now is covered by the complete item
-      if item.seq or not (item.itemId and st.complete[item.itemId]) then
-        show(st, item)
-      end
-    end
-  end)
-end
-
 --- The buffer of `session`, created and filled from the transcript if needed.
 function M.ensure(session)
   local buf = M.buf_of(session.id)
@@ -624,31 +736,39 @@ function M.ensure(session)
     M.on_changed(session)
     return buf
   end
-  -- a buffer that shows a session no longer live with the same name: take it over
-  for b, st in pairs(H.by_buf) do
-    if valid(b) and vim.fn.bufname(b) == session.bufferName then
-      reassign(st, session)
-      load_transcript(st, nil)
-      return b
-    end
-  end
   local st = new_buffer(session)
   load_transcript(st, nil)
   return st.buf
 end
 
---- Show `session`'s buffer: focus a window of this tab that shows it, or open one.
-function M.open(session, how)
+--- Show `session`'s buffer in the session window (one per tab page, reused), the
+--- cursor in the prompt area.
+function M.open(session)
   local buf = M.ensure(session)
-  util.show_buffer(buf, how or config.options.open)
+  local win = util.show_session(buf)
+  set_window_options(win)
   local st = H.by_buf[buf]
-  -- cursor to the prompt area
-  local win = vim.api.nvim_get_current_win()
-  if vim.api.nvim_win_get_buf(win) == buf then
-    set_window_options(win)
-    pcall(vim.api.nvim_win_set_cursor, win, { sep_row(st) + 2, 0 })
-  end
+  pcall(vim.api.nvim_win_set_cursor, win, { vim.api.nvim_buf_line_count(buf), 0 })
   return buf
+end
+
+--- The session `id` is gone for good (forgotten): its buffer goes, its windows stay.
+function M.forget(id)
+  local buf = M.buf_of(id)
+  if not buf then
+    return
+  end
+  for _, win in ipairs(vim.fn.win_findbuf(buf)) do
+    vim.api.nvim_win_call(win, function()
+      local alt = vim.fn.bufnr("#")
+      if alt > 0 and alt ~= buf and vim.api.nvim_buf_is_loaded(alt) then
+        vim.api.nvim_win_set_buf(win, alt)
+      else
+        vim.cmd("enew")
+      end
+    end)
+  end
+  pcall(vim.api.nvim_buf_delete, buf, { force = true })
 end
 
 --- Is `id`'s buffer shown in a window of the current tab page?
@@ -663,22 +783,6 @@ function M.visible(id)
     end
   end
   return false
-end
-
---- The sidecar exited: say so in every session buffer.
-function M.on_sidecar_exit()
-  for buf, st in pairs(H.by_buf) do
-    if valid(buf) then
-      st.tail = nil
-      append(st, { { string.format("! the sidecar exited; :CodexSessions resume %s brings this session back",
-        st.session.name), "CodexSessionsError" } })
-    end
-  end
-end
-
---- Every session buffer: { [buf] = id }.
-function M.all()
-  return util.live_buffers(H.by_buf, "id")
 end
 
 return M

@@ -1,4 +1,5 @@
---- :CodexSessions and its subcommands, with completion.
+--- :CodexSessions and its subcommands, with completion from the cache (never a request:
+--- the first completion starts the connection in the background and offers what is known).
 local rpc = require("codex_sessions.rpc")
 local util = require("codex_sessions.util")
 
@@ -6,6 +7,10 @@ local M = {}
 
 local function actions()
   return require("codex_sessions.actions")
+end
+
+local function state()
+  return require("codex_sessions.state")
 end
 
 local function split_first(s)
@@ -16,27 +21,41 @@ end
 
 local function need(value, usage)
   if value == nil or value == "" then
-    vim.notify("codex-sessions: usage: :CodexSessions " .. usage, vim.log.levels.ERROR)
+    util.notify("codex-sessions: usage: :CodexSessions " .. usage, vim.log.levels.ERROR)
     return false
   end
   return true
 end
 
---- Names of the project's sessions (live; with `all`, also stopped), for completion.
---- Asks the sidecar, waiting a moment at most.
-function M.session_names(filter, all)
-  local params = { project = util.project_path(), all = all or false }
-  local err, result = rpc.request_sync("codex/session/list", params, 1500)
+--- Names of the current project's sessions known to this Neovim (stopped ones too),
+--- those `filter` keeps, for completion.
+function M.session_names(filter)
+  rpc.connect()
+  local root = state().root_for(util.project_path())
   local names = {}
-  if err or not result then
-    return names
-  end
-  for _, s in ipairs(result.sessions or {}) do
+  for _, s in ipairs(root and state().of_project(root, true) or {}) do
     if not filter or filter(s) then
       table.insert(names, s.name)
     end
   end
   return names
+end
+
+local function not_live(s)
+  return s.status == "stopped" or s.status == "interrupted" or s.status == "failed"
+end
+
+--- `args` as "[name] prompt": the first word is a name when the project has a session
+--- of that name (of any status). Calls `fn(name, prompt)` once the cache is known.
+local function name_and_prompt(args, fn)
+  local first, rest = split_first(args)
+  state().when_synced(function()
+    if first and state().find(util.project_path(), first) then
+      fn(first, rest)
+    else
+      fn(nil, args ~= "" and vim.trim(args) or nil)
+    end
+  end)
 end
 
 M.subcommands = {
@@ -45,35 +64,36 @@ M.subcommands = {
     run = function() require("codex_sessions.list").open() end,
   },
   start = {
-    usage = "start [name] [prompt]",
-    run = function(args)
+    usage = "start[!] [name] [prompt]",
+    run = function(args, bang)
       local name, prompt = split_first(args)
-      actions().start(name, prompt)
+      actions().start(name, prompt, nil, { fresh = bang })
     end,
     complete = function() return M.session_names() end,
   },
   switch = {
-    usage = "switch {name}",
-    run = function(args)
-      if need(args, "switch {name}") then
-        actions().switch(vim.trim(args))
-      end
-    end,
+    usage = "switch [name]",
+    run = function(args) actions().switch(vim.trim(args)) end,
     complete = function() return M.session_names() end,
   },
   kill = {
     usage = "kill [name]",
-    run = function(args)
-      local name = split_first(args)
-      actions().kill(name)
-    end,
-    complete = function() return M.session_names() end,
+    run = function(args) actions().kill((split_first(args))) end,
+    complete = function() return M.session_names(function(s) return not not_live(s) end) end,
   },
   killall = {
     usage = "killall[!]",
-    run = function(_, bang)
-      actions().kill_all(bang)
+    run = function(_, bang) actions().kill_all(bang) end,
+  },
+  forget = {
+    usage = "forget {name}",
+    run = function(args)
+      if need(args, "forget {name}") then
+        local name = vim.trim(args)
+        actions().forget(name, { name = name })
+      end
     end,
+    complete = function() return M.session_names(not_live) end,
   },
   rename = {
     usage = "rename {old} {new}",
@@ -96,29 +116,34 @@ M.subcommands = {
     end,
   },
   send = {
-    usage = "send [name] {prompt}",
-    run = function(args)
+    usage = "[range]send [name] {prompt}",
+    run = function(args, _, range)
+      if range then
+        name_and_prompt(args, function(name, prompt)
+          actions().send_context(name, prompt, range[1], range[2])
+        end)
+        return
+      end
       if not need(args, "send [name] {prompt}") then
         return
       end
-      local first, rest = split_first(args)
-      if not rest then
-        actions().send(nil, vim.trim(args))
-        return
-      end
-      -- the first word names a session only if the project has a live one of that name
-      rpc.request("codex/session/list", { project = util.project_path() }, function(err, result)
-        if err then
-          rpc.notify_error(err)
+      name_and_prompt(args, function(name, prompt)
+        if not prompt then
+          util.notify("codex-sessions: usage: :CodexSessions send [name] {prompt}", vim.log.levels.ERROR)
           return
         end
-        for _, s in ipairs(result.sessions or {}) do
-          if s.name == first then
-            actions().send({ id = s.id }, rest)
-            return
-          end
-        end
-        actions().send(nil, vim.trim(args))
+        actions().send(name, prompt)
+      end)
+    end,
+    complete = function(_, nargs)
+      return nargs <= 1 and M.session_names() or {}
+    end,
+  },
+  file = {
+    usage = "file [name] [prompt]",
+    run = function(args)
+      name_and_prompt(args, function(name, prompt)
+        actions().send_context(name, prompt)
       end)
     end,
     complete = function(_, nargs)
@@ -127,30 +152,26 @@ M.subcommands = {
   },
   cancel = {
     usage = "cancel [name]",
-    run = function(args) actions().cancel(split_first(args)) end,
-    complete = function() return M.session_names() end,
+    run = function(args) actions().cancel((split_first(args))) end,
+    complete = function() return M.session_names(function(s) return not not_live(s) end) end,
   },
   report = {
     usage = "report [name]",
-    run = function(args) actions().report(split_first(args)) end,
+    run = function(args) actions().report((split_first(args))) end,
     complete = function() return M.session_names() end,
   },
   resume = {
-    usage = "resume {name}",
-    run = function(args)
-      if need(args, "resume {name}") then
-        actions().resume(vim.trim(args))
-      end
-    end,
-    complete = function()
-      return M.session_names(function(s)
-        return s.status == "stopped" or s.status == "interrupted" or s.status == "failed"
-      end, true)
-    end,
+    usage = "resume [name]",
+    run = function(args) actions().resume(vim.trim(args)) end,
+    complete = function() return M.session_names(not_live) end,
+  },
+  pending = {
+    usage = "pending",
+    run = function() actions().pending() end,
   },
 }
 
---- Run `:CodexSessions[!] {args}`.
+--- Run `:[range]CodexSessions[!] {args}`.
 function M.run(opts)
   local args = opts.args or ""
   local sub, rest = split_first(args)
@@ -165,19 +186,25 @@ function M.run(opts)
   if not command then
     local names = vim.tbl_keys(M.subcommands)
     table.sort(names)
-    vim.notify(string.format("codex-sessions: unknown subcommand %q; one of: %s", sub, table.concat(names, ", ")),
+    util.notify(string.format("codex-sessions: unknown subcommand %q; one of: %s", sub, table.concat(names, ", ")),
       vim.log.levels.ERROR)
     return
   end
-  command.run(rest or "", bang)
+  local range = (opts.range or 0) > 0 and { opts.line1, opts.line2 } or nil
+  if range and sub ~= "send" then
+    util.notify("codex-sessions: only `send` takes a range (the lines to send)", vim.log.levels.ERROR)
+    return
+  end
+  command.run(rest or "", bang, range)
 end
 
 --- Completion of `:CodexSessions ...`.
 function M.complete(arglead, cmdline, _)
-  local words = vim.split(cmdline:gsub("^%s*%S+%s*", ""), "%s+", { trimempty = false })
+  local words = vim.split(cmdline:gsub("^%A*%a+!?%s*", ""), "%s+", { trimempty = false })
   if #words <= 1 then
     local names = vim.tbl_keys(M.subcommands)
     table.insert(names, "killall!")
+    table.insert(names, "start!")
     table.sort(names)
     return vim.tbl_filter(function(n) return vim.startswith(n, arglead) end, names)
   end
@@ -190,7 +217,8 @@ function M.complete(arglead, cmdline, _)
   if not ok or type(found) ~= "table" then
     return {}
   end
-  if nargs > 1 and command ~= M.subcommands.rename and command ~= M.subcommands.send then
+  if nargs > 1 and command ~= M.subcommands.rename and command ~= M.subcommands.send
+    and command ~= M.subcommands.file then
     return {}
   end
   return vim.tbl_filter(function(n) return vim.startswith(n, arglead) end, found)

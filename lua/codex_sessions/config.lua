@@ -10,21 +10,26 @@ local M = {}
 ---@field env table<string,string>|nil     extra environment for the sidecar
 ---@field state_dir string|nil             initializationOptions.stateDir
 ---@field codex_command string[]|nil       initializationOptions.codexCommand
+---@field codex_args string[]|nil          initializationOptions.codexArgs (appended to the command)
+---@field codex_process string|nil         "perProject" (one Codex per project) or "perSession"
 ---@field max_sessions_per_project integer|nil
 ---@field max_running integer|nil
 ---@field output_limit_bytes integer|nil
 ---@field model string|nil                 model for new sessions (sidecar's default if nil)
 ---@field sandbox string|nil               sandbox for new sessions
 ---@field approval_policy string|nil       approval policy for new sessions
----@field open string                      how buffers open: "split", "vsplit", "tab", "current"
----@field notify { finished: boolean, waiting: boolean }
----@field request_timeout integer          ms a synchronous request (completion, exit) may take
+---@field open string                      where a session opens when no session window is shown: "split", "vsplit", "tab", "current"
+---@field list_layout string               the list panel: "bottom", "top", "left", "right" or "float"
+---@field notify { finished: boolean, waiting: boolean, exit: boolean }
+---@field request_timeout integer          ms a blocking request (request_sync, :checkhealth) may take
 ---@field keys codex_sessions.Keys
 M.defaults = {
   cmd = { "codex-sessions", "serve" },
   env = nil,
   state_dir = nil,
   codex_command = nil,
+  codex_args = nil,
+  codex_process = nil,
   max_sessions_per_project = nil,
   max_running = nil,
   output_limit_bytes = nil,
@@ -32,34 +37,43 @@ M.defaults = {
   sandbox = nil,
   approval_policy = nil,
   open = "split",
-  notify = { finished = true, waiting = true },
+  list_layout = "bottom",
+  notify = { finished = true, waiting = true, exit = true },
   request_timeout = 2000,
   keys = {
     list = {
       open = "<CR>",
+      accept = "a",
+      accept_for_session = "A",
+      decline = "x",
       kill = "d",
       kill_all = "D",
+      forget = "X",
       rename = "r",
       cancel = "c",
       report = "R",
-      new = "n",
-      refresh = "gr",
+      new = "s",
+      stopped = "S",
+      refresh = "<C-l>",
       close = "q",
       help = "g?",
     },
     session = {
       send = "<C-s>",
       send_normal = "<CR>",
-      accept = "ga",
-      accept_for_session = "gA",
-      decline = "gx",
+      accept = "<localleader>a",
+      accept_for_session = "<localleader>s",
+      decline = "<localleader>d",
       cancel = "<C-c>",
-      report = "gR",
-      list = "gl",
+      report = "<localleader>r",
+      list = "<localleader>l",
       help = "g?",
     },
   },
 }
+
+--- The session a command means when it names none (one place for the whole plugin).
+M.DEFAULT_NAME = "main"
 
 ---@type codex_sessions.Config
 M.options = vim.deepcopy(M.defaults)
@@ -86,6 +100,11 @@ local rules = {
   env = { function(v) return v == nil or type(v) == "table" end, "a table of strings or nil" },
   state_dir = { function(v) return v == nil or type(v) == "string" end, "a string or nil" },
   codex_command = { function(v) return v == nil or is_list_of_strings(v) end, "a non-empty list of strings or nil" },
+  codex_args = { function(v) return v == nil or is_list_of_strings(v) end, "a non-empty list of strings or nil" },
+  codex_process = {
+    function(v) return v == nil or v == "perProject" or v == "perSession" end,
+    '"perProject", "perSession" or nil',
+  },
   max_sessions_per_project = { function(v) return v == nil or positive_int(v) end, "a positive integer or nil" },
   max_running = { function(v) return v == nil or positive_int(v) end, "a positive integer or nil" },
   output_limit_bytes = { function(v) return v == nil or positive_int(v) end, "a positive integer or nil" },
@@ -102,9 +121,15 @@ local rules = {
     function(v) return vim.tbl_contains({ "split", "vsplit", "tab", "current" }, v) end,
     '"split", "vsplit", "tab" or "current"',
   },
-  notify = { function(v) return type(v) == "table" end, "a table { finished = boolean, waiting = boolean }" },
+  list_layout = {
+    function(v) return vim.tbl_contains({ "bottom", "top", "left", "right", "float" }, v) end,
+    '"bottom", "top", "left", "right" or "float"',
+  },
+  notify = { function(v) return type(v) == "table" end,
+    "a table { finished = boolean, waiting = boolean, exit = boolean }" },
   ["notify.finished"] = { function(v) return type(v) == "boolean" end, "a boolean" },
   ["notify.waiting"] = { function(v) return type(v) == "boolean" end, "a boolean" },
+  ["notify.exit"] = { function(v) return type(v) == "boolean" end, "a boolean" },
   request_timeout = { positive_int, "a positive integer (milliseconds)" },
   keys = { function(v) return type(v) == "table" end, "a table { list = {...}, session = {...} }" },
   ["keys.list"] = { function(v) return type(v) == "table" end, "a table of action = key" },
@@ -193,6 +218,8 @@ function M.init_options()
   local map = {
     stateDir = o.state_dir and vim.fn.expand(o.state_dir) or nil,
     codexCommand = o.codex_command,
+    codexArgs = o.codex_args,
+    codexProcess = o.codex_process,
     maxSessionsPerProject = o.max_sessions_per_project,
     maxRunning = o.max_running,
     outputLimitBytes = o.output_limit_bytes,

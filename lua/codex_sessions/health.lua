@@ -1,25 +1,30 @@
---- :checkhealth codex_sessions — Neovim's version, the sidecar command, the Codex binary
---- and the state folder, each with advice when it fails.
+--- :checkhealth codex_sessions — Neovim, the options, the sidecar command and its
+--- daemon, the Codex binary and its login, the state folder; each checked here (exit
+--- codes and JSON, not another program's prose), with advice when it fails.
 local M = {}
 
 local health = vim.health
 
---- `codex-sessions doctor` for a sidecar command ending in `serve`, else nil.
-local function doctor_cmd(cmd)
-  if cmd[#cmd] ~= "serve" then
-    return nil
+local function run(argv, env, timeout)
+  local ok, result = pcall(function()
+    return vim.system(argv, { env = env, text = true }):wait(timeout or 20000)
+  end)
+  if not ok then
+    return { code = 127, stdout = "", stderr = tostring(result) }
   end
-  local argv = vim.list_slice(cmd, 1, #cmd - 1)
-  table.insert(argv, "doctor")
-  return argv
+  return result
 end
 
-local function shell_join(argv)
+--- The lines of a program's output that are its answer, not warnings on the way.
+local function meaningful(text)
   local out = {}
-  for _, a in ipairs(argv) do
-    table.insert(out, vim.fn.shellescape(a))
+  for _, line in ipairs(vim.split(text or "", "\n", { trimempty = true })) do
+    line = vim.trim(line:gsub("\27%[[%d;]*m", ""))
+    if line ~= "" and not line:match("^WARNING") and not line:match("^%S+%s+WARN%s") and not line:match("^%d%d%d%d%-%d%d%-%d%dT") then
+      table.insert(out, line)
+    end
   end
-  return table.concat(out, " ")
+  return out
 end
 
 local function check_neovim()
@@ -45,8 +50,18 @@ local function check_options(config)
   end
 end
 
+--- The sidecar command with `serve` replaced by other arguments, or nil.
+local function cli(cmd, ...)
+  if cmd[#cmd] ~= "serve" then
+    return nil
+  end
+  local argv = vim.list_slice(cmd, 1, #cmd - 1)
+  vim.list_extend(argv, { ... })
+  return argv
+end
+
 local function check_sidecar(config, env)
-  health.start("Sidecar")
+  health.start("Sidecar and daemon")
   local cmd = config.options.cmd
   local exe = vim.fn.exepath(cmd[1])
   if exe == "" then
@@ -54,78 +69,113 @@ local function check_sidecar(config, env)
       "install it from the codex-sessions repository: pipx install /path/to/codex-sessions (or pip install . in a virtualenv), then restart Neovim",
       "or point the `cmd` option at it, e.g. cmd = { '/path/to/venv/bin/codex-sessions', 'serve' }",
     })
-    return false
+    return nil
   end
   health.ok(string.format("sidecar command: %s (%s)", table.concat(cmd, " "), exe))
-  local rpc = require("codex_sessions.rpc")
-  if rpc.is_running() then
-    local info = rpc.info()
-    health.ok(string.format("sidecar running: %s %s", info.server and info.server.name or "?",
-      info.server and info.server.version or "?"))
-  else
-    health.info("sidecar not running yet; it starts on the first :CodexSessions command")
+  local argv = cli(cmd, "daemon", "status", "--json")
+  if not argv then
+    health.info("the sidecar command does not end in `serve`: the daemon is not checked")
+    return nil
   end
-  return true
+  local result = run(argv, env)
+  local ok, status = pcall(vim.json.decode, result.stdout or "")
+  if not ok or type(status) ~= "table" then
+    health.error("`" .. table.concat(argv, " ") .. "` failed (exit " .. tostring(result.code) .. ")",
+      vim.list_slice(meaningful(result.stderr), 1, 3))
+    return nil
+  end
+  if status.running then
+    health.ok(string.format("daemon running: pid %s, version %s, %s live session(s), %s other client(s); log %s",
+      tostring(status.pid), tostring(status.version), tostring(status.liveSessions),
+      tostring(math.max((tonumber(status.clients) or 1) - 1, 0)), tostring(status.log)))
+  else
+    health.info("daemon not running; the first :CodexSessions command starts it")
+  end
+  local rpc = require("codex_sessions.rpc")
+  local info = rpc.info()
+  if info.running and info.server then
+    health.ok(string.format("this Neovim is connected (%s %s)", tostring(info.server.name), tostring(info.server.version)))
+  else
+    health.info("this Neovim is not connected yet")
+  end
+  return status
 end
 
-local function check_doctor(config, env)
-  local argv = doctor_cmd(config.options.cmd)
-  if not argv then
-    health.start("Codex and state folder")
-    health.warn("the sidecar command does not end in `serve`, so `doctor` cannot be run from it", {
-      "run `codex-sessions doctor` in a terminal to check Codex and the state folder",
-    })
+--- The Codex command the daemon will run for this Neovim: `codex_command`,
+--- else $CODEX_SESSIONS_CODEX (a shell command line), else `codex`.
+local function codex_argv(config, env)
+  if config.options.codex_command then
+    return vim.deepcopy(config.options.codex_command)
+  end
+  local line = (env and env.CODEX_SESSIONS_CODEX) or vim.env.CODEX_SESSIONS_CODEX
+  if not line or line == "" then
+    return { "codex" }
+  end
+  -- the shell splits it, as the sidecar's shlex.split does
+  local result = run({ "sh", "-c", 'eval "set -- $CODEX_SESSIONS_CODEX"; for a; do printf "%s\\0" "$a"; done' },
+    { CODEX_SESSIONS_CODEX = line })
+  local argv = vim.split(result.stdout or "", "\0", { trimempty = true })
+  return #argv > 0 and argv or { "codex" }
+end
+
+local CODEX_ADVICE = {
+  "install Codex: npm install -g @openai/codex",
+  "or set the `codex_command` option (or $CODEX_SESSIONS_CODEX) to the Codex you use",
+}
+
+local function check_codex(config, env)
+  health.start("Codex")
+  local argv = codex_argv(config, env)
+  local exe = vim.fn.exepath(argv[1])
+  if exe == "" then
+    health.error(string.format("Codex: '%s' not found", argv[1]), CODEX_ADVICE)
     return
   end
-  local ok, result = pcall(function()
-    return vim.system(argv, { env = env, text = true }):wait(30000)
-  end)
-  if not ok or not result then
-    health.start("Codex")
-    health.error("could not run " .. table.concat(argv, " ") .. ": " .. tostring(result))
+  local version = run(vim.list_extend(vim.deepcopy(argv), { "--version" }), env)
+  local said = meaningful((version.stdout or "") .. "\n" .. (version.stderr or ""))
+  if version.code ~= 0 then
+    health.error(string.format("Codex: %s --version failed (exit %d)%s", exe, version.code,
+      said[1] and (": " .. said[1]) or ""), { "check that this binary runs: " .. table.concat(argv, " ") .. " --version" })
     return
   end
-  local lines = vim.split((result.stdout or "") .. (result.stderr or ""), "\n", { trimempty = true })
-  local entries = {}
-  local last
+  health.ok(string.format("Codex: %s (%s)", exe, said[1] or "?"))
+  local login = run(vim.list_extend(vim.deepcopy(argv), { "login", "status" }), env)
+  local lines = meaningful((login.stdout or "") .. "\n" .. (login.stderr or ""))
+  local answer = lines[#lines] or ("exit " .. tostring(login.code))
   for _, line in ipairs(lines) do
-    local advice = line:match("^%s+%->%s*(.*)$")
-    local mark, what, detail = line:match("^(%a+)%s+([^:]+):%s*(.*)$")
-    if advice and last then
-      table.insert(last.advice, advice)
-    elseif mark == "ok" or mark == "FAIL" or mark == "note" then
-      last = { mark = mark, what = what, detail = detail, advice = {} }
-      table.insert(entries, last)
+    if line:lower():find("log") then
+      answer = line
     end
   end
-  local sections = {
-    { "Codex", { ["Codex"] = true, ["Codex login"] = true },
-      { "install Codex: npm install -g @openai/codex",
-        "or set the `codex_command` option (or $CODEX_SESSIONS_CODEX) to the Codex you use" } },
-    { "State folder", { state = true },
-      { "set the `state_dir` option (or $CODEX_SESSIONS_STATE_DIR) to a writable folder" } },
-  }
-  for _, section in ipairs(sections) do
-    health.start(section[1])
-    local seen = false
-    for _, e in ipairs(entries) do
-      if section[2][e.what] then
-        seen = true
-        local text = e.what .. ": " .. e.detail
-        local advice = #e.advice > 0 and e.advice or section[3]
-        if e.mark == "ok" then
-          health.ok(text)
-        elseif e.mark == "note" then
-          health.warn(text, advice)
-        else
-          health.error(text, advice)
-        end
-      end
-    end
-    if not seen then
-      health.error("`" .. table.concat(argv, " ") .. "` said nothing about " .. section[1]:lower()
-        .. " (exit " .. tostring(result.code) .. ")", section[3])
-    end
+  if login.code == 0 then
+    health.ok("Codex login: " .. answer)
+  else
+    health.warn("Codex login: " .. answer, {
+      "run `codex login`, or configure a model provider with an API key (a custom provider needs no login)",
+    })
+  end
+end
+
+local function check_state(status)
+  health.start("State folder")
+  local dir = status and status.stateDir
+  if not dir then
+    health.info("not checked (the daemon's status was not available)")
+    return
+  end
+  -- the folder, or the nearest existing folder above it, must be writable
+  local path = dir
+  while vim.uv.fs_stat(path) == nil and path ~= "/" do
+    path = vim.fn.fnamemodify(path, ":h")
+  end
+  local stat = vim.uv.fs_stat(path)
+  local advice = { "set the `state_dir` option (or $CODEX_SESSIONS_STATE_DIR) to a writable folder" }
+  if not stat or stat.type ~= "directory" then
+    health.error(string.format("state: %s cannot be created (%s is not a folder)", dir, path), advice)
+  elseif vim.fn.filewritable(path) ~= 2 then
+    health.error(string.format("state: %s is not writable", path), advice)
+  else
+    health.ok("state: " .. dir)
   end
 end
 
@@ -138,12 +188,10 @@ function M.check()
   if config.options.state_dir then
     env.CODEX_SESSIONS_STATE_DIR = vim.fn.expand(config.options.state_dir)
   end
-  if config.options.codex_command then
-    env.CODEX_SESSIONS_CODEX = shell_join(config.options.codex_command)
-  end
-  if check_sidecar(config, env) then
-    check_doctor(config, next(env) and env or nil)
-  end
+  env = next(env) and env or nil
+  local status = check_sidecar(config, env)
+  check_codex(config, env)
+  check_state(status)
 end
 
 return M

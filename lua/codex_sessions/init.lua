@@ -14,7 +14,8 @@ function M.counts()
   return require("codex_sessions.state").counts()
 end
 
---- A short statusline string such as "codex 2▶ 1?" ("" when nothing runs or waits).
+--- A short statusline string such as "codex: 2 running, 1 waiting" ("" when nothing
+--- runs or waits).
 function M.statusline()
   local c = M.counts()
   if c.running == 0 and c.waiting == 0 then
@@ -31,35 +32,60 @@ function M.statusline()
 end
 
 -- The actions behind the commands, for users' own mappings.
-local actions = setmetatable({}, {
-  __index = function(_, key)
-    return require("codex_sessions.actions")[key]
-  end,
-})
-M.start = function(...) return actions.start(...) end
-M.switch = function(...) return actions.switch(...) end
-M.kill = function(...) return actions.kill(...) end
-M.kill_all = function(...) return actions.kill_all(...) end
-M.rename = function(...) return actions.rename(...) end
-M.send = function(...) return actions.send(...) end
-M.cancel = function(...) return actions.cancel(...) end
-M.report = function(...) return actions.report(...) end
-M.resume = function(...) return actions.resume(...) end
+local function action(name)
+  return function(...)
+    return require("codex_sessions.actions")[name](...)
+  end
+end
+M.start = action("start")
+M.switch = action("switch")
+M.kill = action("kill")
+M.kill_all = action("kill_all")
+M.forget = action("forget")
+M.rename = action("rename")
+M.send = action("send")
+M.send_context = action("send_context")
+M.cancel = action("cancel")
+M.report = action("report")
+M.resume = action("resume")
+M.pending = action("pending")
 
---- Open the session list of the current project.
+--- Open (or, from the list itself, close) the session list of the current project.
 function M.list()
   require("codex_sessions.list").open()
 end
 
---- Send a request to the sidecar (started if needed): callback(err, result).
+--- Send a request to the daemon (connecting if needed): callback(err, result).
 function M.request(method, params, callback)
   require("codex_sessions.state") -- notification handlers
   require("codex_sessions.rpc").request(method, params, callback)
 end
 
---- Stop the sidecar (its Codex processes stop; records are kept).
+--- End this Neovim's connection to the daemon (its sessions go on).
 function M.stop()
-  require("codex_sessions.rpc").stop()
+  require("codex_sessions.rpc").disconnect()
+end
+
+--- Neovim exits: say once what goes on in the background and how to stop it, then
+--- disconnect. The notice stays on screen for a moment, or it would vanish with Neovim.
+function M.on_exit()
+  local state = require("codex_sessions.state")
+  local busy = state.busy()
+  -- (a standalone sidecar, `serve --standalone`, stops them with this connection, as chosen)
+  if #busy > 0 and state.daemon() ~= false and require("codex_sessions.config").options.notify.exit then
+    local names = {}
+    for _, s in ipairs(busy) do
+      table.insert(names, s.name)
+    end
+    vim.notify(state.one_line(string.format(
+      "codex-sessions: %d turn%s go%s on in the background (%s); stop: `codex-sessions daemon stop` or :CodexSessions killall",
+      #busy, #busy == 1 and "" or "s", #busy == 1 and "es" or "", table.concat(names, ", "))), vim.log.levels.WARN)
+    if #vim.api.nvim_list_uis() > 0 then
+      vim.cmd("redraw")
+      vim.wait(1500)
+    end
+  end
+  require("codex_sessions.rpc").disconnect()
 end
 
 return M

@@ -1,5 +1,7 @@
---- The session list of a project: name, status, elapsed, title or summary; in the
---- sidecar's order (waiting, failed, running, ... first); refreshed live.
+--- The session list of a project, a panel (a split at one side, or a float) toggled by
+--- :CodexSessions list. Rows come from the cache the notifications keep (no request per
+--- change), in the daemon's order (`rank`, then most recent), with the daemon's
+--- `headline` beside each name.
 local config = require("codex_sessions.config")
 local rpc = require("codex_sessions.rpc")
 local util = require("codex_sessions.util")
@@ -10,9 +12,9 @@ local ns = vim.api.nvim_create_namespace("codex_sessions_list")
 local HEADER_LINES = 3
 
 local H = {
-  by_buf = {}, -- buf -> { root, project, sessions, rows }
+  by_buf = {}, -- buf -> { root, project, rows, stopped }
   timer = nil,
-  refresh_pending = false,
+  render_pending = false,
 }
 
 local function valid(buf)
@@ -34,48 +36,23 @@ function M.session_at_cursor(buf)
     return nil
   end
   local row = vim.api.nvim_win_get_cursor(0)[1]
-  return st.rows[row]
+  local s = st.rows[row]
+  return s and (require("codex_sessions.state").get(s.id) or s)
 end
 
 local function one_line(text)
-  return (tostring(text):gsub("%s*\n%s*", " ⏎ "))
+  return (tostring(text or ""):gsub("%s*\n%s*", " ⏎ "))
 end
 
-local function text_of(s)
-  return one_line(M.describe(s))
-end
-
---- What the list shows of a session beside its name, status and elapsed time.
-function M.describe(s)
-  local function present(v)
-    return v ~= nil and v ~= vim.NIL and v ~= ""
+local function hints(k)
+  local out = {}
+  for _, action in ipairs({ "open", "accept", "decline", "new", "kill", "kill_all", "rename", "cancel", "report",
+    "stopped", "close", "help" }) do
+    if k[action] then
+      table.insert(out, k[action] .. " " .. action:gsub("_", " "))
+    end
   end
-  if s.status == "waiting" and s.pending and s.pending[1] then
-    local r = s.pending[1]
-    local what = present(r.command) and r.command or (r.kind or "request")
-    return "waits for approval: " .. what
-  end
-  if s.status == "failed" and present(s.error) then
-    return "error: " .. s.error
-  end
-  if type(s.report) == "table" and present(s.report.summary) then
-    return s.report.summary
-  end
-  if present(s.title) then
-    return s.title
-  end
-  return ""
-end
-
---- Elapsed: how long the current turn has run (active sessions) or the last one ran.
-local function elapsed(s)
-  local state = require("codex_sessions.state")
-  local start = state.turn_start(s)
-  local finish = state.active(s.status) and os.time() or util.parse_time(s.finishedAt)
-  if not start or not finish or finish < start then
-    return "-"
-  end
-  return util.format_duration(finish - start)
+  return table.concat(out, " · ")
 end
 
 local function render(buf)
@@ -83,22 +60,19 @@ local function render(buf)
   if not st then
     return
   end
+  local state = require("codex_sessions.state")
   local k = config.options.keys.list
-  local title = string.format("Codex sessions of %s  (%s)", st.project and st.project.name or "?", st.root)
-  local hints = {}
-  for _, action in ipairs({ "open", "new", "kill", "kill_all", "rename", "cancel", "report", "close", "help" }) do
-    if k[action] then
-      table.insert(hints, k[action] .. " " .. action:gsub("_", " "))
-    end
-  end
-  local lines = { title, table.concat(hints, " · "), "" }
+  local title = string.format("Codex sessions of %s  (%s)%s", st.project and st.project.name or "?", st.root,
+    st.stopped and "  [with stopped]" or "")
+  local lines = { title, hints(k), "" }
   local hl = { { 0, "CodexSessionsHeader" }, { 1, "CodexSessionsHint" } }
   st.rows = {}
-  local sessions = st.sessions or {}
-  if st.error then
-    table.insert(lines, "(" .. st.error .. ")")
+  local sessions = state.of_project(st.root, st.stopped)
+  if not state.connected() then
+    table.insert(lines, "(not connected: as last heard; " .. (k.refresh or ":CodexSessions list") .. " reconnects)")
     table.insert(hl, { #lines - 1, "CodexSessionsError" })
-  elseif #sessions == 0 then
+  end
+  if #sessions == 0 then
     table.insert(lines, "(no sessions; " .. (k.new or ":CodexSessions start") .. " starts one)")
     table.insert(hl, { #lines - 1, "CodexSessionsStatusLine" })
   end
@@ -108,7 +82,8 @@ local function render(buf)
   end
   local status_cols = {}
   for _, s in ipairs(sessions) do
-    local line = string.format("%-" .. width .. "s  %-11s  %7s  %s", s.name, s.status, elapsed(s), text_of(s))
+    local line = string.format("%-" .. width .. "s  %-11s  %7s  %s", s.name, s.status, util.elapsed(s),
+      one_line(s.headline))
     table.insert(lines, line)
     st.rows[#lines] = s
     status_cols[#lines] = { width + 2, width + 2 + #s.status, "CodexSessionsStatus" .. s.status:gsub("^%l", string.upper) }
@@ -129,34 +104,6 @@ local function render(buf)
   end
 end
 
---- Ask the sidecar for the sessions of the list in `buf` and show them.
-function M.refresh(buf, callback)
-  local st = H.by_buf[buf]
-  if not st then
-    return
-  end
-  rpc.request("codex/session/list", { project = st.root }, function(err, result)
-    if not valid(buf) then
-      return
-    end
-    if err then
-      st.error = rpc.error_message(err)
-      rpc.notify_error(err)
-    else
-      st.error = nil
-      st.sessions = result.sessions or {}
-      local state = require("codex_sessions.state")
-      for _, s in ipairs(st.sessions) do
-        state.remember(s)
-      end
-    end
-    render(buf)
-    if callback then
-      callback()
-    end
-  end)
-end
-
 local function visible_lists()
   local out = {}
   for buf in pairs(H.by_buf) do
@@ -167,21 +114,18 @@ local function visible_lists()
   return out
 end
 
---- Refresh every visible list soon (many changes in a row make one request).
-function M.schedule_refresh()
-  if H.refresh_pending then
+--- The cache changed: render the visible lists (once for many changes in a row).
+function M.on_changed()
+  if H.render_pending then
     return
   end
-  H.refresh_pending = true
-  vim.defer_fn(function()
-    H.refresh_pending = false
-    if not rpc.is_running() then
-      return
-    end
+  H.render_pending = true
+  vim.schedule(function()
+    H.render_pending = false
     for _, buf in ipairs(visible_lists()) do
-      M.refresh(buf)
+      render(buf)
     end
-  end, 50)
+  end)
 end
 
 local function ensure_timer()
@@ -192,15 +136,88 @@ local function ensure_timer()
   H.timer:start(1000, 1000, vim.schedule_wrap(function()
     local bufs = visible_lists()
     if #bufs == 0 then
-      H.timer:stop()
-      H.timer:close()
-      H.timer = nil
+      if H.timer then
+        H.timer:stop()
+        H.timer:close()
+        H.timer = nil
+      end
       return
     end
+    local state = require("codex_sessions.state")
     for _, buf in ipairs(bufs) do
-      render(buf) -- elapsed times move on
+      for _, s in ipairs(state.of_project(H.by_buf[buf].root, false)) do
+        if state.active(s.status) then
+          render(buf) -- its elapsed time moves on
+          break
+        end
+      end
     end
   end))
+end
+
+--- The window of this tab page that shows a list, if any.
+local function panel()
+  for _, win in ipairs(vim.api.nvim_tabpage_list_wins(0)) do
+    if H.by_buf[vim.api.nvim_win_get_buf(win)] then
+      return win
+    end
+  end
+end
+
+--- Close the list panel of this tab page.
+function M.close()
+  local win = panel()
+  if not win then
+    return
+  end
+  if #vim.api.nvim_tabpage_list_wins(0) > 1 then
+    vim.api.nvim_win_close(win, false)
+  else
+    vim.cmd("enew")
+  end
+end
+
+local function set_window_options(win)
+  local function set(name, value)
+    vim.api.nvim_set_option_value(name, value, { scope = "local", win = win })
+  end
+  set("wrap", false)
+  set("cursorline", true)
+  set("number", false)
+  set("relativenumber", false)
+  set("signcolumn", "no")
+  set("foldcolumn", "0")
+  set("spell", false)
+  set("list", false)
+end
+
+--- Show list buffer `buf` in the panel: reuse the panel window of this tab, else open
+--- one as `list_layout` says. Returns the window.
+local function show(buf)
+  local win = panel()
+  if win then
+    vim.api.nvim_set_current_win(win)
+    vim.api.nvim_win_set_buf(win, buf)
+    return win
+  end
+  local layout = config.options.list_layout
+  if layout == "float" then
+    local height = math.min(math.max(vim.api.nvim_buf_line_count(buf) + 1, 6), math.floor(vim.o.lines * 0.6))
+    win = util.float(buf, { width = math.floor(vim.o.columns * 0.8), height = height, title = "Codex sessions" })
+  else
+    local rows = #(H.by_buf[buf].rows and vim.tbl_keys(H.by_buf[buf].rows) or {})
+    local cmd = ({
+      bottom = "botright " .. math.min(math.max(rows + HEADER_LINES + 2, 8), 15) .. "split",
+      top = "topleft " .. math.min(math.max(rows + HEADER_LINES + 2, 8), 15) .. "split",
+      left = "topleft " .. math.min(60, math.floor(vim.o.columns / 3)) .. "vsplit",
+      right = "botright " .. math.min(60, math.floor(vim.o.columns / 3)) .. "vsplit",
+    })[layout]
+    vim.cmd(cmd)
+    win = vim.api.nvim_get_current_win()
+    vim.api.nvim_win_set_buf(win, buf)
+  end
+  set_window_options(win)
+  return win
 end
 
 local function map_keys(buf)
@@ -215,15 +232,33 @@ local function map_keys(buf)
     return function()
       local s = M.session_at_cursor(buf)
       if not s then
-        vim.notify("codex-sessions: no session on this line", vim.log.levels.WARN)
+        util.notify("codex-sessions: no session on this line", vim.log.levels.WARN)
         return
       end
       fn(s)
     end
   end
+  local function answer(decision)
+    return with_session(function(s)
+      local first = type(s.pending) == "table" and s.pending[1]
+      if not first then
+        util.notify("codex-sessions: " .. s.name .. " waits for nothing", vim.log.levels.WARN)
+        return
+      end
+      actions.respond({ id = s.id }, first.requestId, decision)
+    end)
+  end
   map(k.open, with_session(function(s) actions.open_session(s) end), "open the session")
-  map(k.kill, with_session(function(s) actions.kill({ id = s.id }) end), "kill the session")
+  map(k.accept, answer("accept"), "accept what the session waits for")
+  map(k.accept_for_session, answer("acceptForSession"), "accept it for the whole session")
+  map(k.decline, answer("decline"), "decline what the session waits for")
+  map(k.kill, with_session(function(s)
+    if util.confirm(string.format("Kill session %s (%s)? Its history is kept.", s.name, s.status)) then
+      actions.kill({ id = s.id })
+    end
+  end), "kill the session")
   map(k.kill_all, function() actions.kill_all(false, H.by_buf[buf].root) end, "kill every session of the project")
+  map(k.forget, with_session(function(s) actions.forget({ id = s.id }, s) end), "forget the session for good")
   map(k.rename, with_session(function(s)
     vim.ui.input({ prompt = "Rename " .. s.name .. " to: ", default = s.name }, function(new)
       if new and new ~= "" and new ~= s.name then
@@ -244,14 +279,14 @@ local function map_keys(buf)
       end)
     end)
   end, "start a new session")
-  map(k.refresh, function() M.refresh(buf) end, "refresh")
-  map(k.close, function()
-    if #vim.api.nvim_tabpage_list_wins(0) > 1 then
-      vim.api.nvim_win_close(0, false)
-    else
-      vim.cmd("bprevious")
-    end
-  end, "close the list")
+  map(k.stopped, function()
+    H.by_buf[buf].stopped = not H.by_buf[buf].stopped
+    render(buf)
+  end, "show or hide stopped sessions")
+  map(k.refresh, function()
+    require("codex_sessions.state").sync()
+  end, "ask the daemon for every session again")
+  map(k.close, M.close, "close the list")
   map(k.help, function() util.show_keys("session list", config.options.keys.list) end, "show keys")
 end
 
@@ -260,7 +295,7 @@ local function new_list(project)
   vim.bo[buf].buftype = "nofile"
   vim.bo[buf].bufhidden = "hide"
   vim.bo[buf].swapfile = false
-  H.by_buf[buf] = { root = project.root, project = project, sessions = {}, rows = {} }
+  H.by_buf[buf] = { root = project.root, project = project, rows = {}, stopped = false }
   pcall(vim.api.nvim_buf_set_name, buf, "codex-sessions://" .. project.root)
   vim.bo[buf].filetype = "codex_sessions_list"
   map_keys(buf)
@@ -271,15 +306,20 @@ local function new_list(project)
   vim.api.nvim_create_autocmd("BufWinEnter", {
     buffer = buf,
     callback = function()
-      M.refresh(buf)
+      render(buf)
       ensure_timer()
     end,
   })
   return buf
 end
 
---- Open the session list of the project that holds `path` (root resolved by the sidecar).
+--- Open the list of the project that holds `path` (root resolved by the daemon) in the
+--- panel, or close the panel when it is the current window (a toggle).
 function M.open(path, callback)
+  if H.by_buf[vim.api.nvim_get_current_buf()] and not path then
+    M.close()
+    return
+  end
   path = path or util.project_path()
   rpc.request("codex/project/resolve", { project = path }, function(err, result)
     if err then
@@ -295,38 +335,16 @@ function M.open(path, callback)
     end
     buf = buf or new_list(project)
     render(buf)
-    local win = util.show_buffer(buf, config.options.open)
-    vim.wo[win].wrap = false
-    vim.wo[win].cursorline = true
-    M.refresh(buf, function()
-      local first = HEADER_LINES + 1
-      if vim.api.nvim_win_is_valid(win) and vim.api.nvim_win_get_buf(win) == buf
-        and vim.api.nvim_win_get_cursor(win)[1] < first and vim.api.nvim_buf_line_count(buf) >= first then
-        vim.api.nvim_win_set_cursor(win, { first, 0 })
-      end
-      if callback then
-        callback(buf)
-      end
-    end)
-    ensure_timer()
-  end)
-end
-
---- The sidecar exited: lists show that their rows are stale.
-function M.on_sidecar_exit()
-  for buf, st in pairs(H.by_buf) do
-    if valid(buf) then
-      st.error = "the sidecar exited; " .. (config.options.keys.list.refresh or ":CodexSessions")
-        .. " starts it again"
-      st.sessions = {}
-      render(buf)
+    local win = show(buf)
+    local first = HEADER_LINES + 1
+    if vim.api.nvim_win_get_cursor(win)[1] < first and vim.api.nvim_buf_line_count(buf) >= first then
+      pcall(vim.api.nvim_win_set_cursor, win, { first, 0 })
     end
-  end
-end
-
---- Every list buffer: { [buf] = root }.
-function M.all()
-  return util.live_buffers(H.by_buf, "root")
+    ensure_timer()
+    if callback then
+      callback(buf)
+    end
+  end)
 end
 
 return M

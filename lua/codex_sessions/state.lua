@@ -1,13 +1,18 @@
---- What the front-end last heard from the sidecar about each session, and the
---- handlers of the sidecar's notifications. The sidecar owns the truth; this is a cache.
+--- What this Neovim knows of every session, kept from the daemon's notifications (a full
+--- list only when a connection begins), and the handlers of those notifications. The
+--- daemon owns the truth (statuses, `headline`, `rank`); this is a cache of it.
 local config = require("codex_sessions.config")
 local rpc = require("codex_sessions.rpc")
+local util = require("codex_sessions.util")
 
 local M = {}
 
 local H = {
   sessions = {}, -- id -> session object
-  turn_starts = {}, -- id -> os.time() when this Neovim saw the current turn begin
+  connected = false, -- the cache follows a live connection
+  synced = false, -- a full list arrived on this connection
+  waiting = {}, -- functions to run once it has
+  daemon = nil, -- true: a daemon keeps the sessions; false: a standalone sidecar (serve --standalone)
 }
 
 local ACTIVE = { queued = true, starting = true, running = true, waiting = true }
@@ -17,10 +22,15 @@ function M.active(status)
   return ACTIVE[status] == true
 end
 
---- When the session's current or last turn began (seconds), if known.
-function M.turn_start(session)
-  local util = require("codex_sessions.util")
-  return util.parse_time(session.turnStartedAt) or H.turn_starts[session.id] or util.parse_time(session.startedAt)
+--- Does the cache follow a live connection (else it shows what was last heard)?
+function M.connected()
+  return H.connected
+end
+
+--- Is it a daemon that keeps the sessions (true), a standalone sidecar whose sessions end
+--- with this connection (false), or not known yet (nil)?
+function M.daemon()
+  return H.daemon
 end
 
 local function fire(pattern, data)
@@ -37,27 +47,139 @@ function M.all()
   return vim.tbl_values(H.sessions)
 end
 
---- Record a session object in the cache only; return the one it replaces.
-function M.remember(session)
-  local old = H.sessions[session.id]
-  H.sessions[session.id] = session
-  -- when the current turn began, as far as this Neovim saw it (for the elapsed time)
-  if M.active(session.status) and not (old and M.active(old.status)) then
-    H.turn_starts[session.id] = os.time()
-  end
-  return old
+--- Sessions in the daemon's list order: by `rank`, then most recently updated first.
+function M.sorted(sessions)
+  table.sort(sessions, function(a, b)
+    local ra, rb = a.rank or 5, b.rank or 5
+    if ra ~= rb then
+      return ra < rb
+    end
+    return (a.updatedAt or "") > (b.updatedAt or "")
+  end)
+  return sessions
 end
 
---- Record a session object from any answer or notification; update its buffer and lists.
+--- The cached sessions of the project whose root is `root` (with `stopped`, also the
+--- stopped ones), in list order.
+function M.of_project(root, stopped)
+  local out = {}
+  for _, s in pairs(H.sessions) do
+    if s.project and s.project.root == root and (stopped or s.status ~= "stopped") then
+      table.insert(out, s)
+    end
+  end
+  return M.sorted(out)
+end
+
+--- The root of the known project that holds `path` (the longest root it lies in), so
+--- completion needs no request. nil when no cached session's project holds it.
+function M.root_for(path)
+  path = vim.uv.fs_realpath(path) or path
+  local best
+  for _, s in pairs(H.sessions) do
+    local root = s.project and s.project.root
+    if root and (path == root or vim.startswith(path, root .. "/")) and (not best or #root > #best) then
+      best = root
+    end
+  end
+  return best
+end
+
+--- The cached session named `name` in the project that holds `path`.
+function M.find(path, name)
+  local root = M.root_for(path)
+  if not root then
+    return nil
+  end
+  for _, s in pairs(H.sessions) do
+    if s.project.root == root and s.name == name then
+      return s
+    end
+  end
+end
+
+local function views(session)
+  require("codex_sessions.buffer").on_changed(session)
+  require("codex_sessions.list").on_changed()
+  vim.cmd("redrawstatus!")
+end
+
+--- Keep `session` unless the cache holds a newer copy (by the daemon's `version`);
+--- return the one it replaces and whether it was taken.
+function M.remember(session)
+  local old = H.sessions[session.id]
+  if old and type(session.version) == "number" and type(old.version) == "number" then
+    if session.version < old.version then
+      return old, false -- an answer that left before a newer notification
+    end
+  elseif old and (session.updatedAt or "") < (old.updatedAt or "") then
+    return old, false
+  end
+  H.sessions[session.id] = session
+  return old, true
+end
+
+--- Record a session object from an answer or a notification; update its views.
 function M.update(session)
   if type(session) ~= "table" or not session.id then
     return
   end
-  local old = M.remember(session)
-  require("codex_sessions.buffer").on_changed(session)
-  require("codex_sessions.list").schedule_refresh()
-  vim.cmd("redrawstatus")
+  local old, taken = M.remember(session)
+  if taken then
+    views(session)
+  end
   return old
+end
+
+--- A session that is gone for good (forgotten): out of the cache, its buffer wiped.
+function M.forget(id)
+  H.sessions[id] = nil
+  require("codex_sessions.buffer").forget(id)
+  require("codex_sessions.list").on_changed()
+  vim.cmd("redrawstatus!")
+end
+
+--- Ask for every session (all projects, stopped ones too) and replace the cache.
+function M.sync(callback)
+  rpc.request("codex/session/list", { all = true }, function(err, result)
+    if err then
+      rpc.notify_error(err, "listing the sessions")
+    else
+      local fresh = {}
+      for _, s in ipairs(result.sessions or {}) do
+        fresh[s.id] = s
+      end
+      H.sessions, H.synced = fresh, true
+      local waiting = H.waiting
+      H.waiting = {}
+      for _, fn in ipairs(waiting) do
+        pcall(fn)
+      end
+      for _, s in pairs(fresh) do
+        require("codex_sessions.buffer").on_changed(s)
+      end
+      require("codex_sessions.list").on_changed()
+      vim.cmd("redrawstatus!")
+    end
+    if callback then
+      callback(err)
+    end
+  end)
+end
+
+--- Run `fn` once the cache holds the daemon's full list (at once when it does;
+--- connects in the background when needed).
+function M.when_synced(fn)
+  if H.synced then
+    fn()
+    return
+  end
+  table.insert(H.waiting, fn)
+  local err = rpc.connect()
+  if err then
+    H.waiting = {}
+    util.notify("codex-sessions: " .. err, vim.log.levels.ERROR)
+  end
 end
 
 --- Counts for the statusline: running (also starting and queued) and waiting.
@@ -81,9 +203,21 @@ function M.counts()
   return c
 end
 
-local function first_lines(text, n)
-  local lines = vim.split(text or "", "\n", { plain = true })
-  return table.concat(vim.list_slice(lines, 1, n), "\n")
+--- Sessions with a turn at work (it goes on in the daemon when Neovim exits).
+function M.busy()
+  local out = {}
+  for _, s in pairs(H.sessions) do
+    if M.active(s.status) then
+      table.insert(out, s)
+    end
+  end
+  return M.sorted(out)
+end
+
+M.one_line = util.one_line
+
+local function label(session)
+  return session and session.name or "?"
 end
 
 local function on_changed(params)
@@ -99,14 +233,13 @@ end
 local function on_request(params)
   local session = H.sessions[params.id]
   local request = params.request or {}
-  local buffer = require("codex_sessions.buffer")
-  if config.options.notify.waiting and not buffer.visible(params.id) then
+  if config.options.notify.waiting and not require("codex_sessions.buffer").visible(params.id) then
     local what = request.command
     if what == nil or what == vim.NIL then
       what = request.kind or "a request"
     end
-    vim.notify(string.format("codex-sessions: %s waits for approval: %s (:CodexSessions switch %s)",
-      session and session.name or params.id, what, session and session.name or ""), vim.log.levels.WARN)
+    util.notify(M.one_line(string.format("codex-sessions: %s waits for approval: %s (:CodexSessions pending)",
+      label(session), what)), vim.log.levels.WARN)
   end
   fire("CodexSessionWaiting", { id = params.id, session = session, request = request })
 end
@@ -114,27 +247,72 @@ end
 local function on_finished(params)
   local session = params.session
   M.update(session)
-  local buffer = require("codex_sessions.buffer")
-  if config.options.notify.finished and not buffer.visible(session.id) then
-    local status = params.report and params.report.status
+  if config.options.notify.finished and not require("codex_sessions.buffer").visible(session.id) then
+    local report = type(params.report) == "table" and params.report or {}
+    local status = report.status or "done"
     local level = (status == "failed" or status == "blocked") and vim.log.levels.WARN or vim.log.levels.INFO
-    vim.notify("codex-sessions: " .. first_lines(params.text, 3), level)
+    util.notify(M.one_line(string.format("codex-sessions: %s %s: %s", label(session), status, report.summary or "")),
+      level)
   end
   fire("CodexSessionFinished", { session = session, report = params.report, text = params.text })
 end
 
+local function on_forgotten(params)
+  if params.id and H.sessions[params.id] then
+    M.forget(params.id)
+  end
+end
+
+local function on_overlap(params)
+  local names = {}
+  for _, id in ipairs(type(params.sessions) == "table" and params.sessions or {}) do
+    table.insert(names, label(H.sessions[id]))
+  end
+  local what = params.reason == "outOfScope" and "written outside its write scope by"
+    or "changed by more than one session:"
+  util.notify(M.one_line(string.format("codex-sessions: %s %s %s", tostring(params.path), what,
+    table.concat(names, ", "))), vim.log.levels.WARN)
+end
+
+local SHOW_LEVELS = { vim.log.levels.ERROR, vim.log.levels.WARN, vim.log.levels.INFO, vim.log.levels.DEBUG }
+
+local function on_show_message(params)
+  local level = SHOW_LEVELS[tonumber(params.type) or 3] or vim.log.levels.INFO
+  local msg = tostring(params.message or "")
+  if not vim.startswith(msg, "codex-sessions") then
+    msg = "codex-sessions: " .. msg
+  end
+  util.notify(msg, level)
+end
+
+local function on_connected(params)
+  H.connected = true
+  rpc.request("codex/daemon/status", vim.empty_dict(), function(err)
+    H.daemon = err == nil -- a standalone sidecar refuses it
+  end)
+  M.sync(function(err)
+    if not err and params.reconnect then
+      require("codex_sessions.buffer").catch_up_all()
+    end
+  end)
+end
+
 local function on_exited()
-  -- what that sidecar said is stale now; the next one tells afresh
-  H.sessions = {}
-  require("codex_sessions.buffer").on_sidecar_exit()
-  require("codex_sessions.list").on_sidecar_exit()
-  vim.cmd("redrawstatus")
+  -- what is cached stays for completion and the list, marked as not followed
+  H.connected, H.synced, H.waiting = false, false, {}
+  require("codex_sessions.buffer").on_disconnected()
+  require("codex_sessions.list").on_changed()
+  vim.cmd("redrawstatus!")
 end
 
 rpc.on("codex/session/changed", on_changed)
 rpc.on("codex/session/output", on_output)
 rpc.on("codex/session/request", on_request)
 rpc.on("codex/session/finished", on_finished)
+rpc.on("codex/session/forgotten", on_forgotten)
+rpc.on("codex/session/overlap", on_overlap)
+rpc.on("window/showMessage", on_show_message)
+rpc.on("codex-sessions/connected", on_connected)
 rpc.on("codex-sessions/exited", on_exited)
 
 return M

@@ -164,6 +164,27 @@ def _detached(name: str) -> int:
     return 130
 
 
+async def _follow(client: "Client", session: dict[str, Any], turn_id: str | None,
+                  turns: int) -> int:
+    """Wait for the session's turn (the one with `turn_id`, else the next after `turns`) to end
+    while a Follower streams it; print the report. Ctrl-C detaches."""
+    def ours(p: dict[str, Any]) -> bool:
+        s = p["session"]
+        if s["id"] != session["id"]:
+            return False
+        return (s.get("lastTurn") or {}).get("id") == turn_id if turn_id else s["turns"] > turns
+
+    waiting = asyncio.ensure_future(client.wait_for("codex/session/finished", ours,
+                                                    timeout=None))  # type: ignore[arg-type]
+    _detach_on_interrupt(waiting)
+    try:
+        finished = await waiting
+    except asyncio.CancelledError:
+        return _detached(session["name"])
+    print("\n" + finished["text"])
+    return EXIT_FOR_REPORT[finished["report"]["status"]]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .rpc.client import connect_daemon
 
@@ -172,32 +193,72 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             started = await client.request("codex/session/start", {
                 "project": _project(args), "name": args.name, "model": args.model,
-                "sandbox": args.sandbox, "fresh": args.fresh})
+                "effort": args.effort, "sandbox": args.sandbox, "fresh": args.fresh})
             session = started["session"]
-            follower = Follower(client, session["id"], args.yes)
+            Follower(client, session["id"], args.yes)
             sent = await client.request("codex/session/send", {"id": session["id"],
                                                                "text": args.prompt})
-            turn_id, turns = sent["turnId"], sent["session"]["turns"]
-
-            def ours(p: dict[str, Any]) -> bool:
-                s = p["session"]
-                if s["id"] != session["id"]:
-                    return False
-                return (s.get("lastTurn") or {}).get("id") == turn_id if turn_id else s["turns"] > turns
-
-            waiting = asyncio.ensure_future(client.wait_for("codex/session/finished", ours,
-                                                            timeout=None))  # type: ignore[arg-type]
-            _detach_on_interrupt(waiting)
-            try:
-                finished = await waiting
-            except asyncio.CancelledError:
-                return _detached(args.name)
-            del follower
-            print("\n" + finished["text"])
-            return EXIT_FOR_REPORT[finished["report"]["status"]]
+            return await _follow(client, session, sent["turnId"], sent["session"]["turns"])
         finally:
             await client.stop()
     return _run(body())
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from .rpc.client import connect_daemon
+
+    async def body() -> int:
+        client = await connect_daemon(_folder(args))
+        target: Any = ({"baseBranch": args.base} if args.base else
+                       {"commit": args.commit} if args.commit else "uncommittedChanges")
+        try:
+            session = (await client.request("codex/session/review", {
+                "project": _project(args), "target": target, "name": args.name}))["session"]
+            follower = Follower(client, session["id"], False)
+            for message in client.notifications:  # what came with the answer
+                follower.notified(message["method"], message["params"])
+            print(f"-- {session['name']}: {session['title']} --", file=sys.stderr)
+            return await _follow(client, session, None, 0)
+        finally:
+            await client.stop()
+    return _run(body())
+
+
+def cmd_request(method: str, shape: Any, show: Any) -> Any:
+    """A command that is one request to the daemon: params from the args, a printed answer."""
+    def command(args: argparse.Namespace) -> int:
+        from .rpc.client import connect_daemon
+
+        async def body() -> int:
+            client = await connect_daemon(_folder(args))
+            try:
+                result = await client.request(method, shape(args))
+                if getattr(args, "json", False):
+                    print(json.dumps(result, indent=2))
+                else:
+                    show(result)
+                return 0
+            finally:
+                await client.stop()
+        return _run(body())
+    return command
+
+
+def _show_session(verb: str) -> Any:
+    return lambda result: print(f"{result['session']['name']}: {verb} ({result['session']['status']})")
+
+
+def _show_threads(result: dict[str, Any]) -> None:
+    for t in result["threads"] or []:
+        print(f"{t['threadId']}  {(t['updatedAt'] or '')[:19]}  {t['title'][:70]}")
+    if not result["threads"]:
+        print("no Codex conversations here that are not sessions already")
+
+
+def _show_models(result: dict[str, Any]) -> None:
+    for m in result["models"]:
+        print(f"{m['id']}{' (default)' if m['isDefault'] else ''}  efforts: "
+              f"{', '.join(e for e in m['efforts'] if e)}")
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
@@ -225,6 +286,25 @@ def cmd_attach(args: argparse.Namespace) -> int:
         finally:
             await client.stop()
     return _run(body())
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    """Codex's own terminal UI on a session's thread; the editors see what happens there."""
+    from .rpc.client import RpcError, connect_daemon
+
+    async def ask() -> dict[str, Any]:
+        client = await connect_daemon(_folder(args))
+        try:
+            return await client.request("codex/session/tui", _ref(args), timeout=120)
+        finally:
+            await client.stop()
+    try:
+        opened = asyncio.run(ask())
+    except RpcError as exc:
+        return _fail(exc.message)
+    env = {**os.environ, **opened["env"]}
+    os.execvpe(opened["command"][0], opened["command"], env)
+    return 1  # not reached
 
 
 def cmd_simple(method: str, done: str) -> Any:
@@ -309,19 +389,31 @@ def cmd_export(args: argparse.Namespace) -> int:
 # ---- serve, daemon, demo, doctor ----------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serve import serve
+    from .logs import setup_logging
     if args.state_dir:
         os.environ["CODEX_SESSIONS_STATE_DIR"] = args.state_dir
-    return serve(args.standalone, args.log_file, args.verbose)
+    setup_logging(args.log_file, args.verbose)
+    if args.standalone:
+        from .serve import standalone_server
+        return standalone_server()
+    from .relay import relay
+    return relay()
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     folder = _folder(args)
     if args.action == "run":
+        if args.http:  # a bad address is refused before anything starts
+            from .http.address import HttpSetupError, parse_address
+            try:
+                parse_address(args.http, args.http_allow_remote)
+            except HttpSetupError as exc:
+                return _fail(str(exc), 2)
         from .daemon import run_daemon
         return run_daemon(folder, args.idle_exit, Path(args.log_file) if args.log_file else None,
-                          args.verbose)
+                          args.verbose, args.http, args.http_allow_remote)
 
+    from .codex.reaper import alive
     from .rpc.client import connect_daemon
 
     async def body() -> int:
@@ -339,7 +431,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
                 await client.request("codex/daemon/stop", {})
                 await client.stop()
                 for _ in range(300):
-                    if not _pid_alive(status["pid"]):
+                    if not alive(status["pid"]):
                         break
                     await asyncio.sleep(0.05)
                 print(f"stopped the daemon (pid {status['pid']}); its sessions were kept")
@@ -353,20 +445,43 @@ def cmd_daemon(args: argparse.Namespace) -> int:
                             "uptimeSeconds", "clients", "liveSessions", "statuses",
                             "idleExitSeconds", "idleFor"):
                     print(f"{key}: {status.get(key)}")
+                http = status.get("http")
+                print(f"http: {http['url']} (token in {http['tokenFile']})" if http else
+                      f"http: off{' (' + status['httpError'] + ')' if status.get('httpError') else ''}")
             return 0
         finally:
             await client.stop()
     return _run(body())
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def cmd_panel(args: argparse.Namespace) -> int:
+    """A one-time login link for the panel, from the daemon's HTTP API (started if need be)."""
+    from .rpc.client import connect_daemon
+
+    async def body() -> int:
+        client = await connect_daemon(_folder(args))
+        try:
+            status = await client.request("codex/daemon/status", {})
+        finally:
+            await client.stop()
+        http = status.get("http")
+        if not http:
+            why = f" ({status['httpError']})" if status.get("httpError") else ""
+            return _fail(f"the HTTP API is off{why}. Turn it on with `http = \"127.0.0.1:8765\"` "
+                         "in ~/.config/codex-sessions/config.toml (then `codex-sessions daemon "
+                         "stop`), or run `codex-sessions daemon --http 127.0.0.1:8765`")
+        from .http.client import login_link
+        try:
+            url = await login_link(http["url"], Path(http["tokenFile"]))
+        except (OSError, ValueError) as exc:
+            return _fail(f"the HTTP API at {http['url']} did not give a login link: {exc}")
+        print(url)
+        if args.open:
+            import webbrowser
+            if not webbrowser.open(url):
+                return _fail("no browser could be opened here; open the link above yourself")
+        return 0
+    return _run(body())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -402,7 +517,17 @@ def parser() -> argparse.ArgumentParser:
                    "and nothing runs (default 600)")
     p.add_argument("--log-file", help="write logs there instead of stderr")
     p.add_argument("--verbose", action="store_true", help="log every message (transcripts too)")
+    p.add_argument("--http", metavar="HOST:PORT", help="also serve the HTTP API and the web "
+                   "panel there, e.g. 127.0.0.1:8765 (port 0 picks one; default: `http` in "
+                   "the config file, else off)")
+    p.add_argument("--http-allow-remote", action="store_true",
+                   help="let --http listen on an address other than loopback")
     p.set_defaults(func=cmd_daemon)
+
+    p = sub.add_parser("panel", help="print a link that logs a browser into the web panel "
+                       "(once); --open opens it")
+    p.add_argument("--open", action="store_true", help="open the link in the default browser")
+    p.set_defaults(func=cmd_panel)
 
     p = sub.add_parser("run", help="run one prompt in a named session (the live one of that name "
                        "if there is one), stream it, print the report (exit 0 done, 1 failed, "
@@ -410,6 +535,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-C", "--directory", help="the project (default: the current directory)")
     p.add_argument("--name", default="main", help="the session's name (default: main)")
     p.add_argument("--model")
+    p.add_argument("--effort", help="reasoning effort (see `codex-sessions models`)")
     p.add_argument("--sandbox", default="workspace-write",
                    choices=["read-only", "workspace-write", "danger-full-access"])
     p.add_argument("--fresh", action="store_true",
@@ -425,6 +551,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="accept every approval request")
     p.set_defaults(func=cmd_attach)
 
+    p = sub.add_parser("tui", help="open Codex's own terminal UI on a session's conversation "
+                       "(it joins the daemon's Codex: editors show what you do there)")
+    p.add_argument("name", nargs="?", default="main")
+    p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+    p.set_defaults(func=cmd_tui)
+
     for name, method, done in (("cancel", "codex/session/cancel", "cancelled"),
                                ("kill", "codex/session/kill", "killed"),
                                ("resume", "codex/session/resume", "resumed")):
@@ -432,6 +564,51 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("name", nargs="?", default="main")
         p.add_argument("-C", "--directory", help="the project (default: the current directory)")
         p.set_defaults(func=cmd_simple(method, done))
+
+    p = sub.add_parser("review", help="a session whose turn is Codex's review of the uncommitted "
+                       "changes (or --base BRANCH, --commit SHA); prints its report")
+    p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+    p.add_argument("--name", help="the session's name (default: review, review-2, ...)")
+    p.add_argument("--base", help="review the changes against this branch")
+    p.add_argument("--commit", help="review this commit")
+    p.set_defaults(func=cmd_review)
+
+    p = sub.add_parser("fork", help="continue a session's conversation in a new session")
+    p.add_argument("name", help="the session to fork")
+    p.add_argument("new_name", help="the new session's name")
+    p.add_argument("--at-turn", type=int, help="keep turns 1..N (default: all)")
+    p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_request(
+        "codex/session/fork", lambda a: {"project": _project(a), "name": a.name,
+                                         "newName": a.new_name, "atTurn": a.at_turn},
+        _show_session("forked")))
+
+    p = sub.add_parser("steer", help="add a thought to a session's running turn")
+    p.add_argument("name")
+    p.add_argument("text")
+    p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+    p.set_defaults(func=cmd_request(
+        "codex/session/steer", lambda a: {"project": _project(a), "name": a.name, "text": a.text},
+        _show_session("steered")))
+
+    p = sub.add_parser("threads", help="Codex's own conversations in this project (to adopt)")
+    p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_request("codex/project/threads", lambda a: {"project": _project(a)},
+                                    _show_threads))
+
+    p = sub.add_parser("adopt", help="make one of Codex's own conversations a named session")
+    p.add_argument("thread_id")
+    p.add_argument("name")
+    p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+    p.set_defaults(func=cmd_request(
+        "codex/session/adopt", lambda a: {"project": _project(a), "threadId": a.thread_id,
+                                          "name": a.name}, _show_session("adopted")))
+
+    p = sub.add_parser("models", help="the models Codex offers, with their reasoning efforts")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_request("codex/models", lambda a: {}, _show_models))
 
     p = sub.add_parser("ls", help="list sessions (live from the daemon, else as recorded)")
     p.add_argument("-C", "--directory", help="the project (default: the current directory)")

@@ -50,13 +50,17 @@ def peer_uid(sock: socket.socket) -> int | None:
 
 
 class Daemon:
-    def __init__(self, state_dir: Path, idle_exit: float = DEFAULT_IDLE_EXIT) -> None:
+    def __init__(self, state_dir: Path, idle_exit: float = DEFAULT_IDLE_EXIT,
+                 http: str | None = None, http_allow_remote: bool = False) -> None:
         self.state_dir = state_dir
         self.socket = socket_path(state_dir)
         self.idle_exit = idle_exit
         self.hub = Hub()
         self.app = App(daemon=self, state_dir=state_dir)
-        self.app.emit = self.hub.emit
+        self.app.emit = self._emit
+        self.http_flag, self.http_allow_remote = http, http_allow_remote
+        self.http: Any = None  # the HTTP API and panel (http/), when turned on
+        self.http_error: str | None = None  # why it is off although the config file asks
         self.started = time.time()
         self.idle_since: float | None = time.monotonic()
         self._stop = asyncio.Event()
@@ -83,7 +87,9 @@ class Daemon:
                 "busy": bool(self.app.sessions and self.app.sessions.busy),
                 "idleExitSeconds": self.idle_exit,
                 "idleFor": (round(time.monotonic() - self.idle_since, 1)
-                            if self.idle_since is not None else None)}
+                            if self.idle_since is not None else None),
+                "http": self.http.describe() if self.http else None,
+                "httpError": self.http_error}
 
     def stop_soon(self) -> None:
         asyncio.get_running_loop().call_soon(self._stop.set)
@@ -115,6 +121,9 @@ class Daemon:
             await sessions.ready()
         except StoreError as exc:  # every request answers with it until it is fixed
             log.error("%s", exc)
+        if not await self._start_http():
+            await sessions.shutdown()
+            return 2
         if self.socket.exists() or self.socket.is_symlink():
             self.socket.unlink()  # a dead daemon's: we hold the lock
         old_umask = os.umask(0o177)
@@ -134,6 +143,8 @@ class Daemon:
         finally:
             watcher.cancel()
             server.close()
+            if self.http:
+                await self.http.close()
             for conn in list(self.hub.connections):
                 conn.close()
             try:
@@ -151,7 +162,7 @@ class Daemon:
         while True:
             await asyncio.sleep(0.5)
             held = any(not c.closed for c in self.hub.connections) or bool(
-                self.app.sessions and self.app.sessions.busy)
+                self.app.sessions and self.app.sessions.busy) or self.http is not None
             if held:
                 self.idle_since = None
             elif self.idle_since is None:
@@ -159,6 +170,37 @@ class Daemon:
             elif time.monotonic() - self.idle_since >= self.idle_exit:
                 log.info("idle for %.0f s with no client: exiting", self.idle_exit)
                 self._stop.set()
+
+    # ---- the HTTP API and panel (http/) -------------------------------------------------------
+
+    # A daemon serving HTTP stays: HTTP clients cannot start it as editors do.
+
+    def _emit(self, method: str, params: Any) -> None:
+        """Every notification to every editor connection and every HTTP event stream."""
+        self.hub.emit(method, params)
+        if self.http:
+            self.http.publish(method, params)
+
+    async def _start_http(self) -> bool:
+        """Serve HTTP if --http or the config file asks; False: --http cannot be served."""
+        from .http.address import HttpSetupError, configured_address
+        from .http.server import HttpServer
+        try:
+            address = configured_address(self.http_flag, self.http_allow_remote)
+            if address is not None:
+                server = HttpServer(self.app.sessions, self.state_dir, address,
+                                    self.http_allow_remote)
+                await server.start()
+                self.http = server
+        except (HttpSetupError, OSError) as exc:
+            if self.http_flag:  # asked for on the command line: say so, and do not run
+                print(f"codex-sessions daemon: {exc}", file=sys.stderr)
+                return False
+            log.error("%s", exc)  # from the config file: the editors still get their daemon
+            self.http_error = str(exc)
+            if self.app.sessions:
+                self.app.sessions.tell(1, f"the HTTP API is off: {exc}", lasting=True)
+        return True
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
@@ -178,10 +220,11 @@ class Daemon:
 
 
 def run_daemon(state_dir: Path, idle_exit: float | None, log_file: Path | None,
-               verbose: bool) -> int:
+               verbose: bool, http: str | None = None, http_allow_remote: bool = False) -> int:
     from .logs import setup_logging
     from .serve import tune_memory
     setup_logging(log_file, verbose)
     tune_memory()
-    daemon = Daemon(state_dir, DEFAULT_IDLE_EXIT if idle_exit is None else idle_exit)
+    daemon = Daemon(state_dir, DEFAULT_IDLE_EXIT if idle_exit is None else idle_exit,
+                    http, http_allow_remote)
     return asyncio.run(daemon.run())

@@ -20,7 +20,7 @@ class _QuietProtocolErrors(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if exc is None:
             return True
-        from .errors import ProtocolError  # not at the top: `serve` (the relay) never needs pygls
+        from .errors import ProtocolError  # not at import: `serve` (the relay) starts light
         return not isinstance(exc, ProtocolError)
 
 

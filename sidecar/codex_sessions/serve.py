@@ -1,4 +1,4 @@
-"""`codex-sessions serve`: the relay to the daemon, or with `--standalone` a sidecar of its own.
+"""`codex-sessions serve --standalone`: a sidecar of its own, for one client on stdio.
 
 A standalone sidecar serves one client on stdin/stdout, and its sessions end
 with it: however it ends (stdin closed, `exit`, SIGTERM, SIGINT, SIGHUP), it
@@ -16,7 +16,9 @@ import os
 import signal
 import sys
 
-from .logs import setup_logging
+from .codex.reaper import become_subreaper
+from .rpc.handlers import App, register
+from .rpc.transport import Connection, serve_stream
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +38,8 @@ def tune_memory() -> None:
         pass
 
 
-def serve(standalone: bool, log_file: str | None = None, verbose: bool = False) -> int:
-    setup_logging(log_file, verbose)
-    if not standalone:
-        from .relay import relay
-        return relay()
-    return standalone_server()
-
-
 def standalone_server(already_read: bytes = b"") -> int:
     """Serve this one client on stdio (after `already_read`, what a relay read of it)."""
-    from .codex.reaper import become_subreaper
     tune_memory()
     become_subreaper()
     # Anything else that prints must not corrupt the protocol stream.
@@ -58,9 +51,6 @@ def standalone_server(already_read: bytes = b"") -> int:
 
 
 async def _standalone(in_fd: int, out_fd: int, already_read: bytes) -> int:
-    # Here, not at the top: the relay (`serve` without --standalone) must start fast.
-    from .rpc.handlers import App, register
-    from .rpc.transport import Connection, serve_stream
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
     if already_read:

@@ -229,28 +229,41 @@ class Store:
         except asyncio.TimeoutError:
             log.warning("%s: not everything was saved in time", self.path)
 
+    async def _patiently(self, work: Callable[[], Any]) -> Any:
+        """A direct write, tried again while another sidecar holds the database's lock."""
+        for attempt in range(100):
+            try:
+                async with self._lock():
+                    return await work()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                await asyncio.sleep(min(0.01 * (attempt + 1), 0.2))
+        raise sqlite3.OperationalError(f"{self.path} stayed locked by another codex-sessions")
+
     async def claim(self, record: dict[str, Any]) -> None:
         """Write a new live session's row now; NameHeld if a live session has its name."""
+        await self._patiently(lambda: self._claim(record))
+
+    async def _claim(self, record: dict[str, Any]) -> None:
         assert self.db
-        async with self._lock():
-            try:
-                await self.db.execute(UPSERT_SESSION, _row(record, self.owner_token))
-            except sqlite3.IntegrityError:
-                rows = await self.db.execute_fetchall(
-                    f"SELECT id, owner_pid, owner_token FROM sessions WHERE root = ? AND name = ? "
-                    f"AND status IN {LIVE} AND id != ?", (record["root"], record["name"], record["id"]))
-                if rows:
-                    sid, pid, token = list(rows)[0]
-                    raise NameHeld(sid, pid, token) from None
-                raise
+        try:
+            await self.db.execute(UPSERT_SESSION, _row(record, self.owner_token))
+        except sqlite3.IntegrityError:
+            rows = await self.db.execute_fetchall(
+                f"SELECT id, owner_pid, owner_token FROM sessions WHERE root = ? AND name = ? "
+                f"AND status IN {LIVE} AND id != ?", (record["root"], record["name"], record["id"]))
+            if rows:
+                sid, pid, token = list(rows)[0]
+                raise NameHeld(sid, pid, token) from None
+            raise
 
     async def release_name(self, session_id: str) -> None:
         """Mark a session another (dead) sidecar left live as interrupted, now."""
         assert self.db
-        async with self._lock():
-            await self.db.execute(
-                "UPDATE sessions SET status = 'interrupted', owner_pid = NULL, owner_token = NULL, "
-                "data = json_set(data, '$.status', 'interrupted') WHERE id = ?", (session_id,))
+        await self._patiently(lambda: self.db.execute(  # type: ignore[union-attr]
+            "UPDATE sessions SET status = 'interrupted', owner_pid = NULL, owner_token = NULL, "
+            "data = json_set(data, '$.status', 'interrupted') WHERE id = ?", (session_id,)))
 
     def _lock(self) -> asyncio.Lock:
         return self._write_lock

@@ -86,6 +86,12 @@ class SessionInfo(TypedDict):
     effort: Optional[str]
     storageError: Optional[str]
     retry: Optional[dict[str, Any]]
+    isolation: Literal["shared", "worktree"]
+    worktree: Optional[dict[str, Any]]
+    role: Literal["worker", "explorer", "verifier"]
+    writeScope: list[str]
+    overlaps: list[str]
+    version: int
 
 
 class ChangedNotification(TypedDict):
@@ -113,6 +119,7 @@ OUTPUT = "codex/session/output"
 REQUEST = "codex/session/request"
 FINISHED = "codex/session/finished"
 FORGOTTEN = "codex/session/forgotten"
+OVERLAP = "codex/session/overlap"
 SHOW_MESSAGE = "window/showMessage"
 
 NOTIFICATIONS: dict[str, type] = {

@@ -122,11 +122,15 @@ A live session comes first, else the most recently updated one."
 (defun my-codex-test-header ()
   "Return the current buffer's header line as text.
 `format-mode-line' gives nothing in batch mode, so evaluate the forms."
-  (let ((format header-line-format))
-    (substring-no-properties
-     (cond ((stringp format) format)
-           ((eq (car-safe format) :eval) (or (eval (cadr format) t) ""))
-           (t (error "Unexpected header line %S" format))))))
+  (my-codex-test-format header-line-format))
+
+(defun my-codex-test-format (format)
+  "Return the mode-line construct FORMAT as text: strings, :eval forms and lists of them."
+  (cond ((null format) "")
+        ((stringp format) (substring-no-properties format))
+        ((eq (car-safe format) :eval) (my-codex-test-format (eval (cadr format) t)))
+        ((listp format) (mapconcat #'my-codex-test-format format ""))
+        (t (error "Unexpected header line %S" format))))
 
 (defmacro my-codex-test-in-project (&rest body)
   "Run BODY in the test project, with no handler errors allowed.

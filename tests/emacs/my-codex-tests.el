@@ -290,7 +290,8 @@
 (defun my-codex-test-list-names (buf)
   "Return the session names in the list buffer BUF, top to bottom."
   (with-current-buffer buf
-    (mapcar (lambda (entry) (aref (cadr entry) 1)) tabulated-list-entries)))
+    (let ((column (cl-position "Name" tabulated-list-format :key #'car :test #'equal)))
+      (mapcar (lambda (entry) (aref (cadr entry) column)) tabulated-list-entries))))
 
 (defvar my-codex-test-requests nil
   "Methods of the requests sent to the sidecar, most recent first.")
@@ -333,14 +334,14 @@
             (my-codex-test-result 'list-text text)
             ;; The sidecar's headline: what a waiting session waits on, why one
             ;; failed, what a finished one reported.
-            (should (string-match-p "ultra +beta +waiting .*waits: touch beta.txt" text))
-            (should (string-match-p "ultra +gamma +failed .*Codex exited" text))
-            (should (string-match-p "ultra +delta +running +[0-9]+s slow: 30" text))
-            (should (string-match-p "ultra +alpha +idle .*done: alpha is done" text)))
+            (should (string-match-p "^ *1 +beta +waiting .*waits: touch beta.txt" text))
+            (should (string-match-p "^ *2 +gamma +failed .*Codex exited" text))
+            (should (string-match-p "^ *3 +delta +running +[0-9]+s .*slow: 30" text))
+            (should (string-match-p "^ *4 +alpha +idle .*done: alpha is done" text)))
           (my-codex-test-result 'list-header (my-codex-test-header))
           ;; a answers the line's approval.
           (goto-char (point-min))
-          (should (search-forward-regexp "^ *ultra +beta" nil t))
+          (should (search-forward-regexp "^ *[0-9]* +beta" nil t))
           (should (eq (key-binding (kbd "a")) #'my-codex-accept))
           (should (eq (key-binding (kbd "d")) #'my-codex-decline))
           (call-interactively #'my-codex-accept)
@@ -348,7 +349,7 @@
           (should (file-exists-p (expand-file-name "beta.txt" my-codex-test-project)))
           ;; c cancels the running turn of the line.
           (goto-char (point-min))
-          (should (search-forward-regexp "^ *ultra +delta" nil t))
+          (should (search-forward-regexp "^ *[0-9]* +delta" nil t))
           (should (eq (key-binding (kbd "c")) #'my-codex-list-cancel))
           (call-interactively #'my-codex-list-cancel)
           (my-codex-test-wait-status "delta" "idle")
@@ -356,19 +357,19 @@
                          "interrupted"))
           ;; R shows the report.
           (goto-char (point-min))
-          (search-forward-regexp "^ *ultra +alpha")
+          (search-forward-regexp "^ *[0-9]* +alpha")
           (call-interactively #'my-codex-list-report)
           (should (string-match-p "^Session: alpha\nStatus: done"
                                   (with-current-buffer "*my-codex report*" (buffer-string))))
           ;; r renames, k kills: a stopped session leaves the list...
           (goto-char (point-min))
-          (search-forward-regexp "^ *ultra +alpha")
+          (search-forward-regexp "^ *[0-9]* +alpha")
           (cl-letf (((symbol-function 'read-string) (lambda (&rest _) "omega")))
             (call-interactively #'my-codex-list-rename))
           (my-codex-test-wait "omega listed"
                               (lambda () (member "omega" (my-codex-test-list-names list))))
           (goto-char (point-min))
-          (search-forward-regexp "^ *ultra +omega")
+          (search-forward-regexp "^ *[0-9]* +omega")
           (call-interactively #'my-codex-list-kill)
           (my-codex-test-wait "omega gone"
                               (lambda () (not (member "omega" (my-codex-test-list-names list)))))
@@ -377,7 +378,7 @@
           (call-interactively #'my-codex-list-toggle-stopped)
           (should (member "omega" (my-codex-test-list-names list)))
           (goto-char (point-min))
-          (search-forward-regexp "^ *ultra +omega")
+          (search-forward-regexp "^ *[0-9]* +omega")
           (should (eq (key-binding (kbd "D")) #'my-codex-forget-session))
           (let ((asked nil))
             (cl-letf (((symbol-function 'yes-or-no-p) (lambda (prompt) (setq asked prompt) t)))
@@ -396,7 +397,7 @@
             (should (equal (sort names #'string<) '("beta" "delta" "gamma"))))
           ;; RET visits.
           (goto-char (point-min))
-          (search-forward-regexp "^ *ultra +beta")
+          (search-forward-regexp "^ *[0-9]* +beta")
           (call-interactively #'my-codex-list-visit)
           (should (equal (buffer-name) (plist-get (my-codex-test-session "beta") :bufferName))))
         ;; A prefix argument lists every project.
@@ -405,19 +406,443 @@
         (let ((all (let ((current-prefix-arg '(4)))
                      (call-interactively #'my-codex-list-sessions))))
           (my-codex-test-wait "other/main listed"
-                              (lambda () (string-match-p "^ *other +main"
+                              (lambda () (string-match-p "^ *[0-9]* +other +main"
                                                          (with-current-buffer all (buffer-string))))))
         (let ((mine (my-codex-list-sessions)))
           (should-not (member "main" (my-codex-test-list-names mine)))
           ;; K kills all of the line's project, asking once.
           (with-current-buffer mine
             (goto-char (point-min))
-            (search-forward-regexp "^ *ultra +beta")
+            (search-forward-regexp "^ *[0-9]* +beta")
             (let ((asked 0))
               (cl-letf (((symbol-function 'yes-or-no-p) (lambda (&rest _) (cl-incf asked) t)))
                 (call-interactively #'my-codex-list-kill-all))
               (should (= asked 1))))
           (should-not (seq-filter #'my-codex--live-p (my-codex--list (my-codex--project)))))))))
+
+;;;; Work trees of their own: options, diff, merge, discard
+
+(defun my-codex-test-git (&rest args)
+  "Run git with ARGS in the test project; return its output lines."
+  (let ((default-directory my-codex-test-project))
+    (apply #'process-lines "git" args)))
+
+(defun my-codex-test-list-line (buf name)
+  "Move point to the line of session NAME in the list buffer BUF; return the line."
+  (with-current-buffer buf
+    (goto-char (point-min))
+    (unless (re-search-forward (format "^ *[0-9]* +%s " (regexp-quote name)) nil t)
+      (ert-fail (list 'no-list-line name (buffer-string))))
+    (beginning-of-line)
+    (buffer-substring-no-properties (point) (line-end-position))))
+
+(ert-deftest my-codex-test-worktrees-diff-merge-discard ()
+  "C-u C-u asks for a work tree; diff shows each; merge stages and offers a commit; discard asks."
+  (my-codex-test-in-project
+    (with-temp-file (expand-file-name "notes.txt" my-codex-test-project) (insert "uncommitted\n"))
+    (let ((my-codex-test-messages nil) asked)
+      ;; C-u C-u: the options, asked in turn; empty model and effort: Codex's defaults.
+      (cl-letf (((symbol-function 'completing-read)
+                 (lambda (prompt _collection &rest _)
+                   (push prompt asked)
+                   (cond ((string-prefix-p "Start Codex session with options" prompt) "left")
+                         ((string-prefix-p "Work in" prompt) "worktree")
+                         ((string-prefix-p "Role" prompt) "worker")
+                         (t ""))))
+                ((symbol-function 'read-string)
+                 (lambda (prompt &rest _)
+                   (push prompt asked)
+                   (if (string-prefix-p "First prompt" prompt) "run: echo left > shared.txt" ""))))
+        (let ((current-prefix-arg '(16)))
+          (call-interactively #'my-codex-start-session)))
+      (should (equal (mapcar (lambda (p) (car (split-string p "[ (]"))) (reverse asked))
+                     '("Start" "Work" "Role" "Write" "Model" "Reasoning" "First")))
+      ;; The sidecar's warning: the work tree does not get the uncommitted file.
+      (should (cl-some (lambda (m) (string-match-p "ultra/left started; .*notes.txt" m))
+                       my-codex-test-messages)))
+    (my-codex-start-session "right" "run: echo right > shared.txt" nil '(:isolation "worktree"))
+    (my-codex-test-wait-turns "left" 1)
+    (my-codex-test-wait-turns "right" 1)
+    (let* ((left (my-codex-test-session "left"))
+           (tree (plist-get (plist-get left :worktree) :path))
+           (list (my-codex-list-sessions)))
+      (should (equal (plist-get (plist-get left :worktree) :branch) "codex/left"))
+      (should (file-exists-p (expand-file-name "shared.txt" tree)))
+      (should-not (file-exists-p (expand-file-name "shared.txt" my-codex-test-project)))
+      (my-codex-test-result 'left-tree tree)
+      (with-current-buffer (my-codex--buffer-of (plist-get left :id))
+        (should (string-match-p "tree codex/left" (my-codex-test-header))))
+      ;; The list says whose work is not merged yet.
+      (my-codex-test-wait "both unmerged"
+                          (lambda () (and (string-match-p " unmerged " (my-codex-test-list-line list "left"))
+                                          (string-match-p " unmerged " (my-codex-test-list-line list "right")))))
+      ;; = on a line shows its diff: files as buttons, the other session's change named.
+      (my-codex-test-list-line list "left")
+      (should (eq (key-binding (kbd "=")) #'my-codex-diff))
+      (let ((diff (with-current-buffer list (call-interactively #'my-codex-diff))))
+        (with-current-buffer diff
+          (should (derived-mode-p 'diff-mode))
+          (let ((text (my-codex-test-text diff)))
+            (my-codex-test-result 'diff-text text)
+            (should (string-match-p "^  added +shared.txt  \\+1 -0$" text))
+            (should (string-match-p "^  ! shared.txt was changed by ultra/right too$" text))
+            (should (string-match-p "^\\+left$" text)))
+          (goto-char (point-min))
+          (re-search-forward "^  added +")
+          (push-button (point))
+          (should (equal (buffer-file-name) (expand-file-name "shared.txt" tree)))
+          (kill-buffer))
+        ;; From the diff, C-c C-m merges: staged, not committed; a commit buffer
+        ;; offers the suggested message.
+        (with-current-buffer diff
+          (should (eq (key-binding (kbd "C-c C-m")) #'my-codex-merge-session))
+          (call-interactively #'my-codex-merge-session)))
+      (should (equal (my-codex-test-git "diff" "--cached" "--name-only") '("shared.txt")))
+      (should (= 1 (length (my-codex-test-git "log" "--oneline"))))
+      (let ((commit (get-buffer "*codex commit: ultra/left*")))
+        (should commit)
+        (with-current-buffer commit
+          (should (derived-mode-p 'log-edit-mode))
+          (should (string-match-p "^codex-sessions: left$" (buffer-string)))
+          (should (equal (log-edit-files) '("shared.txt")))
+          ;; C-c C-d there shows the session's diff again.
+          (kill-buffer "*codex diff: ultra/left*")
+          (call-interactively #'log-edit-show-diff)
+          (should (eq (current-buffer) commit))
+          (should (get-buffer-window "*codex diff: ultra/left*"))
+          (should (string-match-p "^\\+left$" (my-codex-test-text "*codex diff: ultra/left*")))
+          (let ((my-codex-test-messages nil))
+            (call-interactively #'log-edit-done)
+            (my-codex-test-wait "committed"
+                                (lambda () (cl-some (lambda (m) (string-match-p "^Committed in " m))
+                                                    my-codex-test-messages))))))
+      (should (= 2 (length (my-codex-test-git "log" "--oneline"))))
+      (my-codex-test-wait "left merged" (lambda () (string-match-p " merged " (my-codex-test-list-line list "left"))))
+      ;; The second merge is refused, naming the file; C-u asked for the strategy.
+      (my-codex-test-list-line list "right")
+      (let (asked)
+        (cl-letf (((symbol-function 'completing-read)
+                   (lambda (prompt &rest _) (setq asked prompt) "commit")))
+          (let* ((current-prefix-arg '(4))
+                 (message (with-current-buffer list
+                            (my-codex-test-user-error #'call-interactively #'my-codex-merge-session))))
+            (my-codex-test-result 'refused message)
+            (should (string-match-p "shared.txt" message))))
+        (should (string-prefix-p "Merge strategy" asked)))
+      (should (equal (with-temp-buffer
+                       (insert-file-contents (expand-file-name "shared.txt" my-codex-test-project))
+                       (buffer-string))
+                     "left\n"))
+      ;; A stopped session with a work tree stays listed until it is discarded.
+      (my-codex-kill-session "right")
+      (my-codex-test-wait-status "right" "stopped")
+      (my-codex-test-wait "right listed, stopped"
+                          (lambda () (string-match-p "stopped .* unmerged " (my-codex-test-list-line list "right"))))
+      (my-codex-test-list-line list "right")
+      (should (eq (with-current-buffer list (key-binding (kbd "X"))) #'my-codex-discard-session))
+      (let (asked)
+        (cl-letf (((symbol-function 'yes-or-no-p) (lambda (prompt) (setq asked prompt) nil)))
+          (with-current-buffer list (call-interactively #'my-codex-discard-session)))
+        (should (string-match-p "Discard the work tree .* and the branch codex/right of ultra/right, and its changes that are not merged\\? " asked))
+        (should (plist-get (my-codex-test-session "right") :worktree))
+        (cl-letf (((symbol-function 'yes-or-no-p) (lambda (_) t)))
+          (with-current-buffer list (call-interactively #'my-codex-discard-session))))
+      (my-codex-test-wait "right no longer listed"
+                          (lambda () (not (member "right" (my-codex-test-list-names list)))))
+      (my-codex-discard-session (my-codex-test-session "left"))
+      (should-not (plist-get (my-codex-test-session "left") :worktree)))))
+
+(ert-deftest my-codex-test-overlaps-and-scopes ()
+  "Overlaps are announced and marked in the list; scopes warn at start; an explorer is read-only."
+  (my-codex-test-in-project
+    (let ((my-codex-test-messages nil)
+          (list (my-codex-list-sessions)))
+      (my-codex-start-session "alpha" "run: echo a >> same.txt")
+      (my-codex-test-wait-turns "alpha" 1)
+      (let ((beta (my-codex-start-session "beta" "run: echo b >> same.txt")))
+        (my-codex-test-wait-turns "beta" 1)
+        ;; Announced in the echo area, as approvals are.
+        (my-codex-test-wait "the overlap announced"
+                            (lambda () (cl-some (lambda (m) (string-match-p "\\`Codex overlap: ultra/alpha and ultra/beta changed same.txt" m))
+                                                my-codex-test-messages)))
+        ;; In the transcript, the header and the list of both.
+        (my-codex-test-wait-text beta "^Warning: overlap: same.txt was also changed by alpha$")
+        (with-current-buffer beta
+          (should (string-match-p "1 overlap" (my-codex-test-header))))
+        (my-codex-test-wait "both marked"
+                            (lambda () (and (string-match-p "^ *[0-9]+ +alpha +! +idle"
+                                                            (my-codex-test-list-line list "alpha"))
+                                            (string-match-p "^ *[0-9]+ +beta +! +idle"
+                                                            (my-codex-test-list-line list "beta"))))))
+      ;; Write scopes that meet warn at start; a write outside one is flagged.
+      (setq my-codex-test-messages nil)
+      (my-codex-start-session "parser" nil nil '(:writeScope ("src/parser/**")))
+      (my-codex-start-session "lexer" "run: echo hi > README.md" nil '(:writeScope ("src/**")))
+      (should (cl-some (lambda (m) (string-match-p "ultra/lexer: write scope src/\\*\\* meets parser's src/parser/\\*\\*" m))
+                       my-codex-test-messages))
+      (my-codex-test-wait "out of scope announced"
+                          (lambda () (member "Codex ultra/lexer wrote README.md, outside its write scope"
+                                             my-codex-test-messages)))
+      ;; An explorer works in Codex's read-only sandbox, and the header says its role.
+      (let ((look (my-codex-start-session "look" nil nil '(:role "explorer"))))
+        (should (equal (plist-get (my-codex-test-session "look") :sandbox) "read-only"))
+        (with-current-buffer look
+          (should (string-match-p "ultra/look .* explorer" (my-codex-test-header))))))))
+
+;;;; Codex's threads: fork, review, steer, adopt, models
+
+(ert-deftest my-codex-test-fork-from-here ()
+  "C-c C-f on a turn continues from it in a new session; at the prompt, from the last."
+  (my-codex-test-in-project
+    (let ((buf (my-codex-start-session "main" "say: one")))
+      (my-codex-test-wait-turns "main" 1)
+      (my-codex-send "say: two" "main")
+      (my-codex-test-wait-turns "main" 2)
+      (my-codex-send "say: three" "main")
+      (my-codex-test-wait-turns "main" 3)
+      (my-codex-test-wait-text buf "^three$")
+      (with-current-buffer buf
+        ;; Each turn's text knows its number, the prompt and the answer alike.
+        (dolist (turn '(("say: one" . 1) ("one" . 1) ("two" . 2) ("say: three" . 3)))
+          (goto-char (point-min))
+          (re-search-forward (format "^\\(> \\)?%s$" (car turn)))
+          (should (equal (get-text-property (match-beginning 0) 'my-codex-turn) (cdr turn))))
+        (goto-char (point-min))
+        (re-search-forward "^one$")
+        (should (eq (key-binding (kbd "C-c C-f")) #'my-codex-fork-here))
+        (let (asked)
+          (cl-letf (((symbol-function 'read-string) (lambda (prompt &rest _) (setq asked prompt) "early")))
+            (call-interactively #'my-codex-fork-here))
+          (should (equal asked "Continue ultra/main from turn 1 in a new session named: "))))
+      (let ((early (my-codex--buffer-of (plist-get (my-codex-test-session "early") :id))))
+        (should (eq (window-buffer (selected-window)) early))
+        (my-codex-test-wait-status "early" "idle")
+        (my-codex-test-wait-text early "^\\[Forked from main after turn 1 of 3\\]$")
+        (my-codex-send "say: four" "early")
+        (my-codex-test-wait-turns "early" 2)
+        (my-codex-test-wait-text early "^four$")
+        (with-current-buffer early
+          ;; The fork's own turns go on from its origin's number.
+          (goto-char (point-min))
+          (re-search-forward "^four$")
+          (should (equal (get-text-property (point) 'my-codex-turn) 2))
+          ;; Its origin line visits the turn it came from.
+          (goto-char (point-min))
+          (search-forward "[Forked from")
+          (push-button (point))
+          (should (eq (current-buffer) buf))
+          (should (looking-at "\n?> say: one$"))))
+      ;; At the prompt: every turn.
+      (with-current-buffer buf
+        (goto-char (point-max))
+        (cl-letf (((symbol-function 'read-string) (lambda (&rest _) "whole")))
+          (call-interactively #'my-codex-fork-here)))
+      (my-codex-test-wait-status "whole" "idle")
+      (my-codex-send "say: five" "whole")
+      (my-codex-test-wait-turns "whole" 4)
+      ;; From anywhere, C-c x F; with C-u it asks for the turn.
+      (set-buffer (my-codex-test-home))
+      (should (eq (lookup-key my-codex-command-map (kbd "F")) #'my-codex-fork-session))
+      (let (asked)
+        (cl-letf (((symbol-function 'completing-read) (lambda (&rest _) "main"))
+                  ((symbol-function 'read-number) (lambda (prompt &rest _) (push prompt asked) 2))
+                  ((symbol-function 'read-string) (lambda (prompt &rest _) (push prompt asked) "mid")))
+          (let ((current-prefix-arg '(4)))
+            (call-interactively #'my-codex-fork-session)))
+        (should (equal (reverse asked) '("Fork ultra/main after turn (1-3): "
+                                         "Continue ultra/main from turn 2 in a new session named: "))))
+      (my-codex-test-wait-text (my-codex--buffer-of (plist-get (my-codex-test-session "mid") :id))
+                               "^\\[Forked from main after turn 2 of 3\\]$")
+      ;; The original is untouched; a fork needs a name of its own.
+      (should (= (plist-get (my-codex-test-session "main") :turns) 3))
+      (with-current-buffer buf
+        (goto-char (point-min))
+        (re-search-forward "^two$")
+        (cl-letf (((symbol-function 'read-string) (lambda (&rest _) "  ")))
+          (should (string-match-p "needs a name"
+                                  (my-codex-test-user-error #'call-interactively #'my-codex-fork-here))))))))
+
+(ert-deftest my-codex-test-steer-a-running-turn ()
+  "RET while a turn runs offers to add the prompt to it; no keeps the prompt."
+  (my-codex-test-in-project
+    (let ((buf (my-codex-start-session "main" "slow: 20")))
+      (my-codex-test-wait-text buf "tick")
+      (with-current-buffer buf
+        (goto-char (point-max))
+        (insert "say: steered")
+        (let (asked)
+          (cl-letf (((symbol-function 'y-or-n-p) (lambda (prompt) (setq asked prompt) nil)))
+            (should (string-match-p "Not sent: Codex ultra/main is still running its turn (C-c C-k cancels it)"
+                                    (my-codex-test-user-error #'call-interactively #'my-codex-return))))
+          (should (equal asked "Codex ultra/main is running a turn: add this to it? "))
+          (should (equal (my-codex--prompt-text) "say: steered")))
+        (cl-letf (((symbol-function 'y-or-n-p) (lambda (_) t)))
+          (call-interactively #'my-codex-return))
+        (should (equal (my-codex--prompt-text) "")))
+      (my-codex-test-wait-text buf "^> say: steered  (added to the running turn)$")
+      (my-codex-test-wait-turns "main" 1 40)
+      (should (string-match-p "^Summary: steered$" (my-codex-session-report "main")))
+      ;; Once the turn ended, sending is a new turn again, without a question.
+      (cl-letf (((symbol-function 'y-or-n-p) (lambda (_) (ert-fail "asked"))))
+        (my-codex-send "say: after" "main"))
+      (my-codex-test-wait-turns "main" 2))))
+
+(ert-deftest my-codex-test-review ()
+  "A review of the uncommitted changes by default; C-u asks for a branch or a commit."
+  (my-codex-test-in-project
+    (with-temp-file (expand-file-name "README.md" my-codex-test-project) (insert "# changed by hand\n"))
+    (should (eq (lookup-key my-codex-command-map (kbd "v")) #'my-codex-review))
+    (let ((buf (call-interactively #'my-codex-review)))
+      (should (eq (window-buffer (selected-window)) buf))
+      (should (equal (buffer-name buf) (plist-get (my-codex-test-session "review") :bufferName)))
+      (my-codex-test-wait-turns "review" 1)
+      (my-codex-test-wait-text buf "^\\[Review of the uncommitted changes\\]$")
+      (my-codex-test-wait-text buf "^  Status: done$")
+      (with-current-buffer buf
+        ;; The sidecar's note comes before any turn: nothing to fork there.
+        (goto-char (point-min))
+        (search-forward "[Review of")
+        (should (string-match-p "No turn here"
+                                (my-codex-test-user-error #'call-interactively #'my-codex-fork-here)))))
+    (let (offered)
+      (cl-letf (((symbol-function 'completing-read)
+                 (lambda (_prompt collection &rest _)
+                   (setq offered (all-completions "" collection))
+                   "main")))
+        (let ((current-prefix-arg '(4)))
+          (call-interactively #'my-codex-review)))
+      (should (member "main" offered)))
+    (let ((buf (my-codex--buffer-of (plist-get (my-codex-test-session "review-2") :id))))
+      (my-codex-test-wait-turns "review-2" 1)
+      (my-codex-test-wait-text buf "^\\[Review of the changes against main\\]$"))
+    ;; Anything that is not a branch is taken for a commit.
+    (cl-letf (((symbol-function 'completing-read) (lambda (&rest _) "abc1234")))
+      (should (equal (my-codex--read-review-target) '(:commit "abc1234"))))
+    (cl-letf (((symbol-function 'completing-read) (lambda (&rest _) "")))
+      (should-error (my-codex--read-review-target) :type 'user-error))))
+
+(ert-deftest my-codex-test-models-usage-and-limits ()
+  "Model and effort by completion from Codex's models; the list and header show them and the tokens."
+  (my-codex-test-in-project
+    (let (models efforts annotation)
+      (cl-letf (((symbol-function 'completing-read)
+                 (lambda (prompt collection &rest _)
+                   (cond ((string-prefix-p "Start Codex session" prompt) "tuned")
+                         ((string-prefix-p "Work in" prompt) "shared")
+                         ((string-prefix-p "Role" prompt) "worker")
+                         ((string-prefix-p "Model" prompt)
+                          (setq models (all-completions "" collection)
+                                annotation (alist-get 'annotation-function
+                                                      (cdr (funcall collection "" nil 'metadata))))
+                          "mock-model-b")
+                         ((string-prefix-p "Reasoning effort" prompt)
+                          (setq efforts (all-completions "" collection))
+                          "high"))))
+                ((symbol-function 'read-string)
+                 (lambda (prompt &rest _) (if (string-prefix-p "First" prompt) "say: tuned" ""))))
+        (should (eq (lookup-key my-codex-command-map (kbd "S")) #'my-codex-start-session-with-options))
+        (call-interactively #'my-codex-start-session-with-options))
+      ;; The models Codex offers, its default said so; efforts of the default model.
+      (should models)
+      (should (cl-some (lambda (m) (string-match-p "(default)" (or (funcall annotation m) ""))) models))
+      (should (member "high" efforts))
+      (my-codex-test-result 'models models))
+    (my-codex-test-wait-turns "tuned" 1)
+    (let ((session (my-codex-test-session "tuned"))
+          (list (my-codex-list-sessions)))
+      (should (equal (plist-get session :model) "mock-model-b"))
+      (should (equal (plist-get session :effort) "high"))
+      (with-current-buffer (my-codex--buffer-of (plist-get session :id))
+        (should (string-match-p "turns 1  mock-model-b high  tokens [0-9.]+k?/[0-9.]+k?" (my-codex-test-header))))
+      (my-codex-test-wait "the list's model and tokens"
+                          (lambda () (string-match-p "idle +[0-9]+s +mock-model-b +[0-9.]+k?/[0-9.]+k? "
+                                                     (my-codex-test-list-line list "tuned"))))
+      ;; Offline, Codex reports no limits: the header says nothing of them.
+      (my-codex-test-wait "limits asked" (lambda () my-codex--limits-time))
+      (with-current-buffer list
+        (should-not (string-match-p "limits" (my-codex-test-header)))
+        ;; With a snapshot as Codex sends it, the list header shows each window.
+        (let ((my-codex--limits '(:primary (:usedPercent 42 :windowDurationMins 300 :resetsAt nil)
+                                  :secondary (:usedPercent 7 :windowDurationMins 10080))))
+          (should (string-match-p "Headline +limits used: 5h 42%, 7d 7%\\'" (my-codex-test-header))))))))
+
+(ert-deftest my-codex-test-adopt-a-codex-conversation ()
+  "A conversation made in Codex itself is offered, adopted under a name, its history shown."
+  (my-codex-test-in-project
+    (should (eq (lookup-key my-codex-command-map (kbd "A")) #'my-codex-adopt-thread))
+    (let (offered asked)
+      (cl-letf (((symbol-function 'completing-read)
+                 (lambda (_prompt collection &rest _)
+                   (setq offered (all-completions "" collection))
+                   (car offered)))
+                ((symbol-function 'read-string) (lambda (prompt &rest _) (setq asked prompt) "held")))
+        (call-interactively #'my-codex-adopt-thread))
+      (should (equal offered '("say: the password is swordfish")))
+      (should (equal asked "Adopt \"say: the password is swordfish\" as session: ")))
+    (let ((buf (my-codex--buffer-of (plist-get (my-codex-test-session "held") :id))))
+      (my-codex-test-wait-status "held" "idle")
+      (my-codex-test-wait-text buf "^> say: the password is swordfish\nCodex:\nthe password is swordfish$")
+      (my-codex-send "say: recalled" "held")
+      (my-codex-test-wait-turns "held" 2)
+      (with-current-buffer buf
+        ;; Its turns are numbered from Codex's history on.
+        (goto-char (point-min))
+        (re-search-forward "^recalled$")
+        (should (equal (get-text-property (point) 'my-codex-turn) 2))))
+    ;; Nothing else to adopt: said so.
+    (should (string-match-p "Codex has no conversation in .* that is not a session already"
+                            (my-codex-test-user-error #'call-interactively #'my-codex-adopt-thread)))))
+
+;;;; Numbered jumps
+
+(ert-deftest my-codex-test-numbered-jumps ()
+  "C-c x 1 ... C-c x 0 jump to the project's sessions in list order; the list shows the numbers."
+  (my-codex-test-in-project
+    ;; The digits are new keys: every earlier key of the map is as it was.
+    (dolist (binding '(("s" . my-codex-start-session) ("b" . my-codex-switch-session)
+                       ("l" . my-codex-list-sessions) ("a" . my-codex-pending)
+                       ("m" . my-codex-send) ("w" . my-codex-send-region) ("f" . my-codex-send-file)
+                       ("c" . my-codex-cancel) ("k" . my-codex-kill-session)
+                       ("K" . my-codex-kill-all-sessions) ("r" . my-codex-rename-session)
+                       ("R" . my-codex-session-report) ("u" . my-codex-resume-session)
+                       ("D" . my-codex-forget-session) ("e" . my-codex-show-events)
+                       ("E" . my-codex-show-stderr)))
+      (should (eq (lookup-key my-codex-command-map (kbd (car binding))) (cdr binding))))
+    (dotimes (n 10)
+      (should (eq (lookup-key my-codex-command-map (kbd (number-to-string n)))
+                  (intern (format "my-codex-switch-to-session-%d" n)))))
+    (dolist (name '("one" "two" "three"))
+      (my-codex-start-session name)
+      (my-codex-test-wait-status name "idle"))
+    (my-codex-start-session "waits" "run-approved: touch jump.txt")
+    (my-codex-test-wait-status "waits" "waiting")
+    (let* ((list (my-codex-list-sessions))
+           (numbered (mapcar (lambda (s) (plist-get s :name))
+                             (my-codex--numbered (my-codex--root-key my-codex-test-project)))))
+      ;; What waits on you is number 1.
+      (should (equal (car numbered) "waits"))
+      (should (equal (sort (copy-sequence numbered) #'string<) '("one" "three" "two" "waits")))
+      (my-codex-test-wait "numbered lines"
+                          (lambda () (equal (mapcar (lambda (e) (aref (cadr e) 0))
+                                                    (buffer-local-value 'tabulated-list-entries list))
+                                            '("1" "2" "3" "4"))))
+      (should (equal (my-codex-test-list-names list) numbered))
+      (set-buffer (my-codex-test-home))
+      (should (eq (call-interactively (lookup-key my-codex-command-map (kbd "1")))
+                  (my-codex--buffer-of (plist-get (my-codex-test-session "waits") :id))))
+      (set-buffer (my-codex-test-home))
+      (should (equal (buffer-name (call-interactively (lookup-key my-codex-command-map (kbd "3"))))
+                     (plist-get (my-codex-test-session (nth 2 numbered)) :bufferName)))
+      (set-buffer (my-codex-test-home))
+      (should (string-match-p "No Codex session number 10 in .* (it has 4 numbered sessions)"
+                              (my-codex-test-user-error #'call-interactively
+                                                        (lookup-key my-codex-command-map (kbd "0")))))
+      ;; A stopped session leaves the numbers, as it leaves the list.
+      (my-codex-kill-session "waits")
+      (my-codex-test-wait-status "waits" "stopped")
+      (set-buffer (my-codex-test-home))
+      (should (equal (buffer-name (call-interactively #'my-codex-switch-to-session-1))
+                     (plist-get (my-codex-test-session (nth 1 numbered)) :bufferName))))))
 
 ;;;; Errors
 

@@ -82,6 +82,8 @@ class AppServer:
         self._pipes: _Pipes | None = None
         self._next_id = 0
         self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._raw: set[int] = set()  # requests whose whole answer (result or error) is wanted
+        self.info: dict[str, Any] = {}  # what Codex said to `initialize`
         self._stderr: collections.deque[bytes] = collections.deque()
         self._stderr_size = 0
         self._closing = False
@@ -111,8 +113,11 @@ class AppServer:
     async def handshake(self, timeout: float = 60.0) -> dict[str, Any]:
         result = await self.request("initialize", {
             "clientInfo": {"name": "codex-sessions", "title": "codex-sessions",
-                           "version": __version__}}, timeout)
+                           "version": __version__},
+            # Codex's own terminal UI may join through us (tui.py) and uses these methods
+            "capabilities": {"experimentalApi": True}}, timeout)
         self._send({"method": "initialized", "params": {}})
+        self.info = result or {}
         return result
 
     def _send(self, message: dict[str, Any]) -> None:
@@ -151,6 +156,12 @@ class AppServer:
                       timeout: float = REQUEST_TIMEOUT) -> Any:
         return await self.call(method, params, timeout)
 
+    def call_raw(self, method: str, params: Any, timeout: float) -> asyncio.Future[Any]:
+        """Like call, but the future holds Codex's whole answer: `{result}` or `{error}`."""
+        future = self.call(method, params, timeout)
+        self._raw.add(self._next_id)
+        return future
+
     def notify(self, method: str, params: dict[str, Any]) -> None:
         self._send({"method": method, "params": params})
 
@@ -169,10 +180,14 @@ class AppServer:
         if not isinstance(message, dict):
             return
         if "method" not in message:
-            future = self._pending.get(message.get("id"))  # type: ignore[arg-type]
+            msg_id = message.get("id")
+            future = self._pending.get(msg_id)  # type: ignore[arg-type]
             if future is None or future.done():
                 return
-            if "error" in message:
+            if msg_id in self._raw:
+                self._raw.discard(msg_id)  # type: ignore[arg-type]
+                future.set_result(message)
+            elif "error" in message:
                 error = message["error"] or {}
                 future.set_exception(AppServerError(error.get("message", str(error))))
             else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from .appserver import AppServer, AppServerError
 from .launcher import native
@@ -44,6 +44,7 @@ class CodexProcess:
         self.threads: dict[str, Listener] = {}
         self.users: set[Listener] = set()
         self.early: dict[str, list[dict[str, Any]]] = {}
+        self.observers: dict[str, list[Callable[[dict[str, Any]], None]]] = {}  # tui.py's
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     @property
@@ -73,9 +74,21 @@ class CodexProcess:
         for message in self.early.pop(thread_id, []):
             self._deliver(listener, message)
 
+    def observe(self, thread_id: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Also hand `callback` every message of the thread, and those of no thread."""
+        self.observers.setdefault(thread_id, []).append(callback)
+
+    def unobserve(self, thread_id: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        if callback in self.observers.get(thread_id, []):
+            self.observers[thread_id].remove(callback)
+
     def _on_message(self, message: dict[str, Any]) -> None:
         params = message.get("params") or {}
         thread_id = _thread_of(params)
+        if self.observers:
+            for key in ([thread_id] if thread_id else list(self.observers)):
+                for callback in self.observers.get(key, []):
+                    callback(message)
         listener = self.threads.get(thread_id) if thread_id else None
         if listener is None and not thread_id and len(self.threads) == 1:
             listener = next(iter(self.threads.values()))
@@ -111,6 +124,8 @@ class Pool:
     def __init__(self, reaper: Reaper | None) -> None:
         self.reaper = reaper
         self.processes: dict[tuple[Any, ...], CodexProcess] = {}
+        self._spawning = 0  # a Codex being started is a child we do not know by pid yet
+        self._strays_waiting = False
 
     async def acquire(self, listener: Listener, key: tuple[Any, ...], argv: list[str],
                       env: dict[str, str], cwd: str) -> CodexProcess:
@@ -122,11 +137,16 @@ class Pool:
         if process is None:
             process = CodexProcess(self, key, argv, env, cwd)
             self.processes[key] = process
+            self._spawning += 1
             try:
                 await process.server.spawn()
             except OSError:
                 self.processes.pop(key, None)
                 raise
+            finally:
+                self._spawning -= 1
+                if self._strays_waiting and not self._spawning:
+                    self.kill_strays()
             if self.reaper and process.pid:
                 self.reaper.watch(process.pid)
             asyncio.create_task(self._handshake(process))
@@ -165,6 +185,10 @@ class Pool:
 
     def kill_strays(self) -> None:
         """What an ended Codex left behind came to us (we are a subreaper): end it."""
+        if self._spawning:  # it could be taken for a stray: look once it is known
+            self._strays_waiting = True
+            return
+        self._strays_waiting = False
         known = {p.pid for p in self.processes.values() if p.pid}
         if self.reaper:
             known.add(self.reaper.pid)

@@ -49,6 +49,23 @@ def _walk(children: dict[int, list[int]], roots: list[int]) -> list[int]:
     return tree
 
 
+def alive(pid: int | None) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
 def _signal(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)

@@ -31,7 +31,7 @@ def command_text(item: dict[str, Any]) -> str:
 
 def relative(session: Session, path: str) -> str:
     if os.path.isabs(path):
-        rel = os.path.relpath(os.path.realpath(path), session.project.root)
+        rel = os.path.relpath(os.path.realpath(path), os.path.realpath(session.workdir))
         return path if rel.startswith("..") else rel
     return path
 

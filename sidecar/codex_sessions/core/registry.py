@@ -8,12 +8,12 @@ recorded them (`owner`), reading what changed every half second.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, Callable, Iterable
 
 import orjson
 
 from ..errors import InvalidParams, LimitReached, SessionNotFound
+from ..codex.reaper import alive
 from ..store import Store
 from .projects import Project, resolve_project
 from .session import Session
@@ -21,28 +21,6 @@ from .session import Session
 log = logging.getLogger(__name__)
 
 ENDED = ("failed", "stopped", "interrupted")
-
-
-def alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """Exited but not yet reaped: a killed daemon's parent (or a container's init) may be slow."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False  # no /proc (macOS): kill(pid, 0) is all we know
-    return stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3] == b"Z"
 
 
 class Registry:

@@ -37,9 +37,11 @@ def summarise(text: str, limit: int = 300) -> str:
 
 
 def build_report(name: str, turn_status: str | None, log: TurnLog,
-                 pending: list[str], session_error: str | None) -> Report:
+                 pending: list[str], session_error: str | None,
+                 overlaps: list[str] = ()) -> Report:  # type: ignore[assignment]
     """The report of the last turn; `turn_status` is Codex's, None while it runs."""
     blockers = [f"waiting for approval: {p}" for p in pending]
+    blockers += list(overlaps)
     blockers += [f"declined: {d}" for d in log.declined]
     blockers += [f"`{cmd}` exited {code}" for cmd, code in log.commands.items()
                  if code not in (0, None)]

@@ -41,6 +41,9 @@ class Runner:
         self.last_event_ms = 0.0
         self.command_floor: dict[str, float] = {}
         self.open_streams: set[str] = set()  # agent messages streaming, not yet complete
+        self.active_turn: str | None = None  # the running turn's id as Codex last started it
+        self.external = False  # the running turn was started elsewhere (Codex's own TUI)
+        self.tui: Any = None  # the bridge of Codex's TUI on this thread, while one is open
         self.last_status: str | None = session.status
 
     # ---- telling the store and the clients ------------------------------------------------
@@ -78,34 +81,42 @@ class Runner:
         session.process_started(self.process.pid)
         self.changed()
 
-    async def open_thread(self, resume: bool) -> None:
-        """Wait for Codex, then start (or resume) the session's thread."""
+    async def open_thread(self, resume: bool = False, fork: dict[str, Any] | None = None) -> None:
+        """Wait for Codex, then start, resume or fork the session's thread."""
         session, process = self.session, self.process
         assert process
-        params: dict[str, Any] = {"cwd": session.project.root,
+        params: dict[str, Any] = {"cwd": session.workdir,
                                   "approvalPolicy": session.approval_policy,
                                   "sandbox": session.sandbox}
+        if session.model:
+            params["model"] = session.model
         try:
             await asyncio.shield(process.ready)
-            if resume and session.thread_id and session.turns:  # no turn, no rollout to resume
+            if fork is not None:
+                result = await process.request("thread/fork", {**fork, **params, "excludeTurns": True},
+                                                60)
+            elif resume and session.thread_id and session.turns:  # no turn, no rollout to resume
                 result = await process.request("thread/resume",
                                                 {"threadId": session.thread_id, **params}, 60)
             else:
-                if session.model:
-                    params["model"] = session.model
                 result = await process.request("thread/start", params, 60)
         except AppServerError as exc:
             if self.process is process:
                 tail = process.server.stderr_tail()
-                await self.end_process("failed", f"Codex could not start a conversation: {exc}"
+                problem = str(exc)
+                if "active writer" in problem:
+                    problem += (" (another Codex, e.g. its terminal UI or the desktop app, has this "
+                                "conversation open: close it there, then resume)")
+                await self.end_process("failed", f"Codex could not open the conversation: {problem}"
                                        + (f"; its stderr ends: {tail[-800:]}" if tail else ""))
             return
         if self.process is not process:
             return  # killed meanwhile
-        watch = self.core.watch(session.project.root)
+        watch = self.core.watch(session.workdir)
         if watch.last is None:
             await watch.reset()  # the baseline its commands are compared with
         thread_id = result["thread"]["id"]
+        session.model = session.model or result.get("model")  # the one Codex chose, if we did not
         process.attach(thread_id, self)
         session.process_ready(thread_id)
         self._quietly(process.call("thread/name/set", {"threadId": thread_id, "name": session.name},
@@ -119,9 +130,14 @@ class Runner:
         session, process = self.session, self.process
         self.process = None
         was_running = session.turn_active
+        if self.tui is not None:
+            await self.tui.close()
+            self.tui = None
         if was_running:
             await self.keep_streamed_text()
-            self.core.slots.release()
+            if not self.external:
+                self.core.slots.release()
+            self.external = False
             if error:
                 self.record(session.item("error", text=error))
         self.core.slots.leave(session)
@@ -144,7 +160,7 @@ class Runner:
         """Accept the user's prompt; it runs as soon as Codex and a run slot are ready."""
         session = self.session
         session.accept_prompt(text)
-        self.record(session.item("user", text=text))
+        self.record({**session.item("user", text=text), "turn": session.turns + 1})
         if session.phase == "ready":
             self.core.slots.want(session)
         self.changed()
@@ -153,10 +169,17 @@ class Runner:
         """A slot is ours: Codex first, our own bookkeeping and notifications after."""
         session, process = self.session, self.process
         assert process
-        prompt = session.next_prompt or ""
-        self.turn = asyncio.ensure_future(self._start_turn(process, process.call(
-            "turn/start", {"threadId": session.thread_id,
-                           "input": [{"type": "text", "text": prompt}]}, self.session.codex_timeout)))
+        if session.next_review is not None:
+            method, params = "review/start", {"threadId": session.thread_id,
+                                              "target": session.next_review, "delivery": "inline"}
+        else:
+            method, params = "turn/start", {"threadId": session.thread_id,
+                                            "input": [{"type": "text", "text": session.next_prompt or ""}]}
+            if session.effort:
+                params["effort"] = session.effort
+        self.turn = asyncio.ensure_future(self._start_turn(
+            process, process.call(method, params, session.codex_timeout)))
+        self.turn.add_done_callback(lambda f: f.cancelled() or f.exception())
         session.begin_turn()
         self.changed()
 
@@ -179,10 +202,27 @@ class Runner:
             self.changed()
         return turn_id
 
+    def flag(self, problem: str) -> None:
+        """Something the user must hear of (an overlap): a blocker in its report, now."""
+        session = self.session
+        if problem in session.overlaps:
+            return
+        session.overlaps.append(problem)
+        if session.report is not None and not session.turn_active:
+            report = session.report
+            session.report = {**report, "blockers": [*report["blockers"], problem],  # type: ignore[typeddict-item]
+                              "status": "failed" if report["status"] == "failed" else "blocked"}
+        self.record(session.item("error", text=problem, overlap=True))
+        self.changed()
+
+    def note(self, text: str, **fields: Any) -> None:
+        """A line in the transcript from the sidecar itself (a fork's origin, a review's target)."""
+        self.record(self.session.item("note", text=text, **fields))
+
     async def end_turn(self, status: str, error: str | None = None) -> None:
         """The turn is over (completed, failed or interrupted): report and free the slot."""
         session = self.session
-        await self.core.watch(session.project.root).lock_free()  # its commands' changes first
+        await self.core.watch(session.workdir).lock_free()  # its commands' changes first
         if not session.turn_active:
             return
         await self.keep_streamed_text()
@@ -190,7 +230,9 @@ class Runner:
             return
         session.end_turn(status, error)
         self.turn = None
-        self.core.slots.release()
+        if not self.external:
+            self.core.slots.release()
+        self.external = False
         self.changed()
         self._finished()
 
@@ -227,7 +269,8 @@ class Runner:
                 return
             try:
                 await process.request("turn/interrupt",
-                                      {"threadId": session.thread_id, "turnId": turn_id}, self.session.codex_timeout)
+                                      {"threadId": session.thread_id,
+                                       "turnId": self.active_turn or turn_id}, session.codex_timeout)
             except AppServerTimeout:
                 # a hung Codex: stop it; the session stays resumable
                 log.warning("Codex of %s does not answer turn/interrupt: killing it", session.name)
@@ -243,6 +286,25 @@ class Runner:
         else:
             raise InvalidState(f"session {session.name!r} is {session.status}: nothing to cancel",
                                {"id": session.id})
+
+    async def steer(self, text: str) -> str:
+        """Add the user's text to the running turn; the turn's id."""
+        session, process = self.session, self.process
+        turn_id = self.active_turn or session.turn_id
+        if not (session.turn_active and process and turn_id):
+            raise InvalidState(f"session {session.name!r} is {session.status}: no running turn to "
+                               "steer; send a prompt instead", {"id": session.id, "reason": "noTurn"})
+        try:
+            result = await process.request("turn/steer", {
+                "threadId": session.thread_id, "expectedTurnId": turn_id,
+                "input": [{"type": "text", "text": text}]}, session.codex_timeout)
+        except AppServerError as exc:
+            reason = "noTurn" if "no active turn" in str(exc) else "refused"
+            raise InvalidState(f"session {session.name!r}: Codex refused to steer: {exc}",
+                               {"id": session.id, "reason": reason}) from None
+        self.record(session.item("user", text=text, steer=True))
+        self.changed()
+        return result.get("turnId") or turn_id
 
     def respond(self, request_id: str, decision: str) -> None:
         session = self.session
@@ -298,6 +360,13 @@ class Runner:
 
     def _item_completed(self, params: dict[str, Any], _: float) -> None:
         codex_item = params.get("item") or {}
+        if self.external and codex_item.get("type") == "userMessage":  # typed in Codex's TUI
+            text = "".join(c.get("text", "") for c in codex_item.get("content") or []
+                           if isinstance(c, dict) and c.get("type") == "text")
+            if text.strip() and self.session.title is None:
+                self.session.title = text.strip().splitlines()[0][:80]
+            self.record(self.session.item("user", text=text, via="codexTui"))
+            return
         item = events.completed_item(self.session, codex_item, self.announced)
         if item is None:
             return
@@ -306,13 +375,21 @@ class Runner:
             self.open_streams.discard(item.get("itemId") or "")
             self.core.store.drop_pieces(self.session.id, item.get("itemId"))
         elif item["kind"] == "fileChange":
+            self.core.wrote(self.session, [c["path"] for c in item["changes"]])
             self.changed()
         elif item["kind"] == "command":
             asyncio.create_task(self._observe(codex_item))
 
     def _turn_started(self, params: dict[str, Any], _: float) -> None:
         session = self.session
-        session.turn_id = session.turn_id or (params.get("turn") or {}).get("id")
+        started = (params.get("turn") or {}).get("id")
+        if not session.turn_active and started:  # someone else's turn: Codex's TUI on this thread
+            self.external = True
+            session.begin_turn()
+            session.turn_accepted(started)
+            self.changed()
+        session.turn_id = session.turn_id or started
+        self.active_turn = started  # what turn/interrupt and turn/steer name (a review's differs)
 
     def _turn_completed(self, params: dict[str, Any], _: float) -> None:
         turn = params.get("turn") or {}
@@ -372,11 +449,12 @@ class Runner:
         end = command.get("completedAtMs") or time.time() * 1000
         start = min(command.get("startedAtMs") or end,
                     self.command_floor.pop(command.get("id", ""), end))
-        found = await self.core.watch(session.project.root).changes_during(start, end)
+        found = await self.core.watch(session.workdir).changes_during(start, end)
         fresh = [c for c in found if c["path"] not in session.log.changed]
         if fresh and session.turn_active:
             session.note_changed([c["path"] for c in fresh])
             self.record(session.item("fileChange", changes=fresh))
+            self.core.wrote(session, [c["path"] for c in fresh])
             self.changed()
 
 

@@ -33,11 +33,13 @@ SHARED_FIELDS = {
     "title": "title", "started_at": "startedAt", "turn_started_at": "turnStartedAt",
     "finished_at": "finishedAt", "turns": "turns", "last_turn": "lastTurn",
     "changed_files": "changedFiles", "usage": "usage", "error": "error", "report": "report",
+    "isolation": "isolation", "worktree": "worktree", "role": "role", "write_scope": "writeScope",
+    "overlaps": "overlaps", "version": "version",
 }
 # Kept in the record only: how to run this session's Codex again.
 PRIVATE_FIELDS = {"codex_command": "codexCommand", "codex_env": "codexEnv",
                   "codex_process": "codexProcess", "max_running": "maxRunning",
-                  "codex_timeout": "codexTimeout"}
+                  "codex_timeout": "codexTimeout", "turn_ids": "turnIds"}
 
 
 def now() -> str:
@@ -75,11 +77,18 @@ class Session:
     usage: dict[str, int] = field(default_factory=lambda: {"inputTokens": 0, "outputTokens": 0})
     error: str | None = None
     report: Report | None = None
+    isolation: str = "shared"
+    worktree: dict[str, Any] | None = None  # {path, branch, base, merged}
+    role: str = "worker"
+    write_scope: list[str] = field(default_factory=list)
+    overlaps: list[str] = field(default_factory=list)  # files others changed too, in words
+    version: int = 0  # +1 on every change: of two copies of a session, the higher is newer
     codex_command: list[str] = field(default_factory=list)
     codex_env: dict[str, str] = field(default_factory=dict)
     codex_process: str = "perProject"
     max_running: int = 5
     codex_timeout: float = 30.0
+    turn_ids: list[str] = field(default_factory=list)  # Codex's id of each turn, in order
     # Where its Codex is: starting, ready, failed, stopped, interrupted.
     phase: str = "starting"
     recorded_status: str | None = None  # the status another sidecar recorded
@@ -88,6 +97,7 @@ class Session:
     turn_active: bool = False
     turn_id: str | None = None
     next_prompt: str | None = None
+    next_review: dict[str, Any] | None = None  # the queued turn is a review of this target
     pending: dict[str, Pending] = field(default_factory=dict)
     request_counter: int = 0
     log: TurnLog = field(default_factory=TurnLog)
@@ -125,6 +135,11 @@ class Session:
         return "idle"
 
     @property
+    def workdir(self) -> str:
+        """Where its Codex works: its own work tree, or the project's."""
+        return self.worktree["path"] if self.worktree else self.project.root
+
+    @property
     def busy(self) -> bool:
         return self.turn_active or self.next_prompt is not None
 
@@ -153,6 +168,7 @@ class Session:
 
     def touch(self) -> None:
         self.updated_at = now()
+        self.version += 1
         self.forget_encoding()
 
     def forget_encoding(self) -> None:
@@ -211,7 +227,9 @@ class Session:
     # ---- transitions ----------------------------------------------------------------------
 
     def item(self, kind: str, **fields: Any) -> dict[str, Any]:
-        return {"turnId": self.turn_id, "at": now(), "kind": kind, **fields}
+        """A transcript item of the running turn (its number 1, 2, ... as `turn`)."""
+        return {"turnId": self.turn_id, "turn": self.turns if self.turn_active else None,
+                "at": now(), "kind": kind, **fields}
 
     def accept_prompt(self, text: str) -> None:
         if self.title is None:
@@ -221,7 +239,7 @@ class Session:
 
     def begin_turn(self) -> str:
         """The queued prompt becomes a running turn; returns the prompt."""
-        prompt, self.next_prompt = self.next_prompt or "", None
+        prompt, self.next_prompt, self.next_review = self.next_prompt or "", None, None
         self.turn_active = True
         self.turn_id = None
         self.turns += 1
@@ -233,6 +251,7 @@ class Session:
 
     def turn_accepted(self, turn_id: str) -> None:
         self.turn_id = turn_id
+        self.turn_ids.append(turn_id)
         self.last_turn = {"id": turn_id, "status": "inProgress", "error": None}
 
     def end_turn(self, status: str, error: str | None = None) -> None:
@@ -250,6 +269,7 @@ class Session:
 
     def drop_prompt(self) -> None:
         self.next_prompt = None
+        self.next_review = None
 
     def process_started(self, pid: int | None) -> None:
         self.phase = "starting"
@@ -265,7 +285,7 @@ class Session:
         """Its Codex is gone: failed, stopped or interrupted; a running turn ends with it."""
         if self.turn_active:
             self.end_turn("failed" if phase == "failed" else "interrupted", error)
-        self.next_prompt = None
+        self.drop_prompt()
         self.pending.clear()
         self.phase = phase
         self.pid = None
@@ -297,4 +317,4 @@ def report_of(session: Session) -> Report:
     turn_status = None if session.turn_active else (session.last_turn or {}).get("status")
     error = session.error if session.phase == "failed" else None
     return build_report(session.name, turn_status, session.log,
-                        [describe(p) for p in session.pending.values()], error)
+                        [describe(p) for p in session.pending.values()], error, session.overlaps)

@@ -12,13 +12,15 @@ import functools
 import os
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+import orjson
 from lsprotocol import types
 from pydantic.alias_generators import to_camel
 
 from ..config import ClientConfig, codex_command
 from ..core.projects import resolve_project
 from ..core.service import Sessions
-from ..errors import InvalidParams, ProtocolError, StorageUnavailable
+from ..core.worktrees import GitError
+from ..errors import InvalidParams, InvalidState, ProtocolError, StorageUnavailable
 from ..store import StoreError
 from ..wire import SHOW_MESSAGE, Encoded
 from . import params as P
@@ -58,6 +60,8 @@ def method(name: str) -> Callable[[Handler], Handler]:
                 raise
             except StoreError as exc:
                 raise StorageUnavailable(str(exc)) from None
+            except GitError as exc:
+                raise InvalidState(f"git refused: {exc}") from None
         METHODS[name] = checked
         return checked
     return register
@@ -93,7 +97,8 @@ def _client(app: App, options: P.InitOptions) -> dict[str, Any]:
                                or k in ("HOME", "PATH"))),
         max_sessions_per_project=options.max_sessions_per_project,
         max_running=options.max_running, output_limit_bytes=options.output_limit_bytes,
-        codex_process=options.codex_process, codex_timeout=options.codex_timeout)
+        codex_process=options.codex_process, codex_timeout=options.codex_timeout,
+        isolation=options.isolation)
     return {"config": config, "app": app, "options": options}
 
 
@@ -147,11 +152,14 @@ async def project_resolve(conn: "Connection", raw: Any) -> dict[str, Any]:
 async def session_start(conn: "Connection", raw: Any) -> Encoded:
     p = P.parse(P.StartParams, raw)
     sessions = await _sessions(conn)
+    warnings: list[str] = []
     session, created = await sessions.start(
-        conn.state["config"], p.project, p.name, p.prompt, p.reuse, p.fresh, model=p.model,
-        effort=p.effort, sandbox=p.sandbox, approval_policy=p.approval_policy)
+        conn.state["config"], p.project, p.name, p.prompt, p.reuse, p.fresh, warnings,
+        model=p.model, effort=p.effort, sandbox=p.sandbox, approval_policy=p.approval_policy,
+        isolation=p.isolation, role=p.role, write_scope=list(p.write_scope))
     return Encoded(b'{"session":' + session.wire_json() + b',"created":'
-                   + (b"true" if created else b"false") + b"}")
+                   + (b"true" if created else b"false") + b',"warnings":'
+                   + orjson.dumps(warnings) + b"}")
 
 
 @method("codex/session/list")
@@ -237,6 +245,80 @@ async def session_transcript(conn: "Connection", raw: Any) -> dict[str, Any]:
 async def session_report(conn: "Connection", raw: Any) -> dict[str, Any]:
     sessions, _, session = await _session(conn, P.SessionRef, raw)
     return sessions.report(session)
+
+
+@method("codex/session/fork")
+async def session_fork(conn: "Connection", raw: Any) -> Encoded:
+    sessions, p, source = await _session(conn, P.ForkParams, raw)
+    session = await sessions.fork(conn.state["config"], source, p.new_name, p.at_turn)
+    return Encoded(b'{"session":' + session.wire_json() + b"}")
+
+
+@method("codex/session/review")
+async def session_review(conn: "Connection", raw: Any) -> Encoded:
+    p = P.parse(P.ReviewParams, raw)
+    sessions = await _sessions(conn)
+    session = await sessions.review(conn.state["config"], p.project, p.target, p.name)
+    return Encoded(b'{"session":' + session.wire_json() + b"}")
+
+
+@method("codex/session/steer")
+async def session_steer(conn: "Connection", raw: Any) -> dict[str, Any]:
+    sessions, p, session = await _session(conn, P.SteerParams, raw)
+    turn_id = await sessions.steer(session, p.text)
+    return {"session": session.to_wire(), "turnId": turn_id}
+
+
+@method("codex/project/threads")
+async def project_threads(conn: "Connection", raw: Any) -> dict[str, Any]:
+    p = P.parse(P.ProjectParams, raw)
+    sessions = await _sessions(conn)
+    return {"threads": await sessions.threads(conn.state["config"], p.project)}
+
+
+@method("codex/session/adopt")
+async def session_adopt(conn: "Connection", raw: Any) -> Encoded:
+    p = P.parse(P.AdoptParams, raw)
+    sessions = await _sessions(conn)
+    session = await sessions.adopt(conn.state["config"], p.project, p.thread_id, p.name)
+    return Encoded(b'{"session":' + session.wire_json() + b"}")
+
+
+@method("codex/models")
+async def models(conn: "Connection", raw: Any) -> dict[str, Any]:
+    sessions = await _sessions(conn)
+    return {"models": await sessions.models(conn.state["config"])}
+
+
+@method("codex/account/limits")
+async def account_limits(conn: "Connection", raw: Any) -> dict[str, Any]:
+    sessions = await _sessions(conn)
+    return await sessions.limits(conn.state["config"])
+
+
+@method("codex/session/diff")
+async def session_diff(conn: "Connection", raw: Any) -> dict[str, Any]:
+    sessions, _, session = await _session(conn, P.SessionRef, raw)
+    return await sessions.diff(session)
+
+
+@method("codex/session/merge")
+async def session_merge(conn: "Connection", raw: Any) -> dict[str, Any]:
+    sessions, p, session = await _session(conn, P.MergeParams, raw)
+    return await sessions.merge(session, p.strategy)
+
+
+@method("codex/session/discard")
+async def session_discard(conn: "Connection", raw: Any) -> dict[str, Any]:
+    sessions, _, session = await _session(conn, P.SessionRef, raw)
+    await sessions.discard(session)
+    return {"session": session.to_wire()}
+
+
+@method("codex/session/tui")
+async def session_tui(conn: "Connection", raw: Any) -> dict[str, Any]:
+    sessions, _, session = await _session(conn, P.SessionRef, raw)
+    return await sessions.tui(session)
 
 
 @method("codex/daemon/status")

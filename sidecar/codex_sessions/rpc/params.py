@@ -47,6 +47,7 @@ class InitOptions(Params):
     max_running: int = Field(default=5, ge=1, le=1000)
     output_limit_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
     codex_process: Literal["perProject", "perSession"] = "perProject"
+    isolation: Literal["shared", "worktree"] = "shared"
     idle_exit_seconds: Optional[float] = Field(default=None, ge=0)
     codex_timeout: float = Field(default=30.0, gt=0, le=3600)  # seconds Codex may take to answer
     # Set by `serve` from its own environment, so a daemon started by another client
@@ -72,6 +73,9 @@ class StartParams(Params):
     approval_policy: ApprovalPolicy = "on-request"
     reuse: bool = True
     fresh: bool = False
+    isolation: Optional[Literal["shared", "worktree"]] = None  # default: the client's (shared)
+    role: Literal["worker", "explorer", "verifier"] = "worker"
+    write_scope: list[str] = Field(default_factory=list)
 
 
 class ListParams(Params):
@@ -107,6 +111,31 @@ class KillAllParams(Params):
 class TranscriptParams(SessionRef):
     after: int = Field(default=0, ge=0)
     limit: int = Field(default=1000, ge=1, le=10000)
+
+
+class ForkParams(SessionRef):
+    new_name: str
+    at_turn: Optional[int] = Field(default=None, ge=1)
+
+
+class ReviewParams(Params):
+    project: str
+    target: Any = "uncommittedChanges"  # or {baseBranch} or {commit}; checked by the core
+    name: Optional[str] = None
+
+
+class SteerParams(SessionRef):
+    text: str = Field(min_length=1)
+
+
+class AdoptParams(Params):
+    project: str
+    thread_id: str = Field(min_length=1)
+    name: str
+
+
+class MergeParams(SessionRef):
+    strategy: Literal["squash", "commit"] = "squash"
 
 
 class DaemonStopParams(Params):

@@ -32,7 +32,7 @@ def provider_flags(base_url: str) -> list[str]:
     """The Codex `-c` flags that point it at a model server at `base_url`."""
     provider = (
         '{name="mock",base_url="%s",wire_api="responses",'
-        "request_max_retries=0,stream_max_retries=0}" % base_url
+        "request_max_retries=0,stream_max_retries=2}" % base_url
     )
     return [
         "-c", "model_provider=mock",
