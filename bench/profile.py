@@ -2,6 +2,7 @@
 
     .venv/bin/pip install py-spy        # once; not a dependency of the package
     .venv/bin/python -m bench.profile turns [--live 10] [--count 100]
+    .venv/bin/python -m bench.profile stream [--count 3]     # the 20 MiB command
     .venv/bin/python -m bench.profile list [--sessions 1000] [--compact] [--seconds 10]
 
 Prints the daemon's CPU per operation (from /proc) and its busiest functions, inclusive and
@@ -23,9 +24,9 @@ from pathlib import Path
 
 from .util import VENV_BIN, cpu_seconds
 
-RATE = 500  # samples a second
+RATE = 200  # samples a second (py-spy pauses the daemon for each: consistent stacks)
 IDLE = ("EpollSelector.select", "_connection_worker_thread (aiosqlite/core.py:59)",
-        "SimpleQueue.get", "Condition.wait", "Thread.wait")
+        "SimpleQueue.get", "Condition.wait", "Thread.wait", "_do_waitpid")
 
 
 def summary(raw: Path, top: int = 25) -> str:
@@ -57,23 +58,24 @@ def record(pid: int, raw: Path) -> subprocess.Popen:
     if not spy:
         sys.exit("py-spy is not installed: .venv/bin/pip install py-spy")
     return subprocess.Popen([spy, "record", "-p", str(pid), "-o", str(raw), "-f", "raw",
-                             "-r", str(RATE), "--nonblocking"],
+                             "-r", str(RATE)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def turns(args: argparse.Namespace) -> None:
-    from .turns import TURN_PROMPT, World
+    from .turns import STREAM_PROMPT, TURN_PROMPT, World
+    prompt = STREAM_PROMPT if args.what == "stream" else TURN_PROMPT
     w = World()
     try:
         await w.start()
         rig = await w.rig("daemon", "profile")
         await rig.grow(args.live)
-        await rig.turn(TURN_PROMPT)
+        await rig.turn(prompt)
         spy = record(rig.side.server_pid, args.raw)
         await asyncio.sleep(1.5)  # py-spy attached
         cpu0, t0 = cpu_seconds(rig.side.server_pid), time.monotonic()
         for _ in range(args.count):
-            await rig.turn(TURN_PROMPT)
+            await rig.turn(prompt)
         took = time.monotonic() - t0
         cpu = cpu_seconds(rig.side.server_pid) - cpu0
         spy.send_signal(2)
@@ -114,15 +116,17 @@ async def lists(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["turns", "list"])
-    parser.add_argument("--live", type=int, default=10, help="live sessions (turns)")
-    parser.add_argument("--count", type=int, default=100, help="turns to sample")
+    parser.add_argument("what", choices=["turns", "stream", "list"])
+    parser.add_argument("--live", type=int, default=10, help="live sessions (turns, stream)")
+    parser.add_argument("--count", type=int, help="turns to sample (default 100; stream: 3)")
     parser.add_argument("--sessions", type=int, default=1000, help="sessions in the database (list)")
     parser.add_argument("--compact", action="store_true", help="list with the compact fields")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to list")
     parser.add_argument("--raw", type=Path, default=Path(tempfile.gettempdir()) / "codex-sessions-profile.txt")
     args = parser.parse_args()
-    asyncio.run(turns(args) if args.what == "turns" else lists(args))
+    if args.count is None:
+        args.count = 3 if args.what == "stream" else 100
+    asyncio.run(lists(args) if args.what == "list" else turns(args))
     print(summary(args.raw))
     print(f"(raw stacks: {args.raw})")
 
