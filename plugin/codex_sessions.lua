@@ -34,6 +34,8 @@ local function highlights()
     CodexSessionsStatusIdle = "DiagnosticOk",
     CodexSessionsStatusStopped = "Comment",
     CodexSessionsStatusInterrupted = "DiagnosticWarn",
+    CodexSessionsNote = "Special",
+    CodexSessionsOverlap = "DiagnosticWarn",
   }
   for group, link in pairs(links) do
     vim.api.nvim_set_hl(0, group, { link = link, default = true })
@@ -59,9 +61,19 @@ end, {
   nargs = "*",
   bang = true,
   range = true,
-  desc = "codex-sessions: list, start[!], switch, send, file, pending, cancel, report, rename, kill, killall[!], resume, forget",
+  desc = "codex-sessions: list, start[!], switch, send, steer, file, pending, cancel, report, rename, kill, killall[!], "
+    .. "resume, forget, diff, merge, discard, fork, review, adopt, tui, 1..10",
   complete = function(arglead, cmdline, pos)
     require("codex_sessions.state")
     return require("codex_sessions.commands").complete(arglead, cmdline, pos)
   end,
 })
+
+-- <Plug>(CodexSessions-1) .. <Plug>(CodexSessions-10): the project's session number N, as
+-- the list numbers them, for users to bind (e.g. <leader>1 .. <leader>0).
+for n = 1, 10 do
+  vim.keymap.set("n", "<Plug>(CodexSessions-" .. n .. ")", function()
+    require("codex_sessions.state") -- notification handlers
+    require("codex_sessions.actions").jump(n)
+  end, { desc = "codex-sessions: session number " .. n .. " of the project" })
+end

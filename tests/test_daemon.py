@@ -155,7 +155,8 @@ def test_socket_and_folder_are_private_and_another_uid_is_refused():
             "import socket,sys\n"
             "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
             "body=b'{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"codex/daemon/status\"}'\n"
-            "s.sendall(b'Content-Length: %d\\r\\n\\r\\n' % len(body) + body)\n"
+            "try: s.sendall(b'Content-Length: %d\\r\\n\\r\\n' % len(body) + body)\n"
+            "except (BrokenPipeError, ConnectionResetError): print(repr(b'')); sys.exit()\n"
             "s.settimeout(5)\n"
             "try: print(repr(s.recv(4096)))\n"
             "except ConnectionResetError: print(repr(b''))\n")

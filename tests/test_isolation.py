@@ -37,6 +37,12 @@ async def test_worktree_sessions_stay_apart_then_merge_refuse_and_discard(sideca
     assert not (project / "shared.txt").exists(), "the main tree saw neither"
     assert not (Path(trees["left"]["path"]) / "notes.txt").exists()
 
+    # a file inside a session's work tree belongs to the project, as the editors show it
+    inside = await sidecar.request("codex/project/resolve", {"project": trees["left"]["path"] + "/shared.txt"})
+    assert inside["project"]["root"] == str(project)
+    got = await sidecar.request("codex/session/get", {"project": trees["left"]["path"], "name": "left"})
+    assert got["session"]["id"] == left["id"]
+
     diff = await sidecar.request("codex/session/diff", {"id": left["id"]})
     assert diff["files"] == [{"path": "shared.txt", "status": "added", "added": 1, "removed": 0}]
     assert "+left" in diff["diff"]

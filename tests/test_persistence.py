@@ -283,7 +283,7 @@ async def test_default_location_modes_and_schema_version(offline, project, tmp_p
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         kinds = {k for (k,) in conn.execute("SELECT json_extract(data, '$.kind') FROM items")}
     assert {"user", "agent", "status"} <= kinds

@@ -17,17 +17,33 @@ function M.ref(name, project)
   end
   if name == nil or name == "" then
     local buffer = require("codex_sessions.buffer")
-    local session = buffer.session_of(0)
-    if not session and not project then
-      local win = util.session_window()
-      session = win and buffer.session_of(vim.api.nvim_win_get_buf(win))
+    local function of(buf)
+      local session = buffer.session_of(buf)
+      if session then
+        return session.id
+      end
+      local view = vim.b[buf].codex_sessions_id -- a session's diff or commit message
+      return type(view) == "string" and view or nil
     end
-    if session and not project then
-      return { id = session.id }
+    local id = of(vim.api.nvim_get_current_buf())
+    if not id and not project then
+      local win = util.session_window()
+      id = win and of(vim.api.nvim_win_get_buf(win))
+    end
+    if id and not project then
+      return { id = id }
     end
     name = config.DEFAULT_NAME
   end
   return { project = project or util.project_path(), name = name }
+end
+
+--- The cached session a reference (from M.ref) means, if this Neovim knows it.
+function M.cached(ref)
+  if ref.id then
+    return state.get(ref.id)
+  end
+  return ref.project and ref.name and state.find(ref.project, ref.name) or nil
 end
 
 local function call(method, params, on_ok)
@@ -51,24 +67,47 @@ function M.open_session(session)
   return require("codex_sessions.buffer").open(session)
 end
 
+--- Say the daemon's `warnings` about a start (uncommitted changes a new work tree does
+--- not get, write scopes that meet, options a resumed session ignores), one WARN each.
+local function warn(name, warnings)
+  for _, w in ipairs(type(warnings) == "table" and warnings or {}) do
+    util.notify(util.one_line("codex-sessions: " .. name .. ": " .. tostring(w)), vim.log.levels.WARN)
+  end
+end
+
 --- Start session `name` of the project (resuming a stopped one of that name; with
---- `fresh`, a new conversation, the old one renamed NAME~N), send `prompt` if given,
---- and open its buffer (unless `background`).
+--- `opts.fresh`, a new conversation, the old one renamed NAME~N), send `prompt` if given,
+--- and open its buffer (unless `opts.background`). `opts` may also give `isolation`
+--- ("shared" or "worktree"), `role`, `scope` (a list of globs), `model` and `effort`;
+--- a new session gets the configured defaults of those left out.
 function M.start(name, prompt, project, opts, on_done)
   if type(opts) == "function" then -- start(name, prompt, project, on_done)
     opts, on_done = nil, opts
   end
   opts = opts or {}
+  local o = config.options
   local params = {
     project = project or util.project_path(),
     name = (name and name ~= "") and name or config.DEFAULT_NAME,
     prompt = prompt,
     fresh = opts.fresh or nil,
-    model = config.options.model,
-    sandbox = config.options.sandbox,
-    approvalPolicy = config.options.approval_policy,
+    isolation = opts.isolation,
+    role = opts.role,
+    writeScope = opts.scope,
+    model = opts.model,
+    effort = opts.effort,
   }
+  -- the configured defaults are for new sessions (a resumed one keeps its own, and the
+  -- daemon would warn that they are not applied)
+  if opts.fresh or not state.find(params.project, params.name) then
+    params.model = params.model or o.model
+    params.effort = params.effort or o.effort
+    params.isolation = params.isolation or o.isolation
+    params.sandbox = o.sandbox
+    params.approvalPolicy = o.approval_policy
+  end
   call("codex/session/start", params, function(result)
+    warn(result.session.name, result.warnings)
     if not opts.background then
       M.open_session(result.session)
     end
@@ -194,9 +233,50 @@ function M.rename(ref, new_name)
   call("codex/session/rename", vim.tbl_extend("force", M.ref(ref), { newName = new_name }))
 end
 
---- Send `text` (a session that is not running is resumed first, by the daemon).
-function M.send(ref, text)
-  call("codex/session/send", vim.tbl_extend("force", M.ref(ref), { text = text }))
+local function running_turn(s)
+  return s ~= nil and (s.status == "running" or s.status == "waiting")
+end
+
+--- Add `text` to the turn the session runs (`codex/session/steer`); if that turn ended
+--- meanwhile, send it as the next prompt. `on_sent(result)` once it is taken.
+function M.steer(ref, text, on_sent)
+  local r = M.ref(ref)
+  rpc.request("codex/session/steer", vim.tbl_extend("force", r, { text = text }), function(err, result)
+    if err and err.code == -32007 and type(err.data) == "table" and err.data.reason == "noTurn" then
+      call("codex/session/send", vim.tbl_extend("force", r, { text = text }), on_sent)
+      return
+    elseif err then
+      rpc.notify_error(err)
+      return
+    end
+    if result.session then
+      state.update(result.session)
+    end
+    if on_sent then
+      on_sent(result)
+    end
+  end)
+end
+
+--- Send `text` (a session that is not running is resumed first, by the daemon). While
+--- the session runs a turn, the `steer` option says what happens: "ask" whether to add
+--- it to that turn, "always" add it, false send it (the daemon refuses: busy).
+--- `on_sent(result)` once it is taken (not when the user kept it).
+function M.send(ref, text, on_sent)
+  local r = M.ref(ref)
+  local s = M.cached(r)
+  local how = config.options.steer
+  if how and running_turn(s) then
+    if how == "ask" and not util.confirm(string.format("%s is running a turn: add this to it?", s.name)) then
+      local cancel = config.options.keys.session.cancel
+      util.notify(string.format("codex-sessions: not sent: %s is still running its turn (%s cancels it)", s.name,
+        cancel and util.key_label(cancel) or ":CodexSessions cancel"), vim.log.levels.INFO)
+      return
+    end
+    M.steer(r, text, on_sent)
+    return
+  end
+  call("codex/session/send", vim.tbl_extend("force", r, { text = text }), on_sent)
 end
 
 function M.cancel(ref)
@@ -358,6 +438,199 @@ function M.send_context(name, prompt, first, last)
         open(started.session)
       end
     end)
+  end)
+end
+
+-- ---------------------------------------------------------------------------------------
+-- Codex's thread model: fork, review, adopt; numbered jumps; Codex's own terminal UI
+
+--- Continue the session in a new one, `new_name`, on a new Codex thread holding its
+--- turns 1..`at_turn` (all when nil); open it. The session itself is untouched.
+function M.fork(ref, new_name, at_turn)
+  if not new_name or new_name == "" then
+    util.notify("codex-sessions: a fork needs a name of its own", vim.log.levels.ERROR)
+    return
+  end
+  local params = vim.tbl_extend("force", M.ref(ref), { newName = new_name, atTurn = at_turn })
+  call("codex/session/fork", params, function(result)
+    M.open_session(result.session)
+    local from = M.cached(params)
+    util.notify(string.format("codex-sessions: %s continues %s from %s", result.session.name,
+      from and from.name or "it", at_turn and ("turn " .. at_turn) or "its last turn"), vim.log.levels.INFO)
+  end)
+end
+
+--- Ask the name of a fork of `session` at turn `at_turn` (nil: all), then fork.
+function M.fork_ask(session, at_turn)
+  vim.ui.input({
+    prompt = string.format("Continue %s%s in a new session named: ", session.name,
+      at_turn and (" from turn " .. at_turn) or ""),
+  }, function(name)
+    name = name and vim.trim(name) or ""
+    if name ~= "" then
+      M.fork({ id = session.id }, name, at_turn)
+    end
+  end)
+end
+
+--- Start Codex's review of the project's changes in a session of its own and open it.
+--- `target`: "uncommittedChanges" (default), { baseBranch = B } or { commit = SHA };
+--- `name`: default review, review-2, ... (the daemon's choice).
+function M.review(target, name, project)
+  local params = { project = project or util.project_path(), target = target or "uncommittedChanges", name = name }
+  call("codex/session/review", params, function(result)
+    M.open_session(result.session)
+    local what = "the uncommitted changes"
+    if type(target) == "table" then
+      what = target.baseBranch and ("the changes against " .. target.baseBranch) or ("commit " .. tostring(target.commit))
+    end
+    util.notify(string.format("codex-sessions: %s reviews %s", result.session.name, what), vim.log.levels.INFO)
+  end)
+end
+
+local function first_line(text)
+  return (vim.split(tostring(text or ""), "\n", { plain = true })[1])
+end
+
+--- Make one of Codex's own conversations of the project (made in its terminal UI, say)
+--- a session: pick it with vim.ui.select, name it (or `name`), and open it.
+function M.adopt(name, project)
+  project = project or util.project_path()
+  rpc.request("codex/project/threads", { project = project }, function(err, result)
+    if err then
+      rpc.notify_error(err)
+      return
+    end
+    local threads = result.threads or {}
+    if #threads == 0 then
+      util.notify("codex-sessions: Codex has no conversation in " .. vim.fn.fnamemodify(project, ":~")
+        .. " that is not a session already", vim.log.levels.INFO)
+      return
+    end
+    vim.ui.select(threads, {
+      prompt = "Adopt Codex conversation",
+      kind = "codex_sessions_thread",
+      format_item = function(t)
+        local title = first_line(t.title)
+        return string.format("%s  (%s)", title ~= "" and title or t.threadId, tostring(t.updatedAt or ""))
+      end,
+    }, function(thread)
+      if not thread then
+        return
+      end
+      local function adopt(as)
+        as = as and vim.trim(as) or ""
+        if as == "" then
+          return
+        end
+        call("codex/session/adopt", { project = project, threadId = thread.threadId, name = as }, function(adopted)
+          M.open_session(adopted.session)
+          util.notify(string.format("codex-sessions: Codex conversation %s is now %s", thread.threadId,
+            adopted.session.name), vim.log.levels.INFO)
+        end)
+      end
+      if name and name ~= "" then
+        adopt(name)
+      else
+        vim.ui.input({ prompt = string.format("Adopt \"%s\" as session: ", first_line(thread.title)) }, adopt)
+      end
+    end)
+  end)
+end
+
+--- Open the project's session number `n` (1..10), numbered as the list numbers them.
+function M.jump(n)
+  state.when_synced(function()
+    local path = util.project_path()
+    local root = state.root_for(path)
+    local numbered = root and state.numbered(root) or {}
+    local s = numbered[n]
+    if not s then
+      util.notify(string.format("codex-sessions: no session number %d in %s (it has %d)", n,
+        vim.fn.fnamemodify(root or path, ":~"), #numbered), vim.log.levels.ERROR)
+      return
+    end
+    M.open_session(s)
+  end)
+end
+
+local tuis = {} -- session id -> terminal buffer of Codex's own terminal UI
+
+--- Close the terminal buffer `buf`: its tab page when it is alone there, else its window
+--- goes back to what it showed before.
+local function close_terminal(buf)
+  for _, win in ipairs(vim.fn.win_findbuf(buf)) do
+    local tab = vim.api.nvim_win_get_tabpage(win)
+    if #vim.api.nvim_tabpage_list_wins(tab) == 1 and #vim.api.nvim_list_tabpages() > 1 then
+      pcall(vim.api.nvim_win_close, win, true)
+    end
+  end
+  util.leave(buf)
+  pcall(vim.api.nvim_buf_delete, buf, { force = true })
+end
+
+--- Open Codex's own terminal UI on the session's conversation in a :terminal of a new
+--- tab page (`codex/session/tui`: it joins the daemon's Codex on the session's thread,
+--- so what is typed there shows in the session's buffer too). Leaving the TUI closes
+--- the tab; a TUI already open for the session is shown again.
+function M.tui(ref)
+  local r = M.ref(ref)
+  rpc.request("codex/session/tui", r, function(err, result)
+    if err then
+      rpc.notify_error(err)
+      return
+    end
+    local s = M.cached(r)
+    local id = s and s.id or result.threadId
+    local old = tuis[id]
+    if old and vim.api.nvim_buf_is_valid(old) and vim.fn.jobwait({ vim.b[old].terminal_job_id or -1 }, 0)[1] == -1 then
+      local win = vim.fn.win_findbuf(old)[1]
+      if win then
+        vim.api.nvim_set_current_win(win)
+      else
+        vim.cmd("tab sbuffer " .. old)
+      end
+      vim.cmd("startinsert")
+      return
+    end
+    vim.cmd("tabnew")
+    local buf = vim.api.nvim_get_current_buf()
+    vim.bo[buf].bufhidden = "wipe"
+    local env = type(result.env) == "table" and next(result.env) and result.env or nil
+    local cwd = s and s.project and s.project.root or nil
+    local opts = {
+      env = env,
+      cwd = cwd,
+      on_exit = function(_, code)
+        vim.schedule(function()
+          if tuis[id] == buf then
+            tuis[id] = nil
+          end
+          if code == 0 and vim.api.nvim_buf_is_valid(buf) then
+            close_terminal(buf)
+          end
+        end)
+      end,
+    }
+    local ok, job
+    if vim.fn.has("nvim-0.11") == 1 then
+      opts.term = true
+      ok, job = pcall(vim.fn.jobstart, result.command, opts)
+    else
+      ok, job = pcall(vim.fn.termopen, result.command, opts)
+    end
+    if not ok or type(job) ~= "number" or job <= 0 then
+      close_terminal(buf)
+      util.notify("codex-sessions: cannot start Codex's terminal UI (" .. tostring(result.command[1]) .. "): "
+        .. tostring(job), vim.log.levels.ERROR)
+      return
+    end
+    tuis[id] = buf
+    if s then
+      pcall(vim.api.nvim_buf_set_name, buf, string.format("codex-tui://%s/%s", s.project.name, s.name))
+    end
+    vim.b[buf].codex_sessions_id = s and s.id or nil
+    vim.cmd("startinsert")
   end)
 end
 

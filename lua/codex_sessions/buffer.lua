@@ -9,6 +9,7 @@ local M = {}
 
 local ns = vim.api.nvim_create_namespace("codex_sessions")
 local ns_req = vim.api.nvim_create_namespace("codex_sessions_requests")
+local ns_turn = vim.api.nvim_create_namespace("codex_sessions_turns")
 local OUTPUT_PREFIX = render.OUTPUT_PREFIX
 
 local H = {
@@ -268,6 +269,12 @@ local function show(st, item)
     return
   end
   local first = append(st, rendered)
+  if item.seq then
+    -- the turn this item belongs to, for "continue from here" (false: none)
+    local row = (rendered[1][1] == "" and #rendered > 1) and first + 1 or first
+    local mark = vim.api.nvim_buf_set_extmark(st.buf, ns_turn, row, 0, {})
+    st.turn_marks[mark] = type(item.turn) == "number" and item.turn or false
+  end
   if kind == "request" and not present(item.decision) then
     local mark = vim.api.nvim_buf_set_extmark(st.buf, ns_req, first, 0, {})
     st.request_marks[mark] = item.requestId
@@ -449,7 +456,8 @@ function M.add_to_prompt(buf, text)
   end
 end
 
---- Send what the prompt area holds (a session that is not running is resumed first).
+--- Send what the prompt area holds (a session that is not running is resumed first;
+--- while a turn runs, the `steer` option says whether it joins that turn).
 function M.send_prompt(buf)
   local st = M.state(buf)
   if not st then
@@ -460,18 +468,43 @@ function M.send_prompt(buf)
     util.notify("codex-sessions: the prompt area is empty; write below the separator line", vim.log.levels.WARN)
     return
   end
-  rpc.request("codex/session/send", { id = st.id, text = text }, function(err, result)
-    if err then
-      rpc.notify_error(err)
-      return
-    end
-    if result and result.session then
-      require("codex_sessions.state").update(result.session)
-    end
+  require("codex_sessions.actions").send({ id = st.id }, text, function()
     if valid(st.buf) and M.prompt_text(st.buf) == text then
       M.clear_prompt(st.buf)
     end
   end)
+end
+
+--- The number of the turn at the cursor's line (nil in the prompt area: all of them),
+--- or false and why when the line belongs to no turn.
+function M.turn_at_cursor(buf)
+  local st = M.state(buf)
+  local row = vim.api.nvim_win_get_cursor(0)[1] - 1
+  if row > sep_row(st) then
+    return nil
+  end
+  local marks = vim.api.nvim_buf_get_extmarks(st.buf, ns_turn, { row, 0 }, 0, { limit = 1 })
+  local turn = marks[1] and st.turn_marks[marks[1][1]]
+  if not turn then
+    return false, "no turn here: move to a turn's text, or to the prompt area to continue from the last"
+  end
+  return turn
+end
+
+--- "Continue from here": a new session (its name asked) continuing this conversation
+--- from the turn at the cursor (in the prompt area: from the last turn).
+function M.fork_here(buf)
+  local st = M.state(buf)
+  if not st then
+    util.notify("codex-sessions: not a session buffer", vim.log.levels.ERROR)
+    return
+  end
+  local turn, why = M.turn_at_cursor(st.buf)
+  if turn == false then
+    util.notify("codex-sessions: " .. why, vim.log.levels.ERROR)
+    return
+  end
+  require("codex_sessions.actions").fork_ask(st.session, turn)
 end
 
 --- The pending request nearest above the cursor, else the oldest pending one.
@@ -664,6 +697,11 @@ local function map_keys(buf)
   map("n", k.decline, function() M.respond("decline", buf) end, "decline the pending request")
   map("n", k.cancel, function() require("codex_sessions.actions").cancel({ id = id() }) end, "cancel the running turn")
   map("n", k.report, function() require("codex_sessions.actions").report({ id = id() }) end, "show the report")
+  map("n", k.fork, function() M.fork_here(buf) end, "continue from here: a new session from the turn at the cursor")
+  map("n", k.diff, function() require("codex_sessions.worktree").diff({ id = id() }) end,
+    "show what the session changed")
+  map("n", k.tui, function() require("codex_sessions.actions").tui({ id = id() }) end,
+    "open Codex's own terminal UI on this session")
   map("n", k.list, function() require("codex_sessions.list").open(H.by_buf[buf].session.project.root) end,
     "open the session list")
   map("n", k.help, function() util.show_keys("session buffer", config.options.keys.session) end, "show keys")
@@ -681,6 +719,8 @@ local function layout(st)
   st.sep = nil
   vim.api.nvim_buf_clear_namespace(st.buf, ns, 0, -1)
   vim.api.nvim_buf_clear_namespace(st.buf, ns_req, 0, -1)
+  vim.api.nvim_buf_clear_namespace(st.buf, ns_turn, 0, -1)
+  st.turn_marks = {}
   set_lines(st, 0, -1, { "", st.sep_text, "" })
   st.sep = vim.api.nvim_buf_set_extmark(st.buf, ns, 1, 0, { end_col = #st.sep_text, hl_group = "CodexSessionsSeparator" })
   st.guard = 2
@@ -701,7 +741,7 @@ local function new_buffer(session)
   vim.bo[buf].swapfile = false
   local st = {
     buf = buf, id = session.id, session = session, last_seq = 0, loading = false, backlog = {},
-    tail = nil, streamed = {}, complete = {}, request_marks = {}, deltas = 0, writing = 0, guard = 0,
+    tail = nil, streamed = {}, complete = {}, request_marks = {}, turn_marks = {}, deltas = 0, writing = 0, guard = 0,
     violated = false, good_seq = 0, sep_text = separator_text(),
   }
   H.by_buf[buf] = st

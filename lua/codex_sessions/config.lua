@@ -4,6 +4,7 @@ local M = {}
 ---@class codex_sessions.Keys
 ---@field list table<string, string|false>     keys of the session list
 ---@field session table<string, string|false>  keys of a session buffer
+---@field diff table<string, string|false>     keys of a session's diff
 
 ---@class codex_sessions.Config
 ---@field cmd string[]                     argv that starts the sidecar
@@ -16,6 +17,9 @@ local M = {}
 ---@field max_running integer|nil
 ---@field output_limit_bytes integer|nil
 ---@field model string|nil                 model for new sessions (sidecar's default if nil)
+---@field effort string|nil                reasoning effort for new sessions (the model's default if nil)
+---@field isolation string|nil             where new sessions work: "shared" (the project's tree) or "worktree"
+---@field steer string|false               sending while a turn runs: "ask" to add it to the turn, "always", or false (refused)
 ---@field sandbox string|nil               sandbox for new sessions
 ---@field approval_policy string|nil       approval policy for new sessions
 ---@field open string                      where a session opens when no session window is shown: "split", "vsplit", "tab", "current"
@@ -34,6 +38,9 @@ M.defaults = {
   max_running = nil,
   output_limit_bytes = nil,
   model = nil,
+  effort = nil,
+  isolation = nil,
+  steer = "ask",
   sandbox = nil,
   approval_policy = nil,
   open = "split",
@@ -54,6 +61,11 @@ M.defaults = {
       report = "R",
       new = "s",
       stopped = "S",
+      diff = "=",
+      merge = "M",
+      discard = "W",
+      fork = "F",
+      tui = "T",
       refresh = "<C-l>",
       close = "q",
       help = "g?",
@@ -66,7 +78,19 @@ M.defaults = {
       decline = "<localleader>d",
       cancel = "<C-c>",
       report = "<localleader>r",
+      fork = "<localleader>f",
+      diff = "<localleader>v",
+      tui = "<localleader>t",
       list = "<localleader>l",
+      help = "g?",
+    },
+    diff = {
+      open = "<CR>",
+      goto_file = "gf",
+      merge = "<localleader>m",
+      discard = "<localleader>x",
+      refresh = "<C-l>",
+      close = "q",
       help = "g?",
     },
   },
@@ -109,6 +133,15 @@ local rules = {
   max_running = { function(v) return v == nil or positive_int(v) end, "a positive integer or nil" },
   output_limit_bytes = { function(v) return v == nil or positive_int(v) end, "a positive integer or nil" },
   model = { function(v) return v == nil or type(v) == "string" end, "a string or nil" },
+  effort = { function(v) return v == nil or type(v) == "string" end, "a string or nil" },
+  isolation = {
+    function(v) return v == nil or v == "shared" or v == "worktree" end,
+    '"shared", "worktree" or nil',
+  },
+  steer = {
+    function(v) return v == false or v == "ask" or v == "always" end,
+    '"ask", "always" or false',
+  },
   sandbox = {
     function(v) return v == nil or vim.tbl_contains({ "read-only", "workspace-write", "danger-full-access" }, v) end,
     '"read-only", "workspace-write", "danger-full-access" or nil',
@@ -131,9 +164,10 @@ local rules = {
   ["notify.waiting"] = { function(v) return type(v) == "boolean" end, "a boolean" },
   ["notify.exit"] = { function(v) return type(v) == "boolean" end, "a boolean" },
   request_timeout = { positive_int, "a positive integer (milliseconds)" },
-  keys = { function(v) return type(v) == "table" end, "a table { list = {...}, session = {...} }" },
+  keys = { function(v) return type(v) == "table" end, "a table { list = {...}, session = {...}, diff = {...} }" },
   ["keys.list"] = { function(v) return type(v) == "table" end, "a table of action = key" },
   ["keys.session"] = { function(v) return type(v) == "table" end, "a table of action = key" },
+  ["keys.diff"] = { function(v) return type(v) == "table" end, "a table of action = key" },
 }
 
 local function describe(v)

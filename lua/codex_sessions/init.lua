@@ -49,6 +49,22 @@ M.cancel = action("cancel")
 M.report = action("report")
 M.resume = action("resume")
 M.pending = action("pending")
+M.steer = action("steer")
+M.fork = action("fork")
+M.review = action("review")
+M.adopt = action("adopt")
+M.jump = action("jump")
+M.tui = action("tui")
+
+-- A session's own work tree: its diff, merge (staged), discard.
+local function worktree(name)
+  return function(...)
+    return require("codex_sessions.worktree")[name](...)
+  end
+end
+M.diff = worktree("diff")
+M.merge = worktree("merge")
+M.discard = worktree("discard")
 
 --- Open (or, from the list itself, close) the session list of the current project.
 function M.list()

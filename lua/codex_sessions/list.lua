@@ -40,14 +40,10 @@ function M.session_at_cursor(buf)
   return s and (require("codex_sessions.state").get(s.id) or s)
 end
 
-local function one_line(text)
-  return (tostring(text or ""):gsub("%s*\n%s*", " ⏎ "))
-end
-
 local function hints(k)
   local out = {}
   for _, action in ipairs({ "open", "accept", "decline", "new", "kill", "kill_all", "rename", "cancel", "report",
-    "stopped", "close", "help" }) do
+    "diff", "merge", "stopped", "close", "help" }) do
     if k[action] then
       table.insert(out, k[action] .. " " .. action:gsub("_", " "))
     end
@@ -61,13 +57,16 @@ local function render(buf)
     return
   end
   local state = require("codex_sessions.state")
+  local text = require("codex_sessions.render")
   local k = config.options.keys.list
-  local title = string.format("Codex sessions of %s  (%s)%s", st.project and st.project.name or "?", st.root,
-    st.stopped and "  [with stopped]" or "")
-  local lines = { title, hints(k), "" }
-  local hl = { { 0, "CodexSessionsHeader" }, { 1, "CodexSessionsHint" } }
-  st.rows = {}
+  local limits = text.limits(state.limits())
+  local title = string.format("Codex sessions of %s  (%s)%s%s", st.project and st.project.name or "?", st.root,
+    st.stopped and "  [with stopped]" or "", limits ~= "" and ("  " .. limits) or "")
   local sessions = state.of_project(st.root, st.stopped)
+  local rows, head, status_cols = text.list_rows(sessions, state.numbers(st.root))
+  local lines = { title, hints(k), #sessions > 0 and head or "" }
+  local hl = { { 0, "CodexSessionsHeader" }, { 1, "CodexSessionsHint" }, { 2, "CodexSessionsHint" } }
+  st.rows = {}
   if not state.connected() then
     table.insert(lines, "(not connected: as last heard; " .. (k.refresh or ":CodexSessions list") .. " reconnects)")
     table.insert(hl, { #lines - 1, "CodexSessionsError" })
@@ -76,17 +75,12 @@ local function render(buf)
     table.insert(lines, "(no sessions; " .. (k.new or ":CodexSessions start") .. " starts one)")
     table.insert(hl, { #lines - 1, "CodexSessionsStatusLine" })
   end
-  local width = 4
-  for _, s in ipairs(sessions) do
-    width = math.max(width, #s.name)
-  end
-  local status_cols = {}
-  for _, s in ipairs(sessions) do
-    local line = string.format("%-" .. width .. "s  %-11s  %7s  %s", s.name, s.status, util.elapsed(s),
-      one_line(s.headline))
-    table.insert(lines, line)
+  local marks = {}
+  for i, s in ipairs(sessions) do
+    table.insert(lines, rows[i])
     st.rows[#lines] = s
-    status_cols[#lines] = { width + 2, width + 2 + #s.status, "CodexSessionsStatus" .. s.status:gsub("^%l", string.upper) }
+    local c = status_cols[i]
+    marks[#lines] = { c[1], c[2], "CodexSessionsStatus" .. s.status:gsub("^%l", string.upper) }
   end
   vim.bo[buf].modifiable = true
   vim.api.nvim_buf_set_lines(buf, 0, -1, false, lines)
@@ -94,13 +88,20 @@ local function render(buf)
   vim.bo[buf].modified = false
   vim.api.nvim_buf_clear_namespace(buf, ns, 0, -1)
   for _, h in ipairs(hl) do
-    local text = lines[h[1] + 1]
-    if #text > 0 then
-      vim.api.nvim_buf_set_extmark(buf, ns, h[1], 0, { end_col = #text, hl_group = h[2] })
+    local line = lines[h[1] + 1]
+    if #line > 0 then
+      vim.api.nvim_buf_set_extmark(buf, ns, h[1], 0, { end_col = #line, hl_group = h[2] })
     end
   end
-  for row, c in pairs(status_cols) do
+  for row, c in pairs(marks) do
     vim.api.nvim_buf_set_extmark(buf, ns, row - 1, c[1], { end_col = c[2], hl_group = c[3] })
+    local s = st.rows[row]
+    if type(s.overlaps) == "table" and #s.overlaps > 0 then
+      local bang = lines[row]:find("!", #tostring(s.name) + 3, true)
+      if bang then
+        vim.api.nvim_buf_set_extmark(buf, ns, row - 1, bang - 1, { end_col = bang, hl_group = "CodexSessionsOverlap" })
+      end
+    end
   end
 end
 
@@ -268,6 +269,14 @@ local function map_keys(buf)
   end), "rename the session")
   map(k.cancel, with_session(function(s) actions.cancel({ id = s.id }) end), "cancel the running turn")
   map(k.report, with_session(function(s) actions.report({ id = s.id }) end), "show the report")
+  local worktree = require("codex_sessions.worktree")
+  map(k.diff, with_session(function(s) worktree.diff({ id = s.id }) end), "show what the session changed")
+  map(k.merge, with_session(function(s) worktree.merge({ id = s.id }) end),
+    "merge its work tree into the project's (staged)")
+  map(k.discard, with_session(function(s) worktree.discard({ id = s.id }, s) end),
+    "discard its work tree and branch")
+  map(k.fork, with_session(function(s) actions.fork_ask(s) end), "continue it in a new session")
+  map(k.tui, with_session(function(s) actions.tui({ id = s.id }) end), "open Codex's own terminal UI on it")
   map(k.new, function()
     local root = H.by_buf[buf].root
     vim.ui.input({ prompt = "New session name: " }, function(name)
@@ -285,6 +294,7 @@ local function map_keys(buf)
   end, "show or hide stopped sessions")
   map(k.refresh, function()
     require("codex_sessions.state").sync()
+    require("codex_sessions.state").fetch_limits(true)
   end, "ask the daemon for every session again")
   map(k.close, M.close, "close the list")
   map(k.help, function() util.show_keys("session list", config.options.keys.list) end, "show keys")
@@ -341,6 +351,7 @@ function M.open(path, callback)
       pcall(vim.api.nvim_win_set_cursor, win, { first, 0 })
     end
     ensure_timer()
+    require("codex_sessions.state").fetch_limits()
     if callback then
       callback(buf)
     end

@@ -70,7 +70,14 @@ function M.item(item)
   if kind == "user" then
     local out = { { "", nil } }
     vim.list_extend(out, M.prefixed(item.text, "> ", "  ", "CodexSessionsUser"))
+    if item.steer == true then
+      out[#out][1] = out[#out][1] .. "  (added to the running turn)"
+    elseif item.via == "codexTui" then
+      out[#out][1] = out[#out][1] .. "  (typed in Codex's terminal UI)"
+    end
     return out
+  elseif kind == "note" then
+    return { { "", nil }, { "[" .. tostring(item.text or "") .. "]", "CodexSessionsNote" } }
   elseif kind == "agent" then
     return M.prefixed(item.text, "", "", "CodexSessionsAgent")
   elseif kind == "reasoning" then
@@ -111,6 +118,83 @@ function M.item(item)
   return { { string.format("[%s] %s", tostring(kind), vim.json.encode(item)), "CodexSessionsStatusLine" } }
 end
 
+--- A token count in a few characters: 950, 1.2k, 12k, 3.4M.
+function M.tokens(n)
+  if type(n) ~= "number" then
+    return ""
+  elseif n < 1000 then
+    return tostring(math.floor(n))
+  elseif n < 10000 then
+    return string.format("%.1fk", n / 1000)
+  elseif n < 1000000 then
+    return string.format("%dk", math.floor(n / 1000 + 0.5))
+  end
+  return string.format("%.1fM", n / 1000000)
+end
+
+--- The session's token usage so far as IN/OUT, or "" before any.
+function M.usage(s)
+  local usage = type(s.usage) == "table" and s.usage or {}
+  local input, output = usage.inputTokens, usage.outputTokens
+  if type(input) ~= "number" or type(output) ~= "number" or input + output == 0 then
+    return ""
+  end
+  return M.tokens(input) .. "/" .. M.tokens(output)
+end
+
+--- The session's model and effort ("" when neither is known).
+function M.model(s)
+  local parts = {}
+  if present(s.model) then table.insert(parts, tostring(s.model)) end
+  if present(s.effort) then table.insert(parts, tostring(s.effort)) end
+  return table.concat(parts, " ")
+end
+
+--- The session's own work tree {path, branch, base, merged}, or nil.
+function M.tree(s)
+  return type(s.worktree) == "table" and s.worktree or nil
+end
+
+--- Has the session a work tree of its own that is not merged yet?
+function M.unmerged(s)
+  local tree = M.tree(s)
+  return tree ~= nil and tree.merged ~= true
+end
+
+--- What others changed too (or what it wrote outside its scope), in words.
+function M.overlaps(s)
+  return type(s.overlaps) == "table" and s.overlaps or {}
+end
+
+--- "5h", "7d", "90m": a rate-limit window of `minutes`.
+local function window_words(minutes)
+  if type(minutes) ~= "number" then
+    return "now"
+  elseif minutes >= 1440 and minutes % 1440 == 0 then
+    return (minutes / 1440) .. "d"
+  elseif minutes >= 60 and minutes % 60 == 0 then
+    return (minutes / 60) .. "h"
+  end
+  return minutes .. "m"
+end
+
+--- The account's rate limits as Codex reports them ({primary, secondary}, each with
+--- usedPercent and windowDurationMins), as "limits used: 5h 42%, 7d 10%"; "" when
+--- Codex reports none (an API key, not logged in).
+function M.limits(limits)
+  if type(limits) ~= "table" then
+    return ""
+  end
+  local parts = {}
+  for _, key in ipairs({ "primary", "secondary" }) do
+    local w = limits[key]
+    if type(w) == "table" and type(w.usedPercent) == "number" then
+      table.insert(parts, string.format("%s %d%%", window_words(w.windowDurationMins), math.floor(w.usedPercent + 0.5)))
+    end
+  end
+  return #parts > 0 and ("limits used: " .. table.concat(parts, ", ")) or ""
+end
+
 --- The header: what the session is and does, and what is wrong (storage, retries, error).
 function M.header(s, connected)
   local status = s.status or "?"
@@ -119,6 +203,17 @@ function M.header(s, connected)
   end
   local parts = { string.format("codex %s:%s", s.project and s.project.name or "?", s.name or "?"), status }
   if s.turns then table.insert(parts, "turns " .. tostring(s.turns)) end
+  local model = M.model(s)
+  if model ~= "" then table.insert(parts, model) end
+  local usage = M.usage(s)
+  if usage ~= "" then table.insert(parts, "tokens " .. usage) end
+  local tree = M.tree(s)
+  if tree then
+    table.insert(parts, "tree " .. tostring(tree.branch) .. (M.unmerged(s) and "" or " (merged)"))
+  end
+  if s.role == "explorer" or s.role == "verifier" then table.insert(parts, s.role) end
+  local overlaps = #M.overlaps(s)
+  if overlaps > 0 then table.insert(parts, overlaps .. (overlaps == 1 and " overlap" or " overlaps")) end
   if type(s.pending) == "table" and #s.pending > 0 then table.insert(parts, #s.pending .. " pending") end
   if type(s.retry) == "table" then
     local attempt = present(s.retry.attempt) and tostring(s.retry.attempt) or "?"
@@ -133,6 +228,60 @@ function M.header(s, connected)
   end
   if s.project then table.insert(parts, s.project.root) end
   return table.concat(parts, "  ·  ")
+end
+
+local function one_line(text)
+  return (tostring(text or ""):gsub("%s*\n%s*", " ⏎ "))
+end
+
+--- The list's rows for `sessions` (in list order), `numbers` mapping a session id to its
+--- number (1..10). Columns that would be empty for every row are left out (the marks,
+--- model, tokens, work tree). Returns the lines, a column header line, and for each
+--- line the byte range of its status {first, last}.
+function M.list_rows(sessions, numbers)
+  local has = { mark = false, model = false, tokens = false, tree = false }
+  local width = { name = 4, model = 5, tokens = 6 }
+  for _, s in ipairs(sessions) do
+    width.name = math.max(width.name, #s.name)
+    has.mark = has.mark or #M.overlaps(s) > 0
+    local model = type(s.model) == "string" and s.model or ""
+    has.model = has.model or model ~= ""
+    width.model = math.max(width.model, #model)
+    local usage = M.usage(s)
+    has.tokens = has.tokens or usage ~= ""
+    width.tokens = math.max(width.tokens, #usage)
+    has.tree = has.tree or M.tree(s) ~= nil
+  end
+  local function row(cells)
+    local out = { string.format("%2s %-" .. width.name .. "s", cells.number, cells.name) }
+    if has.mark then table.insert(out, cells.mark) end
+    table.insert(out, string.format("%-11s %7s", cells.status, cells.elapsed))
+    if has.model then table.insert(out, string.format("%-" .. width.model .. "s", cells.model)) end
+    if has.tokens then table.insert(out, string.format("%" .. width.tokens .. "s", cells.tokens)) end
+    if has.tree then table.insert(out, string.format("%-8s", cells.tree)) end
+    table.insert(out, cells.headline)
+    return table.concat(out, " ")
+  end
+  local head = row({ number = "#", name = "Name", mark = "!", status = "Status", elapsed = "Elapsed",
+    model = "Model", tokens = "Tokens", tree = "Tree", headline = "Headline" })
+  local lines, status_cols = {}, {}
+  local status_at = 3 + width.name + 1 + (has.mark and 2 or 0)
+  for _, s in ipairs(sessions) do
+    local tree = M.tree(s)
+    table.insert(lines, row({
+      number = numbers[s.id] and tostring(numbers[s.id]) or "",
+      name = s.name,
+      mark = #M.overlaps(s) > 0 and "!" or " ",
+      status = s.status,
+      elapsed = util.elapsed(s),
+      model = type(s.model) == "string" and s.model or "",
+      tokens = M.usage(s),
+      tree = tree and (M.unmerged(s) and "unmerged" or "merged") or "",
+      headline = one_line(s.headline),
+    }))
+    table.insert(status_cols, { status_at, status_at + #s.status })
+  end
+  return lines, head, status_cols
 end
 
 return M

@@ -13,6 +13,10 @@ local H = {
   synced = false, -- a full list arrived on this connection
   waiting = {}, -- functions to run once it has
   daemon = nil, -- true: a daemon keeps the sessions; false: a standalone sidecar (serve --standalone)
+  models = nil, -- what `codex/models` said on this connection
+  models_waiting = nil, -- callbacks while it is asked
+  limits = nil, -- the account's rate limits, as `codex/account/limits` last said (nil: none)
+  limits_asked = nil, -- when they were last asked (os.time())
 }
 
 local ACTIVE = { queued = true, starting = true, running = true, waiting = true }
@@ -59,16 +63,41 @@ function M.sorted(sessions)
   return sessions
 end
 
+--- Is `s` in the list when stopped sessions are hidden? Any session but a stopped one,
+--- and a stopped one whose own work tree is not merged or discarded yet.
+function M.listed(s)
+  return s.status ~= "stopped" or (type(s.worktree) == "table" and s.worktree.merged ~= true)
+end
+
 --- The cached sessions of the project whose root is `root` (with `stopped`, also the
 --- stopped ones), in list order.
 function M.of_project(root, stopped)
   local out = {}
   for _, s in pairs(H.sessions) do
-    if s.project and s.project.root == root and (stopped or s.status ~= "stopped") then
+    if s.project and s.project.root == root and (stopped or M.listed(s)) then
       table.insert(out, s)
     end
   end
   return M.sorted(out)
+end
+
+--- How many of a project's sessions are numbered, for :CodexSessions N and the
+--- <Plug>(CodexSessions-N) mappings.
+M.NUMBERED = 10
+
+--- The first sessions of the project `root` in list order (stopped ones left out as the
+--- list leaves them out): session number n is the n-th.
+function M.numbered(root)
+  return vim.list_slice(M.of_project(root, false), 1, M.NUMBERED)
+end
+
+--- Session id -> its number in its project's list.
+function M.numbers(root)
+  local out = {}
+  for i, s in ipairs(M.numbered(root)) do
+    out[s.id] = i
+  end
+  return out
 end
 
 --- The root of the known project that holds `path` (the longest root it lies in), so
@@ -182,6 +211,67 @@ function M.when_synced(fn)
   end
 end
 
+--- The models Codex offers (`codex/models`), asked once per connection: `callback(models)`
+--- (nil when asking failed, which is said). Completion calls it with no callback: it
+--- starts the question and offers what is known.
+function M.models(callback)
+  if H.models then
+    if callback then
+      callback(H.models)
+    end
+    return H.models
+  end
+  if H.models_waiting then
+    if callback then
+      table.insert(H.models_waiting, callback)
+    end
+    return nil
+  end
+  H.models_waiting = { callback }
+  rpc.request("codex/models", vim.empty_dict(), function(err, result)
+    local waiting = H.models_waiting or {}
+    H.models_waiting = nil
+    if err then
+      if #waiting > 0 then
+        rpc.notify_error(err, "listing Codex's models")
+      end
+    else
+      H.models = type(result.models) == "table" and result.models or {}
+    end
+    for _, fn in ipairs(waiting) do
+      fn(H.models)
+    end
+  end)
+  return nil
+end
+
+--- The account's rate limits as last heard (nil when Codex reports none).
+function M.limits()
+  return H.limits
+end
+
+--- Ask for the account's rate limits in the background (not within 5 minutes of the
+--- last time, unless `force`); the list shows them when they come.
+function M.fetch_limits(force)
+  if not force and H.limits_asked and os.time() - H.limits_asked < 300 then
+    return
+  end
+  H.limits_asked = os.time()
+  rpc.request("codex/account/limits", vim.empty_dict(), function(err, result)
+    if err then
+      return -- an older daemon, or none: nothing to show
+    end
+    H.limits = type(result.limits) == "table" and result.limits or nil
+    require("codex_sessions.list").on_changed()
+  end)
+end
+
+--- Set what the list shows as the account's limits (for scripts and tests).
+function M.set_limits(limits)
+  H.limits = limits
+  require("codex_sessions.list").on_changed()
+end
+
 --- Counts for the statusline: running (also starting and queued) and waiting.
 function M.counts()
   local c = { running = 0, waiting = 0, failed = 0, idle = 0, total = 0 }
@@ -270,8 +360,9 @@ local function on_overlap(params)
   end
   local what = params.reason == "outOfScope" and "written outside its write scope by"
     or "changed by more than one session:"
-  util.notify(M.one_line(string.format("codex-sessions: %s %s %s", tostring(params.path), what,
-    table.concat(names, ", "))), vim.log.levels.WARN)
+  util.notify(M.one_line(string.format("codex-sessions: %s %s %s (the list marks them with !)",
+    tostring(params.path), what, table.concat(names, ", "))), vim.log.levels.WARN)
+  fire("CodexSessionOverlap", { path = params.path, sessions = params.sessions, reason = params.reason })
 end
 
 local SHOW_LEVELS = { vim.log.levels.ERROR, vim.log.levels.WARN, vim.log.levels.INFO, vim.log.levels.DEBUG }
@@ -300,6 +391,7 @@ end
 local function on_exited()
   -- what is cached stays for completion and the list, marked as not followed
   H.connected, H.synced, H.waiting = false, false, {}
+  H.models, H.models_waiting = nil, nil
   require("codex_sessions.buffer").on_disconnected()
   require("codex_sessions.list").on_changed()
   vim.cmd("redrawstatus!")

@@ -6,8 +6,10 @@ local function is_float(win)
 end
 M.is_float = is_float
 
+--- A buffer the session window shows: a session's own buffer, or one of its views
+--- (its diff, the commit message of its merge).
 local function is_session(buf)
-  return require("codex_sessions.buffer").state(buf) ~= nil
+  return require("codex_sessions.buffer").state(buf) ~= nil or vim.b[buf].codex_sessions_view == true
 end
 
 local function is_list(buf)
@@ -91,6 +93,23 @@ function M.show_session(buf)
   vim.api.nvim_set_current_win(win)
   vim.api.nvim_win_set_buf(win, buf)
   return win
+end
+
+--- Stop showing `buf`: each window showing it goes to its alternate buffer, or closes
+--- (a new empty buffer when it is the last window).
+function M.leave(buf)
+  for _, win in ipairs(vim.fn.win_findbuf(buf)) do
+    vim.api.nvim_win_call(win, function()
+      local alt = vim.fn.bufnr("#")
+      if alt > 0 and alt ~= buf and vim.api.nvim_buf_is_loaded(alt) then
+        vim.api.nvim_win_set_buf(win, alt)
+      elseif #vim.api.nvim_tabpage_list_wins(0) > 1 then
+        vim.api.nvim_win_close(win, true)
+      else
+        vim.cmd("enew")
+      end
+    end)
+  end
 end
 
 --- A float in the middle of the editor showing `buf`, focused; `q` and <Esc> close it,
@@ -285,11 +304,25 @@ function M.project_path()
   if root then
     return root
   end
-  local name = vim.api.nvim_buf_get_name(0)
-  if name ~= "" and vim.bo.buftype == "" and vim.fn.filereadable(name) == 1 then
-    return vim.fn.fnamemodify(name, ":p:h")
+  local id = vim.b.codex_sessions_id -- a session's diff or commit message
+  local viewed = type(id) == "string" and require("codex_sessions.state").get(id)
+  if viewed and viewed.project then
+    return viewed.project.root
   end
-  return vim.fn.getcwd()
+  local name = vim.api.nvim_buf_get_name(0)
+  local path = vim.fn.getcwd()
+  if name ~= "" and vim.bo.buftype == "" and vim.fn.filereadable(name) == 1 then
+    path = vim.fn.fnamemodify(name, ":p:h")
+  end
+  -- a file of a session's own work tree belongs to the session's project
+  local real = vim.uv.fs_realpath(path) or path
+  for _, s in ipairs(require("codex_sessions.state").all()) do
+    local tree = type(s.worktree) == "table" and type(s.worktree.path) == "string" and s.worktree.path
+    if tree and (real == tree or vim.startswith(real, tree .. "/")) then
+      return s.project.root
+    end
+  end
+  return path
 end
 
 return M

@@ -8,6 +8,7 @@ and read the database directly when it does not (no Codex is started).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -19,12 +20,9 @@ from . import __version__
 from .paths import state_dir as resolve_state_dir
 
 if TYPE_CHECKING:
-    import asyncio
-
     from .rpc.client import Client
 
-# `serve` (the relay) must start fast: everything heavier is imported where it is used,
-# asyncio included (60 ms of an editor's start on a slow machine).
+# `serve` (the relay) must start fast: everything heavier is imported where it is used.
 
 EXIT_FOR_REPORT = {"done": 0, "failed": 1, "blocked": 2, "still running": 2}
 TAIL_ITEMS = 40
@@ -44,7 +42,6 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 def _run(coro: Any) -> int:
-    import asyncio
     from .rpc.client import RpcError
     from .store import StoreError
     try:
@@ -90,6 +87,10 @@ class Source:
         if method == "codex/session/list":
             found = await s.list(params.get("project"), None, params.get("all", False))
             return {"sessions": [x.to_wire() for x in found]}
+        if method == "codex/project/learnings":
+            from .core.projects import resolve_project
+            return await s.notes.project_learnings(resolve_project(params["project"]),
+                                                   params.get("limit", 1000))
         session = await s.get(None, params["project"], params["name"])
         if method == "codex/session/get":
             return {"session": session.to_wire()}
@@ -131,18 +132,38 @@ class Follower:
         from .tools.render import TerminalView
         self.client, self.id, self.yes = client, session_id, yes
         self.view = TerminalView(sys.stdout)
+        self.cancelled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.held: list[dict[str, Any]] | None = None  # live output kept back (see hold)
         client.on_notification = self.notified
 
+    def hold(self) -> None:
+        """Keep live output back while the transcript's tail is printed."""
+        self.held = []
+
+    def release(self, shown_up_to: int, streamed: set[str]) -> None:
+        """Print what was kept back, but what the tail already showed (its items, and the
+        text of messages it showed streaming)."""
+        held, self.held = self.held or [], None
+        for item in held:
+            if "seq" in item and item["seq"] <= shown_up_to:
+                continue
+            if "seq" not in item and item.get("itemId") in streamed:
+                continue
+            self.view.show(item)
+
     def notified(self, method: str, params: Any) -> None:
-        import asyncio
         if method == "codex/session/output" and params["id"] == self.id:
             for item in params["items"]:
-                self.view.show(item)
+                if self.held is not None:
+                    self.held.append(item)
+                else:
+                    self.view.show(item)
         elif method == "codex/session/request" and params["id"] == self.id:
             asyncio.get_running_loop().create_task(self.answer(params["request"]))
 
     async def answer(self, request: dict[str, Any]) -> None:
-        import asyncio
+        if request.get("kind") == "promptReview":
+            return await self.review(request)
         decision = "accept" if self.yes else "decline"
         if not self.yes and sys.stdin.isatty():
             reply = await asyncio.to_thread(
@@ -159,8 +180,58 @@ class Follower:
             print(f"({exc.message})", file=sys.stderr)
 
 
+    async def review(self, request: dict[str, Any]) -> None:
+        """Learn mode's rewrite: accept it, edit it (in $EDITOR), or send the original."""
+        from .tools.render import review_text
+        print(review_text(request), file=sys.stderr)
+        answer: dict[str, Any] = {"decision": "accept" if self.yes else "decline"}
+        while not self.yes and sys.stdin.isatty():
+            reply = await asyncio.to_thread(
+                input, "Send the [a]ugmented prompt, [e]dit it, the [o]riginal, or [c]ancel? ")
+            choice = reply.strip()[:1].lower()
+            if choice == "e":
+                try:
+                    text = await asyncio.to_thread(_edit, request["augmented"])
+                except OSError as exc:
+                    print(f"codex-sessions: cannot run your editor ({exc}); set VISUAL or EDITOR",
+                          file=sys.stderr)
+                    continue
+                text = text.rstrip("\n")  # an editor's last newline is not part of the prompt
+                answer = {"decision": "edit", "text": text} if text.strip() else {"decision": "cancel"}
+            elif choice in ("a", "o", "c"):
+                answer = {"decision": {"a": "accept", "o": "decline", "c": "cancel"}[choice]}
+            else:
+                continue
+            break
+        if not self.yes and not sys.stdin.isatty():
+            print("(not a terminal and no --yes: sending the original prompt)", file=sys.stderr)
+        from .rpc.client import RpcError
+        try:
+            await self.client.request("codex/session/respond", {
+                "id": self.id, "requestId": request["requestId"], **answer})
+        except RpcError as exc:  # answered elsewhere meanwhile
+            print(f"({exc.message})", file=sys.stderr)
+        if answer["decision"] == "cancel":
+            self.cancelled.set_result(None)
+
+
+def _edit(text: str) -> str:
+    """`text` in the user's $VISUAL/$EDITOR (vi when neither is set); what they saved."""
+    import shlex
+    import subprocess
+    import tempfile
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.NamedTemporaryFile("w", suffix=".md", prefix="codex-prompt-", delete=False) as f:
+        f.write(text)
+    try:
+        subprocess.run([*shlex.split(editor), f.name], check=False)  # OSError: no such editor
+        with open(f.name, encoding="utf-8") as saved:
+            return saved.read()
+    finally:
+        os.unlink(f.name)
+
+
 def _detach_on_interrupt(task: asyncio.Future[Any]) -> None:
-    import asyncio
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, task.cancel)
 
 
@@ -171,11 +242,10 @@ def _detached(name: str) -> int:
 
 
 async def _follow(client: "Client", session: dict[str, Any], turn_id: str | None,
-                  turns: int) -> int:
+                  turns: int, cancelled: "asyncio.Future[None] | None" = None) -> int:
     """Wait for the session's turn (the one with `turn_id`, else the next after `turns`) to end
-    while a Follower streams it; print the report. Ctrl-C detaches."""
-    import asyncio
-
+    while a Follower streams it; print the report. Ctrl-C detaches. `cancelled`: the user
+    cancelled the prompt in learn mode's review, so no turn comes."""
     def ours(p: dict[str, Any]) -> bool:
         s = p["session"]
         if s["id"] != session["id"]:
@@ -186,6 +256,12 @@ async def _follow(client: "Client", session: dict[str, Any], turn_id: str | None
                                                     timeout=None))  # type: ignore[arg-type]
     _detach_on_interrupt(waiting)
     try:
+        if cancelled is not None:
+            await asyncio.wait([waiting, cancelled], return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                waiting.cancel()
+                print("cancelled in its review: nothing was sent", file=sys.stderr)
+                return 1
         finished = await waiting
     except asyncio.CancelledError:
         return _detached(session["name"])
@@ -201,12 +277,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             started = await client.request("codex/session/start", {
                 "project": _project(args), "name": args.name, "model": args.model,
-                "effort": args.effort, "sandbox": args.sandbox, "fresh": args.fresh})
+                "effort": args.effort, "sandbox": args.sandbox, "fresh": args.fresh,
+                **({"notes": True} if args.notes else {}), **({"learn": True} if args.learn else {})})
             session = started["session"]
-            Follower(client, session["id"], args.yes)
+            follower = Follower(client, session["id"], args.yes)
             sent = await client.request("codex/session/send", {"id": session["id"],
                                                                "text": args.prompt})
-            return await _follow(client, session, sent["turnId"], sent["session"]["turns"])
+            return await _follow(client, session, sent["turnId"], sent["session"]["turns"],
+                                 follower.cancelled)
         finally:
             await client.stop()
     return _run(body())
@@ -270,7 +348,6 @@ def _show_models(result: dict[str, Any]) -> None:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    import asyncio
     from .rpc.client import connect_daemon
 
     async def body() -> int:
@@ -278,13 +355,15 @@ def cmd_attach(args: argparse.Namespace) -> int:
         try:
             session = (await client.request("codex/session/get", _ref(args)))["session"]
             follower = Follower(client, session["id"], args.yes)
-            next_seq = session.get("nextSeq")
+            follower.hold()
             page = await client.request("codex/session/transcript",
                                         {"id": session["id"], "after": 0, "limit": 10000})
-            for item in page["items"][-TAIL_ITEMS:]:
+            for item in page["items"][-TAIL_ITEMS:] + page.get("streaming", []):
                 follower.view.show(item)
             print(f"-- {session['name']} is {session['status']}; Ctrl-C detaches --", file=sys.stderr)
-            del next_seq
+            follower.release(page["next"], {p["itemId"] for p in page.get("streaming", [])})
+            for request in session["pending"]:  # asked before we came: ask now
+                asyncio.get_running_loop().create_task(follower.answer(request))
             forever = asyncio.ensure_future(client.closed)  # type: ignore[arg-type]
             _detach_on_interrupt(forever)
             try:
@@ -299,7 +378,6 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 def cmd_tui(args: argparse.Namespace) -> int:
     """Codex's own terminal UI on a session's thread; the editors see what happens there."""
-    import asyncio
     from .rpc.client import RpcError, connect_daemon
 
     async def ask() -> dict[str, Any]:
@@ -382,16 +460,34 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from .core.documents import Documents
     from .tools.export import ExportError, export_session
 
     async def body(source: Source) -> int:
         session = (await source.call("codex/session/get", _ref(args)))["session"]
         folder = Path(args.out or f"codex-session-{session['name']}-{session['id']}")
         try:
-            export_session(session, await _all_items(source, _ref(args)), folder, args.force)
+            export_session(session, await _all_items(source, _ref(args)), folder, args.force,
+                           Documents(_folder(args)).folder(session["id"]))
         except ExportError as exc:
             return _fail(str(exc))
         print(f"exported {session['name']} to {folder}/")
+        return 0
+    return _run(_with_source(args, body))
+
+
+def cmd_learnings(args: argparse.Namespace) -> int:
+    async def body(source: Source) -> int:
+        found = await source.call("codex/project/learnings", {"project": _project(args)})
+        if args.json:
+            print(json.dumps(found["entries"], indent=2))
+        elif args.path:
+            print(found["path"])
+        elif not found["entries"]:
+            print(f"no learnings yet in {found['project']['root']} (turn the notetaker on: "
+                  "`codex-sessions run --notes ...`)", file=sys.stderr)
+        else:
+            print(found["text"], end="")
         return 0
     return _run(_with_source(args, body))
 
@@ -411,7 +507,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
-    import asyncio
     folder = _folder(args)
     if args.action == "run":
         if args.http:  # a bad address is refused before anything starts
@@ -551,7 +646,12 @@ def parser() -> argparse.ArgumentParser:
                    choices=["read-only", "workspace-write", "danger-full-access"])
     p.add_argument("--fresh", action="store_true",
                    help="a new conversation even if the name had one (the old one is kept, renamed)")
-    p.add_argument("--yes", action="store_true", help="accept every approval request")
+    p.add_argument("--yes", action="store_true", help="accept every approval request (and, "
+                   "with --learn, every rewrite)")
+    p.add_argument("--notes", action="store_true", help="the notetaker writes learnings.md "
+                   "after each turn (spends model tokens)")
+    p.add_argument("--learn", action="store_true", help="learn mode: the prompt is rewritten "
+                   "with the project's learnings and you choose what is sent (turns notes on)")
     p.add_argument("prompt")
     p.set_defaults(func=cmd_run)
 
@@ -640,6 +740,13 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("-o", "--out", help="the folder (default: codex-session-NAME-ID)")
             p.add_argument("--force", action="store_true", help="overwrite files already there")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("learnings", help="print the project's learnings (the notetaker's "
+                       "entries from every session), or with --path the file that holds them")
+    p.add_argument("-C", "--directory", help="the project (default: the current directory)")
+    p.add_argument("--path", action="store_true", help="print the path of the learnings.md file")
+    p.add_argument("--json", action="store_true", help="the entries as JSON")
+    p.set_defaults(func=cmd_learnings)
 
     p = sub.add_parser("demo", help="three sessions at once against a scripted model, offline")
     p.add_argument("--keep", action="store_true", help="keep the throw-away project")

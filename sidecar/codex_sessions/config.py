@@ -29,6 +29,7 @@ class ClientConfig:
     output_limit_bytes: int = 10 * 1024 * 1024
     codex_process: str = "perProject"
     codex_timeout: float = 30.0  # seconds Codex may take to answer a request
+    notes: bool = False  # the notetaker for the sessions it starts (core/notes.py)
     isolation: str = "shared"  # how this client's sessions start unless told otherwise
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 

@@ -30,7 +30,7 @@ import orjson
 log = logging.getLogger(__name__)
 
 LIVE = "('queued','starting','running','waiting','idle')"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, list[str]] = {
     1: [
         """CREATE TABLE sessions (
@@ -71,7 +71,30 @@ MIGRATIONS: dict[int, list[str]] = {
                                     AND t.status IN {LIVE}))""",
         f"CREATE UNIQUE INDEX sessions_live_name ON sessions(root, name) WHERE status IN {LIVE}",
     ],
+    3: [
+        # The notetaker's entries (core/notes.py), by project, for retrieval in learn mode.
+        """CREATE TABLE learnings (
+               id INTEGER PRIMARY KEY,
+               root TEXT NOT NULL,
+               session_id TEXT NOT NULL,
+               session_name TEXT NOT NULL,
+               turn INTEGER,
+               turn_id TEXT,
+               kind TEXT NOT NULL,
+               at TEXT NOT NULL,
+               text TEXT NOT NULL,
+               data TEXT NOT NULL)""",
+        "CREATE INDEX learnings_root ON learnings(root, id)",
+        "CREATE INDEX learnings_session ON learnings(session_id, id)",
+        "CREATE VIRTUAL TABLE learnings_fts USING fts5(text, content='learnings', content_rowid='id')",
+        """CREATE TRIGGER learnings_added AFTER INSERT ON learnings BEGIN
+               INSERT INTO learnings_fts(rowid, text) VALUES (new.id, new.text); END""",
+        """CREATE TRIGGER learnings_deleted AFTER DELETE ON learnings BEGIN
+               INSERT INTO learnings_fts(learnings_fts, rowid, text)
+               VALUES ('delete', old.id, old.text); END""",
+    ],
 }
+LEARNING_COLUMNS = "id, root, session_id, session_name, turn, turn_id, kind, at, text, data"
 UPSERT_SESSION = (
     "INSERT INTO sessions(id, root, name, status, updated_at, owner_pid, owner_token, data) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET root = excluded.root, "
@@ -442,9 +465,62 @@ class Store:
         async with self._lock():
             await self.db.execute("BEGIN IMMEDIATE")
             for table, column in (("items", "session_id"), ("pieces", "session_id"),
-                                  ("sessions", "id")):
+                                  ("learnings", "session_id"), ("sessions", "id")):
                 await self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", (session_id,))
             await self.db.execute("COMMIT")
+
+
+    # ---- learnings (the notetaker's entries) ----------------------------------------
+
+    async def add_learning(self, row: dict[str, Any]) -> int:
+        """Keep one entry (`root`, `session_id`, `session_name`, `turn`, `turn_id`, `kind`,
+        `at`, `text`, `data`); its id."""
+        assert self.db
+        async with self._lock():
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = await self.db.execute(
+                    "INSERT INTO learnings(root, session_id, session_name, turn, turn_id, kind, at, "
+                    "text, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (row["root"], row["session_id"], row["session_name"], row.get("turn"),
+                     row.get("turn_id"), row["kind"], row["at"], row["text"],
+                     orjson.dumps(row.get("data") or {}).decode()))
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            return int(cursor.lastrowid or 0)
+
+    async def learnings(self, root: str, session_id: str | None = None,
+                        limit: int = 1000) -> list[dict[str, Any]]:
+        """The newest `limit` entries of a project (or of one session), oldest first."""
+        assert self.db
+        where, args = ("session_id = ?", (session_id,)) if session_id else ("root = ?", (root,))
+        rows = await self.db.execute_fetchall(
+            f"SELECT {LEARNING_COLUMNS} FROM learnings WHERE {where} ORDER BY id DESC LIMIT ?",
+            (*args, limit))
+        return [_learning(row) for row in reversed(list(rows))]
+
+    async def matching_learnings(self, root: str, words: list[str],
+                                 limit: int) -> list[dict[str, Any]]:
+        """A project's entries that best match any of `words` (FTS5, best first)."""
+        assert self.db
+        if not words:
+            return []
+        query = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+        rows = await self.db.execute_fetchall(
+            f"SELECT {', '.join('l.' + c.strip() for c in LEARNING_COLUMNS.split(','))} "
+            "FROM learnings_fts f JOIN learnings l ON l.id = f.rowid "
+            "WHERE learnings_fts MATCH ? AND l.root = ? ORDER BY bm25(learnings_fts) LIMIT ?",
+            (query, root, limit))
+        return [_learning(row) for row in rows]
+
+
+def _learning(row: Any) -> dict[str, Any]:
+    keys = [c.strip() for c in LEARNING_COLUMNS.split(",")]
+    found = dict(zip(keys, row))
+    found["data"] = orjson.loads(found["data"])
+    return found
 
 
 def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:

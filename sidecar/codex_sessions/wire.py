@@ -13,7 +13,7 @@ from typing_extensions import TypedDict
 
 Status = Literal["queued", "starting", "running", "waiting", "idle", "failed", "stopped",
                  "interrupted"]
-Decision = Literal["accept", "acceptForSession", "decline", "cancel"]
+Decision = Literal["accept", "acceptForSession", "decline", "cancel", "edit"]  # edit: promptReview
 ReportStatus = Literal["done", "blocked", "failed", "still running"]
 LIVE_STATUSES = ("queued", "starting", "running", "waiting", "idle")
 
@@ -31,12 +31,24 @@ class TurnInfo(TypedDict):
 
 class Request(TypedDict, total=False):
     requestId: str
-    kind: Literal["command", "fileChange", "userInput", "permissions"]
+    kind: Literal["command", "fileChange", "userInput", "permissions", "promptReview"]
     command: Optional[str]
     cwd: Optional[str]
     reason: Optional[str]
     changes: Optional[list[dict[str, Any]]]
     questions: Optional[list[Any]]
+    # promptReview (learn mode, core/notes.py): the prompt, the notetaker's rewrite, a
+    # unified diff from one to the other, and the earlier learnings it was given.
+    original: str
+    augmented: str
+    diff: str
+    sources: list[dict[str, Any]]
+
+
+class Learn(TypedDict):
+    on: bool
+    endedBecause: Optional[Literal["resolved", "off"]]
+    openGaps: list[str]
 
 
 class Usage(TypedDict):
@@ -86,6 +98,9 @@ class SessionInfo(TypedDict):
     effort: Optional[str]
     storageError: Optional[str]
     retry: Optional[dict[str, Any]]
+    notes: bool
+    notesError: Optional[str]
+    learn: Optional[Learn]
     isolation: Literal["shared", "worktree"]
     worktree: Optional[dict[str, Any]]
     role: Literal["worker", "explorer", "verifier"]

@@ -8,6 +8,7 @@ recorded them (`owner`), reading what changed every half second.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Callable, Iterable
 
 import orjson
@@ -45,6 +46,14 @@ class Registry:
 
     # ---- finding ------------------------------------------------------------------------
 
+    def resolve(self, path: str) -> Project:
+        """The project of `path`; inside a session's own work tree, that session's project."""
+        project = resolve_project(path)
+        for session in self.sessions.values():
+            if session.worktree and os.path.realpath(session.worktree["path"]) == project.root:
+                return session.project
+        return project
+
     def live_named(self, project: Project, name: str) -> Session | None:
         for session in self.sessions.values():
             if session.project.root == project.root and session.name == name and (
@@ -69,7 +78,7 @@ class Registry:
             return session
         if project_path is None:
             raise InvalidParams("id", "give a session id, or project and name")
-        project = resolve_project(project_path)
+        project = self.resolve(project_path)
         session = self.named(project, name)
         if session is None:
             raise SessionNotFound(f"no session named {name!r} in {project.root}",

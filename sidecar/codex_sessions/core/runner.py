@@ -63,6 +63,7 @@ class Runner:
         encoded = self.session.transcript.append(item)
         self.core.store.append_item(self.session.id, item["seq"], encoded)
         self.core.outbox.item(self.session.id, encoded)
+        self.core.documents.record(self.session.id, item, encoded)  # documents/ID/*.jsonl
         return item
 
     # ---- the process and the thread -----------------------------------------------------------
@@ -147,6 +148,7 @@ class Runner:
             self._finished()
         else:
             self.core.outbox.flush(session.id)
+        self.core.notes.process_ended(self, phase, process, was_running)  # a kill: closing summary
         if process is not None:
             await self.core.pool.release(process, self, session.thread_id)
 
@@ -156,9 +158,11 @@ class Runner:
 
     # ---- turns ------------------------------------------------------------------------------
 
-    def prompt(self, text: str) -> None:
+    def prompt(self, text: str, reviewed: bool = False) -> None:
         """Accept the user's prompt; it runs as soon as Codex and a run slot are ready."""
         session = self.session
+        if not reviewed and self.core.notes.review(self, text):
+            return  # learn mode: the notetaker rewrites it, the user reviews it (notes.py)
         session.accept_prompt(text)
         self.record({**session.item("user", text=text), "turn": session.turns + 1})
         if session.phase == "ready":
@@ -235,6 +239,8 @@ class Runner:
         self.external = False
         self.changed()
         self._finished()
+        self.core.documents.flush()
+        self.core.notes.turn_ended(self)  # with notes on: the notetaker's entry (notes.py)
 
     async def keep_streamed_text(self, at_start: bool = False) -> None:
         """A message cut off mid-stream (cancel, a dying Codex) keeps what streamed of it."""
@@ -278,6 +284,8 @@ class Runner:
                 process.server.kill()
             except AppServerError as exc:
                 log.warning("interrupt of %s failed: %s", session.name, exc)
+        elif session.reviewing is not None:
+            self.core.notes.drop_review(self)  # learn mode held it for review: not sent
         elif session.next_prompt is not None:
             session.drop_prompt()
             self.core.slots.leave(session)
@@ -306,12 +314,16 @@ class Runner:
         self.changed()
         return result.get("turnId") or turn_id
 
-    def respond(self, request_id: str, decision: str) -> None:
+    def respond(self, request_id: str, decision: str, text: str | None = None) -> None:
         session = self.session
         pending = session.pending.get(request_id)
         if pending is None:
             raise InvalidParams("request_id", f"session {session.name!r} has no pending request "
                                 f"{request_id!r}")
+        if pending.wire["kind"] == "promptReview":
+            return self.core.notes.answer(self, pending, decision, text)  # learn mode (notes.py)
+        if decision == "edit":
+            raise InvalidParams("decision", "edit answers a promptReview only")
         assert self.process
         self.process.respond(pending.codex_id, events.answer_for(pending, decision))
         del session.pending[request_id]

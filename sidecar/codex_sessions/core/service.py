@@ -9,34 +9,32 @@ the session it starts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
-import os
 import shlex
-import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from ..codex.appserver import AppServerError, AppServerTimeout
+from ..codex.appserver import AppServerTimeout
 from ..codex.pool import Pool
-from ..codex.reaper import Reaper
+from ..codex.reaper import Reaper, alive
 from ..config import ClientConfig
-from ..errors import (CodexUnavailable, InvalidParams, InvalidProject, InvalidState, NameTaken,
-                      SessionBusy)
+from ..errors import CodexUnavailable, InvalidState, NameTaken, SessionBusy
 from ..store import NameHeld, Store
-from ..wire import FORGOTTEN, OVERLAP, SHOW_MESSAGE
-from . import changes, events, scopes, worktrees
-from .projects import Project, check_name, resolve_project
-from ..codex.reaper import alive
+from ..wire import FORGOTTEN, SHOW_MESSAGE
+from . import changes, worktrees
+from .documents import Documents
+from .isolation import Isolation
+from .notes import Notetaker
+from .outbox import Outbox
+from .projects import Project, check_name
 from .registry import Registry
 from .report import render
 from .runner import Runner
 from .session import RANK, REST_RANK, Session, report_of
-from .outbox import Outbox
 from .slots import Slots
+from .threads import ThreadModel
 
 log = logging.getLogger(__name__)
 
@@ -57,27 +55,9 @@ class Core:
         self.reaper: Reaper | None = None
         self.pool = Pool(None)
         self._watches: dict[str, changes.ProjectWatch] = {}
+        self.documents = Documents(state_dir)  # what is recorded of every session, as files
+        self.notes = Notetaker(self)  # the notetaker and learn mode
         self._writers: dict[tuple[str, str], list[str]] = {}  # (work tree, file): who changed it
-
-    def wrote(self, session: Session, paths: list[str]) -> None:
-        """`session` changed these files: flag writes outside its scope and shared files."""
-        for path in paths:
-            if session.role == "worker" and session.write_scope and \
-                    not scopes.in_scope(path, session.write_scope):
-                self.runner(session).flag(f"wrote outside its scope "
-                                          f"({', '.join(session.write_scope)}): {path}")
-                self.emit(OVERLAP, {"path": path, "sessions": [session.id], "reason": "outOfScope"})
-            writers = self._writers.setdefault((session.workdir, path), [])
-            if session.id in writers:
-                continue
-            writers.append(session.id)
-            if len(writers) < 2:
-                continue
-            involved = [s for s in (self.registry.get(i) for i in writers) if s is not None]
-            for one in involved:
-                others = ", ".join(o.name for o in involved if o is not one)
-                self.runner(one).flag(f"overlap: {path} was also changed by {others}")
-            self.emit(OVERLAP, {"path": path, "sessions": list(writers), "reason": "sameFile"})
 
     def _wire_of(self, session_id: str) -> bytes | None:
         session = self.registry.get(session_id)
@@ -95,7 +75,7 @@ class Core:
         return runner
 
 
-class Sessions(Core):
+class Sessions(Core, Isolation, ThreadModel):
     """Named Codex sessions: the protocol's operations."""
 
     def __init__(self, state_dir: Path, emit: Emit) -> None:
@@ -199,6 +179,7 @@ class Sessions(Core):
         live = [self.runners[s.id] for s in self.registry
                 if s.live and s.owner is None and s.id in self.runners]
         await asyncio.gather(*(r.end_process("interrupted") for r in live), return_exceptions=True)
+        self.documents.flush()
         await self.pool.close_all()
         if self._opened is not None and self._opened.done() and not self._opened.exception():
             await self.outbox.drain()
@@ -228,7 +209,7 @@ class Sessions(Core):
         work tree lacks, a write scope that meets another worker's).
         """
         await self.ready()
-        project = resolve_project(project_path)
+        project = self.registry.resolve(project_path)
         check_name(name)
         existing = self.registry.live_named(project, name)
         if existing is not None:
@@ -328,7 +309,7 @@ class Sessions(Core):
                    include_stopped: bool = False, waiting: bool = False) -> list[Session]:
         await self.ready()
         self.registry.reap_owners()
-        root = resolve_project(project_path).root if project_path else None
+        root = self.registry.resolve(project_path).root if project_path else None
         if waiting:
             statuses = [*(statuses or []), "waiting"]
         found = [s for s in self.registry.in_project(root)
@@ -396,9 +377,10 @@ class Sessions(Core):
         self.drivable(session)
         await self.runner(session).cancel()
 
-    def respond(self, session: Session, request_id: str, decision: str) -> None:
+    def respond(self, session: Session, request_id: str, decision: str,
+                text: str | None = None) -> None:
         self.drivable(session)
-        self.runner(session).respond(request_id, decision)
+        self.runner(session).respond(request_id, decision, text)
 
     def rename(self, session: Session, new_name: str) -> None:
         check_name(new_name, "new_name")
@@ -422,7 +404,7 @@ class Sessions(Core):
 
     async def kill_all(self, project_path: str | None) -> list[str]:
         await self.ready()
-        root = resolve_project(project_path).root if project_path else None
+        root = self.registry.resolve(project_path).root if project_path else None
         doomed = [s for s in self.registry.in_project(root) if s.live and s.owner is None]
         await asyncio.gather(*(self.runner(s).end_process("stopped") for s in doomed))
         return [s.id for s in doomed]
@@ -454,264 +436,6 @@ class Sessions(Core):
             raise CodexUnavailable(session.error) from None
         asyncio.create_task(runner.open_thread(resume=True))
 
-    def _scope_warnings(self, session: Session) -> list[str]:
-        if session.role != "worker" or not session.write_scope:
-            return []
-        found = []
-        for other in self.registry.in_project(session.project.root):
-            if other.live and other.role == "worker" and other.write_scope and \
-                    other.workdir == session.workdir:
-                for mine, theirs in scopes.intersect(session.write_scope, other.write_scope):
-                    found.append(f"write scope {mine} meets {other.name}'s {theirs} in the same "
-                                 "work tree: the two may change the same files")
-        return found
-
-    async def _drop_worktree(self, session: Session) -> None:
-        if session.worktree:
-            await worktrees.discard(session.project.root, _tree(session))
-
-    # ---- isolation: diff, merge, discard ---------------------------------------------------
-
-    async def diff(self, session: Session) -> dict[str, Any]:
-        """What the session changed: against its base (work tree) or the files it was seen
-        changing (shared tree), as a unified diff."""
-        if session.worktree:
-            if not os.path.isdir(session.worktree["path"]):
-                return {"diff": "", "files": [], "overlaps": []}
-            found = await worktrees.diff(session.worktree["path"], session.worktree["base"])
-        else:
-            if not await worktrees.is_git(session.project.root):
-                raise InvalidProject(f"{session.project.root} is not a git repository: there is no "
-                                     "base to diff against")
-            found = await worktrees.diff(session.project.root, "HEAD", list(session.changed_files))
-        found["overlaps"] = self._tree_overlaps(session, [f["path"] for f in found["files"]])
-        return found
-
-    def _tree_overlaps(self, session: Session, paths: list[str]) -> list[dict[str, Any]]:
-        """Other unmerged work-tree sessions of the project that changed the same files."""
-        found = []
-        for other in self.registry.in_project(session.project.root):
-            if other is session or not other.worktree or other.worktree.get("merged"):
-                continue
-            for path in sorted(set(paths) & set(other.changed_files)):
-                found.append({"path": path, "sessions": [session.id, other.id]})
-        return found
-
-    async def merge(self, session: Session, strategy: str) -> dict[str, Any]:
-        """A work-tree session's changes into the main work tree: staged, not committed."""
-        if not session.worktree:
-            raise InvalidState(f"session {session.name!r} works in the project's own tree: there is "
-                               "nothing to merge", {"id": session.id})
-        if session.turn_active:
-            raise SessionBusy(f"session {session.name!r} is {session.status}; merge when its turn "
-                              "has ended", {"id": session.id})
-        message = _commit_message(session)
-        files = await worktrees.merge(session.project.root, _tree(session), strategy, message)
-        session.worktree = {**session.worktree, "merged": True}
-        self.runner(session).note(f"Merged into {session.project.root} ({strategy}), staged: "
-                                  + (", ".join(files) or "no changes"))
-        self.runner(session).changed()
-        return {"session": session.to_wire(), "files": files, "message": message}
-
-    async def discard(self, session: Session) -> None:
-        """Remove a work-tree session's work tree and branch (its record stays)."""
-        if not session.worktree:
-            raise InvalidState(f"session {session.name!r} has no work tree to discard",
-                               {"id": session.id})
-        if session.live:
-            await self.runner(session).end_process("stopped")
-        await worktrees.discard(session.project.root, _tree(session))
-        self.runner(session).note(f"Discarded the work tree and the branch {session.worktree['branch']}")
-        session.worktree = None
-        self.runner(session).changed()
-
-    # ---- Codex's thread model: fork, review, adopt, steer ---------------------------------
-
-    async def fork(self, client: ClientConfig, source: Session, new_name: str,
-                   at_turn: int | None) -> Session:
-        """A new session on a new Codex thread holding `source`'s turns 1..at_turn (all)."""
-        if not source.thread_id or not source.turns:
-            raise InvalidState(f"session {source.name!r} has no turn yet: there is nothing to fork",
-                               {"id": source.id})
-        kept = source.turns if at_turn is None else at_turn
-        if not 1 <= kept <= source.turns:
-            raise InvalidParams("at_turn", f"must be a turn of {source.name!r}: 1 to {source.turns}")
-        last_turn = None
-        if at_turn is not None:
-            ids = source.turn_ids if len(source.turn_ids) == source.turns else []
-            if not ids:
-                raise InvalidState(f"session {source.name!r} was recorded without its turn ids; "
-                                   "fork it whole (no atTurn)", {"id": source.id})
-            last_turn = ids[kept - 1]
-        options = {"model": source.model, "effort": source.effort, "sandbox": source.sandbox,
-                   "approval_policy": source.approval_policy}
-        session, runner = await self._create(client, source.project, new_name, **options)
-        session.turns, session.turn_ids = kept, source.turn_ids[:kept]
-        session.title = source.title
-        fork: dict[str, Any] = {"threadId": source.thread_id}
-        if last_turn:
-            fork["lastTurnId"] = last_turn
-        runner.note(f"Forked from {source.name} after turn {kept} of {source.turns}",
-                    forkedFrom={"id": source.id, "name": source.name, "turn": kept})
-        runner.changed()
-        asyncio.create_task(runner.open_thread(fork=fork))
-        await self.store.flush()
-        return session
-
-    async def review(self, client: ClientConfig, project_path: str, target: Any,
-                     name: str | None) -> Session:
-        """A session whose first turn is Codex's review of the target."""
-        await self.ready()
-        project = resolve_project(project_path)
-        wire_target, described = review_target(target)
-        if name is None:
-            name = "review"
-            n = 1
-            while self.registry.named(project, name) is not None:
-                n += 1
-                name = f"review-{n}"
-        session, runner = await self._create(client, project, name)
-        runner.note(f"Review of {described}", reviewTarget=wire_target)
-        runner.prompt(f"Review {described}")
-        session.next_review = wire_target
-        asyncio.create_task(runner.open_thread())
-        await self.store.flush()
-        return session
-
-    async def threads(self, client: ClientConfig, project_path: str) -> list[dict[str, Any]]:
-        """Codex's own saved conversations in this project that are not sessions yet."""
-        await self.ready()
-        project = resolve_project(project_path)
-        known = {s.thread_id for s in self.registry if s.thread_id}
-        found: list[dict[str, Any]] = []
-        async with self.utility(client, project.root) as process:
-            cursor = None
-            for _ in range(20):  # at most 1,000 threads
-                params: dict[str, Any] = {"cwd": project.root, "limit": 50,
-                                          "sortKey": "updated_at"}
-                if cursor:
-                    params["cursor"] = cursor
-                page = await process.request("thread/list", params, client.codex_timeout)
-                for thread in page.get("data") or []:
-                    if thread.get("id") not in known:
-                        found.append({"threadId": thread["id"],
-                                      "title": thread.get("name") or thread.get("preview") or "",
-                                      "updatedAt": _iso(thread.get("updatedAt"))})
-                cursor = page.get("nextCursor")
-                if not cursor:
-                    break
-        return found
-
-    async def adopt(self, client: ClientConfig, project_path: str, thread_id: str,
-                    name: str) -> Session:
-        """Make one of Codex's own conversations a named session, its history shown."""
-        await self.ready()
-        project = resolve_project(project_path)
-        if any(s.thread_id == thread_id for s in self.registry):
-            raise InvalidState(f"thread {thread_id} is a session already", {"field": "threadId"})
-        async with self.utility(client, project.root) as process:
-            try:
-                read = await process.request("thread/read", {"threadId": thread_id,
-                                                             "includeTurns": True}, 60)
-            except AppServerError as exc:
-                raise InvalidParams("thread_id", f"Codex does not know thread {thread_id}: {exc}") from None
-        turns = read["thread"].get("turns") or []
-        session, runner = await self._create(client, project, name)
-        session.thread_id, session.turns = thread_id, len(turns)
-        session.turn_ids = [t["id"] for t in turns]
-        runner.note(f"Adopted Codex conversation {thread_id}", adoptedThread=thread_id)
-        for turn in turns:
-            session.turn_id = turn["id"]
-            for item in turn.get("items") or []:
-                if item.get("type") == "userMessage":
-                    text = "".join(c.get("text", "") for c in item.get("content") or []
-                                   if isinstance(c, dict))
-                    session.accept_prompt(text)
-                    session.drop_prompt()
-                    runner.record(session.item("user", text=text))
-                else:
-                    shown = events.completed_item(session, item, {})
-                    if shown is not None:
-                        runner.record(shown)
-        session.turn_id = None
-        runner.changed()
-        asyncio.create_task(runner.open_thread(resume=True))
-        await self.store.flush()
-        return session
-
-    async def steer(self, session: Session, text: str) -> str:
-        self.drivable(session)
-        turn_id = await self.runner(session).steer(text)
-        await self.store.flush()
-        return turn_id
-
-    async def tui(self, session: Session) -> dict[str, Any]:
-        """A socket where Codex's own terminal UI joins this session's thread, and the
-        command that opens it there."""
-        if not session.live and session.owner is None:
-            await self.resume(session)
-        self.drivable(session)
-        runner = self.runner(session)
-        for _ in range(600):  # a resumed session needs its thread first
-            if session.phase == "ready" or not session.live:
-                break
-            await asyncio.sleep(0.05)
-        if session.phase != "ready" or runner.process is None or not session.thread_id:
-            raise InvalidState(f"session {session.name!r} is {session.status}: its Codex is not "
-                               "ready for a terminal UI", {"id": session.id})
-        if runner.tui is None:
-            from ..codex.tui import TuiBridge
-            path = self.store.state_dir / f"tui-{session.id}.sock"
-            runner.tui = TuiBridge(runner.process, session.thread_id, path)
-            await runner.tui.start()
-        argv = [*session.codex_command, "resume", "--remote", f"unix://{runner.tui.path}",
-                session.thread_id, "-C", session.workdir]
-        return {"socket": str(runner.tui.path), "threadId": session.thread_id, "command": argv,
-                "env": dict(session.codex_env)}
-
-    @contextlib.asynccontextmanager
-    async def utility(self, client: ClientConfig, cwd: str) -> Any:
-        """A Codex process to ask something of (the project's own, when one runs)."""
-        listener = _Nobody()
-        key = ("perProject", cwd, tuple(client.codex_command), tuple(sorted(client.codex_env)))
-        try:
-            process = await self.pool.acquire(listener, key, list(client.codex_command),
-                                              dict(client.codex_env), cwd)
-        except OSError as exc:
-            raise CodexUnavailable(f"cannot run Codex ({shlex.join(client.codex_command)}): "
-                                   f"{exc.strerror or exc}") from None
-        try:
-            await asyncio.shield(process.ready)
-            yield process
-        except AppServerError as exc:
-            raise CodexUnavailable(f"Codex did not answer: {exc}") from None
-        finally:
-            await self.pool.release(process, listener, None)
-
-    async def models(self, client: ClientConfig) -> list[dict[str, Any]]:
-        """The models Codex offers (`model/list`), kept for ten minutes."""
-        now = time.monotonic()
-        if self._models and now - self._models[0] < 600:
-            return self._models[1]
-        async with self.utility(client, os.path.expanduser("~")) as process:
-            result = await process.request("model/list", {}, client.codex_timeout)
-        models = [{"id": m.get("id") or m.get("model"), "displayName": m.get("displayName"),
-                   "description": m.get("description"), "isDefault": m.get("isDefault", False),
-                   "efforts": [e.get("reasoningEffort") for e in m.get("supportedReasoningEfforts") or []],
-                   "defaultEffort": m.get("defaultReasoningEffort")}
-                  for m in result.get("data") or [] if not m.get("hidden")]
-        self._models = (now, models)
-        return models
-
-    async def limits(self, client: ClientConfig) -> dict[str, Any]:
-        """The account's rate limits where Codex reports them; else why not."""
-        async with self.utility(client, os.path.expanduser("~")) as process:
-            try:
-                result = await process.request("account/rateLimits/read", {}, client.codex_timeout)
-            except AppServerError as exc:
-                return {"limits": None, "unavailable": str(exc)}
-        return {"limits": result.get("rateLimits") or result, "unavailable": None}
-
     async def forget(self, session: Session) -> None:
         """Delete a session that is not live, record and transcript, for good."""
         if session.live or session.owner is not None:
@@ -721,54 +445,5 @@ class Sessions(Core):
         self.runners.pop(session.id, None)
         self.outbox.forget(session.id)
         await self.store.forget(session.id)
+        self.notes.forget(session)  # its documents and learnings go too
         self.emit(FORGOTTEN, {"id": session.id})
-
-
-class _Nobody:
-    """The listener of a short request to Codex: it wants no events."""
-
-    def on_event(self, method: str, params: dict[str, Any]) -> None:
-        pass
-
-    def on_request(self, codex_id: Any, method: str, params: dict[str, Any]) -> None:
-        pass
-
-    def on_exit(self, code: int, stderr_tail: str) -> None:
-        pass
-
-
-def review_target(target: Any) -> tuple[dict[str, Any], str]:
-    """The protocol's review target as Codex's, and in words; InvalidParams when unusable."""
-    if target == "uncommittedChanges" or target is None:
-        return {"type": "uncommittedChanges"}, "the uncommitted changes"
-    if isinstance(target, dict) and isinstance(target.get("baseBranch"), str) and target["baseBranch"]:
-        return {"type": "baseBranch", "branch": target["baseBranch"]}, \
-            f"the changes against {target['baseBranch']}"
-    if isinstance(target, dict) and isinstance(target.get("commit"), str) and target["commit"]:
-        return {"type": "commit", "sha": target["commit"]}, f"commit {target['commit'][:12]}"
-    raise InvalidParams("target", 'must be "uncommittedChanges", {"baseBranch": NAME} or '
-                        f'{{"commit": SHA}} (got {target!r})')
-
-
-def _iso(value: Any) -> str | None:
-    """Codex's times (unix seconds, or text already) as ISO 8601 UTC."""
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds").replace(
-            "+00:00", "Z")
-    return value if isinstance(value, str) else None
-
-
-def _tree(session: Session) -> worktrees.Worktree:
-    tree = session.worktree or {}
-    return worktrees.Worktree(tree["path"], tree["branch"], tree["base"])
-
-
-def _commit_message(session: Session) -> str:
-    """A suggested commit message, from the session's title and its last report."""
-    title = (session.title or session.name).splitlines()[0][:72]
-    body = []
-    if session.report:
-        body.append(session.report["summary"])
-        if session.report["verified"]:
-            body.append("Verified: " + ", ".join(session.report["verified"]))
-    return f"{title}\n\n" + "\n".join(body) + f"\n\ncodex-sessions: {session.name}\n"

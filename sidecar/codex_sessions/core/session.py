@@ -33,6 +33,7 @@ SHARED_FIELDS = {
     "title": "title", "started_at": "startedAt", "turn_started_at": "turnStartedAt",
     "finished_at": "finishedAt", "turns": "turns", "last_turn": "lastTurn",
     "changed_files": "changedFiles", "usage": "usage", "error": "error", "report": "report",
+    "notes": "notes", "notes_error": "notesError", "learn": "learn",  # the notetaker: notes.py
     "isolation": "isolation", "worktree": "worktree", "role": "role", "write_scope": "writeScope",
     "overlaps": "overlaps", "version": "version",
 }
@@ -105,6 +106,13 @@ class Session:
     transcript: Transcript = field(default_factory=lambda: Transcript(10 * 1024 * 1024))
     pid: int | None = None
     storage_error: str | None = None
+    # The notetaker (notes.py): on or off, why it last failed, learn mode, and at run time
+    # the prompt learn mode holds for review, and how many notetaker jobs are under way.
+    notes: bool = False
+    notes_error: str | None = None
+    learn: dict[str, Any] | None = None
+    reviewing: str | None = None
+    notes_jobs: int = 0
     encoded: bytes | None = None  # wire_json()'s cache, cleared by touch()
     encoded_rows: dict[tuple[str, ...], bytes] = field(default_factory=dict)  # row_json()'s
 
@@ -130,6 +138,8 @@ class Session:
             return "waiting" if self.pending else "running"
         if self.phase == "starting":
             return "starting"
+        if self.reviewing is not None:  # learn mode: rewriting the prompt, or the user reviews it
+            return "waiting" if self.pending else "queued"
         if self.next_prompt is not None:
             return "queued"
         return "idle"
@@ -141,12 +151,12 @@ class Session:
 
     @property
     def busy(self) -> bool:
-        return self.turn_active or self.next_prompt is not None
+        return self.turn_active or self.next_prompt is not None or self.reviewing is not None
 
     @property
     def holds_daemon(self) -> bool:
-        """A turn runs, waits for a slot or waits for the user: the daemon must stay."""
-        return self.owner is None and self.busy
+        """A turn runs, waits for a slot or for the user, or the notetaker writes: the daemon stays."""
+        return self.owner is None and (self.busy or self.notes_jobs > 0)
 
     def headline(self) -> str:
         """What the list shows beside the name: what it waits on, did, or was asked."""
@@ -198,7 +208,7 @@ class Session:
             bufferName=buffer_name(self.project, self.name), status=status,
             pending=[p.wire for p in self.pending.values()],
             live=self.live and self.owner is None, owner=self.owner,
-            queuedPrompts=int(self.next_prompt is not None), pid=self.pid if self.live else None,
+            queuedPrompts=int(self.next_prompt is not None or self.reviewing is not None), pid=self.pid if self.live else None,
             headline=self.headline(), rank=RANK.get(status, REST_RANK),
             storageError=self.storage_error, retry=self.retry)
         return wire  # type: ignore[return-value]
@@ -286,6 +296,7 @@ class Session:
         if self.turn_active:
             self.end_turn("failed" if phase == "failed" else "interrupted", error)
         self.drop_prompt()
+        self.reviewing = None
         self.pending.clear()
         self.phase = phase
         self.pid = None

@@ -22,6 +22,7 @@ from ..config import ClientConfig, codex_command
 from ..core.service import Sessions
 from ..core.session import TITLE_LIMIT, Session
 from ..errors import InvalidParams, ProtocolError
+from ..rpc import notes
 from ..rpc import params as P
 from ..store import StoreError
 from .auth import CODE_SECONDS
@@ -165,7 +166,10 @@ async def start(request: web.Request) -> web.Response:
     session, created = await sessions.start(
         server_of(request).client, p.project, p.name, p.prompt, p.reuse, p.fresh, warnings,
         model=p.model, effort=p.effort, sandbox=p.sandbox, approval_policy=p.approval_policy,
-        isolation=p.isolation, role=p.role, write_scope=list(p.write_scope), title=p.title)
+        isolation=p.isolation, role=p.role, write_scope=list(p.write_scope), title=p.title,
+        **notes.start_options(server_of(request).client, p))
+    if not created:
+        notes.start_existing(sessions, session, p)
     return json_response({"session": with_elapsed(session), "created": created,
                           "warnings": warnings}, 201 if created else 200)
 
@@ -226,7 +230,7 @@ async def respond(request: web.Request) -> web.Response:
     sessions, session = await session_at(request)
     p = P.parse(P.RespondParams, {**await body_of(request), "id": session.id,
                                   "requestId": request.match_info["request_id"]})
-    sessions.respond(session, p.request_id, p.decision)
+    sessions.respond(session, p.request_id, p.decision, p.text)
     return json_response({"session": with_elapsed(session)})
 
 

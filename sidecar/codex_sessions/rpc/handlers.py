@@ -17,12 +17,12 @@ from lsprotocol import types
 from pydantic.alias_generators import to_camel
 
 from ..config import ClientConfig, codex_command
-from ..core.projects import resolve_project
 from ..core.service import Sessions
 from ..core.worktrees import GitError
 from ..errors import InvalidParams, InvalidState, ProtocolError, StorageUnavailable
 from ..store import StoreError
 from ..wire import SHOW_MESSAGE, Encoded
+from . import notes
 from . import params as P
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def _client(app: App, options: P.InitOptions) -> dict[str, Any]:
         max_sessions_per_project=options.max_sessions_per_project,
         max_running=options.max_running, output_limit_bytes=options.output_limit_bytes,
         codex_process=options.codex_process, codex_timeout=options.codex_timeout,
-        isolation=options.isolation)
+        isolation=options.isolation, notes=options.notes)
     return {"config": config, "app": app, "options": options}
 
 
@@ -145,7 +145,9 @@ async def _session(conn: "Connection", model: type, raw: Any) -> tuple[Sessions,
 
 @method("codex/project/resolve")
 async def project_resolve(conn: "Connection", raw: Any) -> dict[str, Any]:
-    return {"project": resolve_project(P.parse(P.ProjectParams, raw).project).to_wire()}
+    p = P.parse(P.ProjectParams, raw)
+    sessions = await _sessions(conn)
+    return {"project": sessions.registry.resolve(p.project).to_wire()}
 
 
 @method("codex/session/start")
@@ -156,7 +158,10 @@ async def session_start(conn: "Connection", raw: Any) -> Encoded:
     session, created = await sessions.start(
         conn.state["config"], p.project, p.name, p.prompt, p.reuse, p.fresh, warnings,
         model=p.model, effort=p.effort, sandbox=p.sandbox, approval_policy=p.approval_policy,
-        isolation=p.isolation, role=p.role, write_scope=list(p.write_scope))
+        isolation=p.isolation, role=p.role, write_scope=list(p.write_scope),
+        **notes.start_options(conn.state["config"], p))
+    if not created:
+        notes.start_existing(sessions, session, p)
     return Encoded(b'{"session":' + session.wire_json() + b',"created":'
                    + (b"true" if created else b"false") + b',"warnings":'
                    + orjson.dumps(warnings) + b"}")
@@ -196,7 +201,7 @@ async def session_cancel(conn: "Connection", raw: Any) -> dict[str, Any]:
 @method("codex/session/respond")
 async def session_respond(conn: "Connection", raw: Any) -> dict[str, Any]:
     sessions, p, session = await _session(conn, P.RespondParams, raw)
-    sessions.respond(session, p.request_id, p.decision)
+    sessions.respond(session, p.request_id, p.decision, p.text)
     return {"session": session.to_wire()}
 
 
@@ -245,6 +250,9 @@ async def session_transcript(conn: "Connection", raw: Any) -> dict[str, Any]:
 async def session_report(conn: "Connection", raw: Any) -> dict[str, Any]:
     sessions, _, session = await _session(conn, P.SessionRef, raw)
     return sessions.report(session)
+
+
+notes.register(method, _session, _sessions)  # codex/session/notes, learn; codex/project/learnings
 
 
 @method("codex/session/fork")

@@ -50,6 +50,7 @@ class InitOptions(Params):
     isolation: Literal["shared", "worktree"] = "shared"
     idle_exit_seconds: Optional[float] = Field(default=None, ge=0)
     codex_timeout: float = Field(default=30.0, gt=0, le=3600)  # seconds Codex may take to answer
+    notes: bool = False  # the notetaker for the sessions this client starts
     # Set by `serve` from its own environment, so a daemon started by another client
     # still runs this client's Codex with this client's CODEX_HOME.
     client_env: dict[str, str] = Field(default_factory=dict)
@@ -73,6 +74,8 @@ class StartParams(Params):
     approval_policy: ApprovalPolicy = "on-request"
     reuse: bool = True
     fresh: bool = False
+    notes: Optional[bool] = None  # the notetaker (default: the client's `notes`)
+    learn: Optional[bool] = None  # learn mode (turns notes on)
     isolation: Optional[Literal["shared", "worktree"]] = None  # default: the client's (shared)
     role: Literal["worker", "explorer", "verifier"] = "worker"
     write_scope: list[str] = Field(default_factory=list)
@@ -98,6 +101,18 @@ class SendParams(SessionRef):
 class RespondParams(SessionRef):
     request_id: str
     decision: Decision
+    text: Optional[str] = None  # with decision `edit` (a promptReview): the prompt to send
+
+
+class SwitchParams(SessionRef):
+    """codex/session/notes and codex/session/learn."""
+
+    on: bool
+
+
+class LearningsParams(Params):
+    project: str
+    limit: int = Field(default=1000, ge=1, le=10000)
 
 
 class RenameParams(SessionRef):

@@ -13,14 +13,34 @@ a script:
     say: TEXT            answer with TEXT in one piece
 
 A prompt without a directive is answered with "Done: <first line>". After a
-tool call, the next request carries its output and is answered with a summary.
-Every request body is kept in `requests` so tests can check the history Codex
-sent.
+tool call, the next request carries its output and is answered by the prompt's
+next directive, or with a summary of the output when there is none (so
+`run: make` then `slow: 5` runs a command, then streams slowly). Every request
+body is kept in `requests` so tests can check the history Codex sent.
+
+The notetaker (core/notes.py) is recognised by the marker its prompts begin with.
+It answers from `notetaker`, a queue a test may fill (each entry is the answer's
+text, or "fail": HTTP 500 to that request and to Codex's retries of it), and otherwise by these directives, read from the
+task's prompt that the notetaker quotes (so the task's own model ignores them):
+
+    note-gap: TEXT       the entry's gap (added to the open gaps)
+    note-takeaway: TEXT  the entry's takeaway
+    note-resolved        no gap is left open
+    note-fail            every notetaker request about this prompt fails (HTTP 500)
+    note-slow: SECONDS   the notetaker takes that long to answer about this prompt
+    rewrite: TEXT        learn mode's rewrite of this prompt
+    rewrite-fail         the rewrite fails (HTTP 500)
+
+Without them an entry says what the prompt's first line was and that nothing was
+missing, a rewrite appends the learnings it was given (or keeps the prompt when
+there are none), and a summary lists the entries' first lines.
 """
 
 from __future__ import annotations
 
+import collections
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -65,6 +85,26 @@ def _pending_tool_output(body: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+NOTETAKER_MARKER = "codex-sessions notetaker"  # core/notes.py MARKER
+NOTETAKER_KEYS = {"note-gap", "note-takeaway", "note-resolved", "note-fail", "note-slow",
+                  "rewrite", "rewrite-fail"}
+
+
+def _section(text: str, tag: str) -> str:
+    """The text between <tag> and </tag> in a notetaker prompt ("" if there is none)."""
+    found = re.search(rf"<{tag}>\n(.*?)\n</{tag}>", text, re.S)
+    return found.group(1) if found else ""
+
+
+def _notetaker_directives(task_prompt: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for line in task_prompt.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key.strip().lower() in NOTETAKER_KEYS:
+            found.setdefault(key.strip().lower(), value.strip())
+    return found
+
+
 def _directives(prompt: str) -> list[tuple[str, str]]:
     found = []
     for line in prompt.splitlines():
@@ -82,16 +122,24 @@ class Script:
 
     def __init__(self) -> None:
         self._ids = iter(range(1, 1 << 62))
+        self.notetaker: collections.deque[str] = collections.deque()
+        self._failing_turns: set[str] = set()  # Codex retries a failed turn's request: fail those too
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}_{next(self._ids)}"
 
     def reply(self, body: dict[str, Any]) -> Reply:
-        output = _pending_tool_output(body)
-        if output is not None:
-            return self._message([f"Command finished: {_summarise_output(output)}"])
         prompt = _last_user_text(body)
-        for key, value in _directives(prompt):
+        if prompt.startswith(NOTETAKER_MARKER):
+            return self._notetaker(prompt, _turn_of(body))
+        output = _pending_tool_output(body)
+        directives = _directives(prompt)
+        if output is not None:
+            done = _tool_outputs_since_prompt(body)
+            if done >= len(directives):
+                return self._message([f"Command finished: {_summarise_output(output)}"])
+            directives = directives[done:]
+        for key, value in directives:
             if key == "fail":
                 return Reply(http_status=500)
             if key == "say":
@@ -111,6 +159,54 @@ class Script:
                 return self._tool_call(value, escalate=key == "run-approved")
         first = prompt.strip().splitlines()[0] if prompt.strip() else ""
         return self._message([f"Done: {first}"])
+
+    def _notetaker(self, prompt: str, turn: str | None) -> Reply:
+        """The notetaker's answer: queued by a test, else scripted by the task's prompt."""
+        if turn is not None and turn in self._failing_turns:
+            return Reply(http_status=500)
+        if self.notetaker:
+            answer = self.notetaker.popleft()
+            if answer == "fail":
+                if turn is not None:
+                    self._failing_turns.add(turn)
+                return Reply(http_status=500)
+            return self._message([answer])
+        kind = prompt.splitlines()[0].rpartition(":")[2].strip()
+        task = _section(prompt, "prompt")
+        script = _notetaker_directives(task)
+        if "note-fail" in script or (kind == "rewrite" and "rewrite-fail" in script):
+            return Reply(http_status=500)
+        reply = self._notetaker_answer(kind, prompt, task, script)
+        if script.get("note-slow"):
+            reply.events.insert(0, (float(script["note-slow"]), reply.events.pop(0)[1]))
+        return reply
+
+    def _notetaker_answer(self, kind: str, prompt: str, task: str, script: dict[str, str]) -> Reply:
+        first = task.strip().splitlines()[0] if task.strip() else "(no prompt)"
+        if kind == "rewrite":
+            learned = [line for line in _section(prompt, "learnings").splitlines()
+                       if line.startswith("[L")]
+            text = script.get("rewrite") or (
+                task + "\n\nLearned earlier in this project:\n" + "\n".join(f"- {x}" for x in learned)
+                if learned else task)
+            return self._message([json.dumps({"prompt": text})])
+        if kind == "summary":
+            notes = [line[len("- Prompt: "):] for line in _section(prompt, "notes").splitlines()
+                     if line.startswith("- Prompt: ")]
+            return self._message([json.dumps({
+                "highlights": [f"worked on: {n}" for n in notes] or ["nothing was noted"],
+                "unresolved": [], "nextRepetitions": ["repeat the last task without help"]})])
+        gaps = [line[2:] for line in _section(prompt, "open-gaps").splitlines()
+                if line.startswith("- ")]
+        gap = script.get("note-gap") or "none"
+        if gap != "none":
+            gaps.append(gap)
+        outcome = _section(prompt, "outcome").splitlines()
+        status = next((line for line in outcome if line.startswith("Status:")), "Status: unknown")
+        return self._message([json.dumps({
+            "done": f"Worked on: {first}", "gap": gap, "outcome": status,
+            "takeaway": script.get("note-takeaway") or "Nothing new to remember.",
+            "openGaps": [] if "note-resolved" in script else gaps})])
 
     def _message(self, pieces: list[str], pause: float = 0.0) -> Reply:
         rid, mid = self._id("resp"), self._id("msg")
@@ -144,6 +240,25 @@ class Script:
         ])
 
 
+def _turn_of(body: dict[str, Any]) -> str | None:
+    """The id of the Codex turn a request belongs to (its retries carry the same)."""
+    try:
+        meta = json.loads((body.get("client_metadata") or {}).get("x-codex-turn-metadata") or "{}")
+    except ValueError:
+        return None
+    return meta.get("turn_id") if isinstance(meta, dict) else None
+
+
+def _tool_outputs_since_prompt(body: dict[str, Any]) -> int:
+    """How many tool calls of this turn have run (outputs after the last user message)."""
+    count = 0
+    for item in reversed(body.get("input") or []):
+        if item.get("type") == "message" and item.get("role") == "user":
+            break
+        count += item.get("type") == "function_call_output"
+    return count
+
+
 def _completed(rid: str) -> dict[str, Any]:
     return {"type": "response.completed",
             "response": {"id": rid, "usage": {"input_tokens": 10, "output_tokens": 5,
@@ -171,6 +286,11 @@ class ModelServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def notetaker(self) -> "collections.deque[str]":
+        """Answers for the notetaker's next requests, in order ("fail": HTTP 500)."""
+        return self.script.notetaker
 
     @property
     def base_url(self) -> str:

@@ -3,7 +3,12 @@
 - user_actions.jsonl: what the user did (prompts, approval answers);
 - agent_actions.jsonl: what the agent did (messages, commands, file changes, errors);
 - learnings.md: a readable account (timeline, commands and results, changed files,
-  errors and open questions).
+  errors and open questions), followed by the notetaker's entries when it kept any;
+- augmented_turns.md: learn mode's reviews, when there were some.
+
+The two action logs are copied from the session's documents folder (recorded as the
+session ran, core/documents.py); a session recorded before there was one gets them
+rendered from its transcript.
 """
 
 from __future__ import annotations
@@ -13,15 +18,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-USER_KINDS = {"user"}
-AGENT_KINDS = {"agent", "reasoning", "command", "fileChange", "error"}
+from ..core.documents import (AGENT_FILE, AUGMENTED_FILE, LEARNINGS_FILE, USER_FILE,
+                              is_agent_action, is_user_action)
 
-
-def _is_user_action(item: dict[str, Any]) -> bool:
-    return item["kind"] in USER_KINDS or (item["kind"] == "request" and item.get("decision"))
-
-
-FILES = ("user_actions.jsonl", "agent_actions.jsonl", "learnings.md")
+FILES = (USER_FILE, AGENT_FILE, LEARNINGS_FILE)
 
 
 class ExportError(Exception):
@@ -43,26 +43,50 @@ def _open_private(path: Path, force: bool) -> Any:
     return os.fdopen(fd, "w", encoding="utf-8")
 
 
+def _recorded(documents: Path | None, name: str) -> str | None:
+    """A file of the session's documents folder, or None when there is none."""
+    if documents is None or documents.is_symlink():
+        return None
+    path = documents / name
+    try:
+        return path.read_text(encoding="utf-8") if path.is_file() and not path.is_symlink() else None
+    except OSError:
+        return None
+
+
 def export_session(session: dict[str, Any], items: list[dict[str, Any]], folder: Path,
-                   force: bool = False) -> None:
+                   force: bool = False, documents: Path | None = None) -> None:
+    """Write the session's files into `folder`; `documents`: its documents folder, if any."""
     if folder.is_symlink():
         raise ExportError(f"{folder} is a symbolic link; refusing to write through it")
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for name in FILES:  # check all before writing any
+    augmented = _recorded(documents, AUGMENTED_FILE)
+    for name in FILES + ((AUGMENTED_FILE,) if augmented is not None else ()):  # check all first
         target = folder / name
         if target.is_symlink():
             raise ExportError(f"{target} is a symbolic link; refusing to write through it")
         if target.exists() and not force:
             raise ExportError(f"{target} exists; use --force to overwrite it")
-    with _open_private(folder / FILES[0], force) as user, \
-            _open_private(folder / FILES[1], force) as agent:
-        for item in items:
-            if _is_user_action(item):
-                user.write(json.dumps(item, ensure_ascii=False) + "\n")
-            elif item["kind"] in AGENT_KINDS or item["kind"] == "request":
-                agent.write(json.dumps(item, ensure_ascii=False) + "\n")
-    with _open_private(folder / FILES[2], force) as notes:
+    user_log, agent_log = _recorded(documents, USER_FILE), _recorded(documents, AGENT_FILE)
+    with _open_private(folder / USER_FILE, force) as user, \
+            _open_private(folder / AGENT_FILE, force) as agent:
+        if user_log is not None or agent_log is not None:
+            user.write(user_log or "")
+            agent.write(agent_log or "")
+        else:
+            for item in items:
+                if is_user_action(item):
+                    user.write(json.dumps(item, ensure_ascii=False) + "\n")
+                elif is_agent_action(item):
+                    agent.write(json.dumps(item, ensure_ascii=False) + "\n")
+    notetaker = _recorded(documents, LEARNINGS_FILE)
+    with _open_private(folder / LEARNINGS_FILE, force) as notes:
         notes.write(learnings(session, items))
+        if notetaker:
+            notes.write("\n---\n\n" + notetaker)
+    if augmented is not None:
+        with _open_private(folder / AUGMENTED_FILE, force) as out:
+            out.write(augmented)
 
 
 def learnings(session: dict[str, Any], items: list[dict[str, Any]]) -> str:

@@ -52,6 +52,8 @@ class TerminalView:
         elif kind == "request":
             if item.get("decision"):
                 self._line(f"? {item['requestId']}: {item['decision']}")
+            elif item.get("requestKind") == "promptReview":
+                self._line(f"? {item['requestId']}: learn mode rewrote the prompt; review it")
             else:
                 what = item.get("command") or item.get("requestKind")
                 self._line(f"? {item['requestId']} needs approval: {what}"
@@ -60,3 +62,14 @@ class TerminalView:
             self._line(f"! {item.get('text')}")
         elif kind == "reasoning":
             self._line(f"(thinking) {item.get('text', '')}")
+
+
+def review_text(request: dict[str, Any]) -> str:
+    """A promptReview for the terminal: what it drew on, and the diff."""
+    lines = ["", "-- learn mode rewrote your prompt --"]
+    sources = request.get("sources") or []
+    if sources:
+        lines.append("from what was learned earlier:")
+        lines += [f"  {source['line']}" for source in sources]
+    lines += ["", request.get("diff") or "(no change)"]
+    return "\n".join(lines)
