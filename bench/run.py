@@ -53,7 +53,7 @@ async def main_async(args: argparse.Namespace) -> Results:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller run, about 4 minutes")
+    parser.add_argument("--quick", action="store_true", help="a smaller run: fewer repetitions, 2 MiB memory fills")
     parser.add_argument("--only", nargs="*", choices=list(FIGURES), help="run only these figures")
     parser.add_argument("--json", help="also write the rows and raw samples here")
     args = parser.parse_args()
