@@ -131,6 +131,18 @@ project in .dir-locals.el."
                  (const :tag "A git work tree of its own" worktree))
   :safe (lambda (v) (memq v '(nil shared worktree))))
 
+(defcustom my-codex-notes nil
+  "Whether the sessions this Emacs starts have the notetaker.
+After each turn of such a session the notetaker, a hidden read-only
+Codex conversation, writes a note of what the turn did, the gap or
+confusion it saw and the takeaway, in the project's learnings
+\(\[my-codex-learnings]).  It spends model tokens: one request per
+turn.  It can be set per project in .dir-locals.el;
+\[my-codex-toggle-notes] turns it on or off for one session, and
+\[my-codex-start-session-with-options] asks."
+  :type 'boolean
+  :safe #'booleanp)
+
 (defcustom my-codex-steer 'ask
   "What sending a prompt does while the session runs a turn.
 `ask': ask whether to add it to the running turn (steer);
@@ -207,6 +219,10 @@ up to date by notifications; lists and completion read it.")
 (defvar-local my-codex--diff-session-id nil
   "The id of the session whose changes this diff buffer shows.")
 
+(defvar-local my-codex--review nil
+  "In a prompt review or edit buffer: (SESSION-ID . REQUEST), what it is about.
+REQUEST is the `promptReview' request as the sidecar sent it.")
+
 (defvar-local my-codex--last-seq 0
   "The seq of the last transcript item in this buffer.")
 
@@ -270,6 +286,8 @@ A fork's transcript starts at the turn it was forked after.")
     (when my-codex-state-directory
       (setq options (plist-put options :stateDir
                                (expand-file-name my-codex-state-directory))))
+    (when (default-value 'my-codex-notes)
+      (setq options (plist-put options :notes t)))
     (or options (make-hash-table))))
 
 (defun my-codex--spawn ()
@@ -661,6 +679,21 @@ project.el would take for a project of its own.")
            (project-root project)
          default-directory))))
 
+(defun my-codex--project-setting (symbol)
+  "Return the value of the option SYMBOL for the current project.
+A value local to the current buffer (as .dir-locals.el sets it in
+the project's files) wins; elsewhere, such as in a session buffer
+or the list, the project's .dir-locals.el is read (its values that
+are safe), else the global value is returned."
+  (if (local-variable-p symbol)
+      (symbol-value symbol)
+    (let ((root (file-name-as-directory (my-codex--project))))
+      (with-temp-buffer
+        (setq default-directory root)
+        (let ((enable-local-variables (and enable-local-variables :safe)))
+          (ignore-errors (hack-dir-local-variables-non-file-buffer)))
+        (symbol-value symbol)))))
+
 (defun my-codex--root-key (directory)
   "Return DIRECTORY as the sidecar writes project roots: true name, no final slash."
   (directory-file-name (file-truename (expand-file-name directory))))
@@ -850,7 +883,9 @@ With ALL, include stopped sessions.  This waits for the answer."
          (when-let ((id (tabulated-list-get-id)))
            (gethash (car id) my-codex--sessions)))
         ((and (derived-mode-p 'my-codex-diff-mode) my-codex--diff-session-id)
-         (gethash my-codex--diff-session-id my-codex--sessions))))
+         (gethash my-codex--diff-session-id my-codex--sessions))
+        ((and (derived-mode-p 'my-codex-review-mode 'my-codex-prompt-edit-mode) my-codex--review)
+         (gethash (car my-codex--review) my-codex--sessions))))
 
 (defun my-codex--named (name)
   "Return the known session NAME of the current project, a live one first, or nil."
@@ -916,17 +951,12 @@ Emacs knows, so this does not wait for the sidecar once it runs."
 
 (defun my-codex--completion-table (table)
   "Return a completion table over TABLE, in its order, annotated with statuses."
-  (lambda (string pred action)
-    (if (eq action 'metadata)
-        `(metadata (category . my-codex-session)
-                   (display-sort-function . identity)
-                   (annotation-function
-                    . ,(lambda (candidate)
-                         (when-let ((session (cdr (assoc candidate table))))
-                           (format "  %s  %s" (plist-get session :status)
-                                   (or (plist-get session :headline)
-                                       (plist-get session :title) ""))))))
-      (complete-with-action action table string pred))))
+  (my-codex--completion-table-in-order
+   table
+   (lambda (session)
+     (format "  %s  %s" (plist-get session :status)
+             (or (plist-get session :headline) (plist-get session :title) "")))
+   'my-codex-session))
 
 (defun my-codex--read-name (prompt &optional default)
   "Read a session name with PROMPT, offering the project's names; DEFAULT if empty."
@@ -959,11 +989,14 @@ Emacs knows, so this does not wait for the sidecar once it runs."
 (defun my-codex--elapsed (session)
   "Return the elapsed time of SESSION's current or last turn, or \"\".
 It runs from the sidecar's `turnStartedAt' to now, or to `finishedAt'
-once the turn ended."
+once the turn ended.  An active session whose last turn ended, such
+as one that waits for you to review a rewritten prompt, has no turn
+under way yet: nothing is shown."
   (let* ((start (my-codex--time (plist-get session :turnStartedAt)))
-         (end (if (my-codex--active-p session)
-                  (current-time)
-                (my-codex--time (plist-get session :finishedAt)))))
+         (finished (my-codex--time (plist-get session :finishedAt)))
+         (end (cond ((not (my-codex--active-p session)) finished)
+                    ((and start finished (not (time-less-p finished start))) nil)
+                    (t (current-time)))))
     (if (and start end (time-less-p start (time-add end 1)))
         (my-codex--duration (float-time (time-subtract end start)))
       "")))
@@ -1081,17 +1114,27 @@ Unknown notifications are ignored."
       (my-codex--insert-items (plist-get params :items)))))
 
 (cl-defmethod my-codex-handle-notification ((_m (eql 'codex/session/request)) params)
-  "Announce the approval request in PARAMS when its session is not in view."
+  "Announce the request in PARAMS when its session is not in view.
+A prompt rewritten by learn mode opens for review when its session
+is in view, and is announced otherwise."
   (let* ((id (plist-get params :id))
          (request (plist-get params :request))
          (session (gethash id my-codex--sessions))
-         (buf (my-codex--buffer-of id)))
+         (buf (my-codex--buffer-of id))
+         (shown (and buf (get-buffer-window buf 'visible))))
     (my-codex--schedule-views)
-    (unless (and buf (get-buffer-window buf 'visible))
-      (message "Codex %s waits for approval: %s (%s)"
-               (if session (my-codex--label session) id)
-               (my-codex--request-text request)
-               (substitute-command-keys "\\[my-codex-pending] lists what waits")))))
+    (cond ((and shown (my-codex--prompt-review-p request))
+           ;; Out of the process filter: this may select a window.
+           (run-at-time 0 nil #'my-codex--review-arrived id request))
+          ((my-codex--prompt-review-p request)
+           (message "Codex %s: learn mode rewrote your prompt; accept, edit or decline it (%s)"
+                    (if session (my-codex--label session) id)
+                    (substitute-command-keys "\\[my-codex-pending] lists what waits")))
+          ((not shown)
+           (message "Codex %s waits for approval: %s (%s)"
+                    (if session (my-codex--label session) id)
+                    (my-codex--request-text request)
+                    (substitute-command-keys "\\[my-codex-pending] lists what waits"))))))
 
 (cl-defmethod my-codex-handle-notification ((_m (eql 'codex/session/overlap)) params)
   "Announce the overlap in PARAMS: one file changed twice, or out of scope."
@@ -1129,8 +1172,11 @@ Unknown notifications are ignored."
            (string-join (seq-take (cdr (split-string (or text "") "\n" t)) 2) "; ")))
 
 (defun my-codex--request-text (request)
-  "Return what REQUEST, a pending approval, is about: its command, files or reason."
-  (or (plist-get request :command)
+  "Return what REQUEST, a pending approval, is about: its command, files or reason.
+For a prompt rewritten by learn mode, the first line of the prompt."
+  (or (and (my-codex--prompt-review-p request)
+           (concat "rewrite of: " (my-codex--first-line (plist-get request :original))))
+      (plist-get request :command)
       (let ((paths (mapcar (lambda (c) (plist-get c :path))
                            (append (plist-get request :changes) nil))))
         (and paths (string-join paths ", ")))
@@ -1152,6 +1198,7 @@ Unknown notifications are ignored."
     (define-key map (kbd "C-c C-a") #'my-codex-accept)
     (define-key map (kbd "C-c C-s") #'my-codex-accept-for-session)
     (define-key map (kbd "C-c C-d") #'my-codex-decline)
+    (define-key map (kbd "C-c C-e") #'my-codex-edit-prompt)
     (define-key map (kbd "C-c C-r") #'my-codex-session-report)
     (define-key map (kbd "C-c C-l") #'my-codex-list-sessions)
     (define-key map (kbd "C-c C-w") #'my-codex-rename-session)
@@ -1184,7 +1231,8 @@ comint, \\[my-codex-previous-input] and \\[my-codex-next-input] bring back earli
 (defun my-codex--header-text (session)
   "Return the header line text of SESSION."
   (let* ((status (plist-get session :status))
-         (pending (length (plist-get session :pending)))
+         (reviews (seq-count #'my-codex--prompt-review-p (plist-get session :pending)))
+         (pending (- (length (plist-get session :pending)) reviews))
          (elapsed (my-codex--elapsed session))
          (retry (plist-get session :retry))
          (last-turn (plist-get (plist-get session :lastTurn) :status))
@@ -1194,6 +1242,16 @@ comint, \\[my-codex-previous-input] and \\[my-codex-next-input] bring back earli
      "  " (propertize status 'face (my-codex--status-face status))
      (if (string-empty-p elapsed) "" (concat "  " elapsed))
      (format "  turns %d" (or (plist-get session :turns) 0))
+     ;; What waits on the user comes first: a narrow window cuts the rest.
+     (if (> pending 0)
+         (propertize (format "  %d approval%s pending: C-c C-a accept, C-c C-s for session, C-c C-d decline"
+                             pending (if (= pending 1) "" "s"))
+                     'face 'my-codex-approval-face)
+       "")
+     (if (> reviews 0)
+         (propertize "  prompt rewritten: C-c C-a send the rewrite, C-c C-e edit it, C-c C-d send yours"
+                     'face 'my-codex-approval-face)
+       "")
      (let ((model (my-codex--model session)))
        (if (string-empty-p model) "" (concat "  " model)))
      (let ((usage (my-codex--usage session)))
@@ -1204,6 +1262,7 @@ comint, \\[my-codex-previous-input] and \\[my-codex-next-input] bring back earli
        "")
      (let ((role (plist-get session :role)))
        (if (member role '("explorer" "verifier")) (concat "  " role) ""))
+     (my-codex--notes-text session)
      (let ((overlaps (append (plist-get session :overlaps) nil)))
        (if overlaps
            (propertize (format "  %s" (my-codex--count overlaps "overlap"))
@@ -1213,11 +1272,6 @@ comint, \\[my-codex-previous-input] and \\[my-codex-next-input] bring back earli
      (if (and retry (my-codex--active-p session))
          (propertize (format "  retrying (%s): %s" (or (plist-get retry :attempt) "?")
                              (my-codex--first-line (plist-get retry :message)))
-                     'face 'my-codex-approval-face)
-       "")
-     (if (> pending 0)
-         (propertize (format "  %d approval%s pending: C-c C-a accept, C-c C-s for session, C-c C-d decline"
-                             pending (if (= pending 1) "" "s"))
                      'face 'my-codex-approval-face)
        "")
      (if (and (not (my-codex--active-p session))
@@ -1234,6 +1288,32 @@ comint, \\[my-codex-previous-input] and \\[my-codex-next-input] bring back earli
        (propertize "  not connected" 'face 'my-codex-error-face))
      (if-let ((error (and (equal status "failed") (plist-get session :error))))
          (propertize (concat "  " (my-codex--first-line error)) 'face 'my-codex-error-face)
+       ""))))
+
+(defun my-codex--notes-text (session)
+  "Return the header's words on SESSION's notetaker and learn mode, or \"\".
+`notes' while the notetaker notes each turn; `learn' with the gaps
+still open while in learn mode; `learn ended: gaps resolved' once
+learn mode ended by itself; `notes failed: WHY' while the notetaker
+fails."
+  (let* ((learn (plist-get session :learn))
+         (learning (and (listp learn) (eq (plist-get learn :on) t)))
+         (gaps (and learning (append (plist-get learn :openGaps) nil)))
+         (error (plist-get session :notesError)))
+    (concat
+     (cond (learning
+            (propertize (if gaps (format "  learn (%s)" (my-codex--count gaps "open gap")) "  learn")
+                        'face 'success
+                        'help-echo (if gaps (concat "Open gaps:\n" (string-join gaps "\n"))
+                                     "Learn mode: prompts are rewritten for your review")))
+           ((eq (plist-get session :notes) t) "  notes")
+           (t ""))
+     (if (and (listp learn) (equal (plist-get learn :endedBecause) "resolved"))
+         (propertize "  learn ended: gaps resolved" 'face 'my-codex-status-face)
+       "")
+     (if (stringp error)
+         (propertize (concat "  notes failed: " (my-codex--first-line error))
+                     'face 'my-codex-error-face 'help-echo error)
        ""))))
 
 (defun my-codex--status-face (status)
@@ -1497,6 +1577,8 @@ starts on a line of its own."
                            'my-codex-prompt t))
        (when (eq (plist-get item :steer) t)
          (insert (propertize "  (added to the running turn)" 'face 'my-codex-status-face)))
+       (when (equal (plist-get item :via) "codexTui")
+         (insert (propertize "  (typed in Codex's terminal UI)" 'face 'my-codex-status-face)))
        (insert "\n")))
     ("note" (my-codex--render-note item))
     ("agent"
@@ -1595,15 +1677,20 @@ A file opens in the session's own work tree when it has one."
 (defun my-codex--render-request (item)
   "Insert the approval request ITEM, or the decision taken on it."
   (let ((request-id (plist-get item :requestId))
-        (decision (plist-get item :decision)))
-    (if decision
-        (let ((here (copy-marker (point) t)))
-          ;; The buttons may end right here: the decision follows them.
-          (my-codex--retire-request request-id decision)
-          (goto-char here)
-          (set-marker here nil)
-          (my-codex--line (format "Approval %s: %s" request-id decision)
-                          'my-codex-status-face))
+        (decision (plist-get item :decision))
+        (review (equal (plist-get item :requestKind) "promptReview")))
+    (cond
+     (decision
+      (let ((here (copy-marker (point) t)))
+        ;; The buttons may end right here: the decision follows them.
+        (my-codex--retire-request request-id decision)
+        (goto-char here)
+        (set-marker here nil)
+        (my-codex--line (format "%s %s: %s" (if review "Prompt review" "Approval")
+                                request-id decision)
+                        'my-codex-status-face)))
+     (review (my-codex--render-review-request request-id))
+     (t
       (my-codex--line (format "Approval needed (%s)%s"
                               (or (plist-get item :requestKind) "request")
                               (if (plist-get item :command) ":" ""))
@@ -1631,7 +1718,34 @@ A file opens in the session's own work tree when it has one."
                               'help-echo (format "Answer %s: %s" request-id (cdr choice)))
           (insert " "))
         (insert "\n")
-        (put-text-property start (point) 'my-codex-request request-id)))))
+        (put-text-property start (point) 'my-codex-request request-id))))))
+
+(defun my-codex--render-review-request (request-id)
+  "Insert the prompt review REQUEST-ID: learn mode rewrote the prompt.
+Its buttons show the review, send the rewrite, edit it, or send the
+prompt as typed."
+  (my-codex--line (format "Learn mode rewrote your prompt (%s): accept, edit or decline" request-id)
+                  'my-codex-approval-face)
+  (let ((start (point))
+        (id my-codex--session-id))
+    (insert "  ")
+    (dolist (choice `(("[Review]" my-codex-prompt-review
+                       "Show your prompt and the rewrite as a diff")
+                      ("[Accept]" ,(apply-partially #'my-codex-respond "accept")
+                       "Send the rewrite")
+                      ("[Edit]" my-codex-edit-prompt "Edit the rewrite, then send it")
+                      ("[Decline]" ,(apply-partially #'my-codex-respond "decline")
+                       "Send your prompt as you typed it")))
+      (let ((function (nth 1 choice)))
+        (insert-text-button (car choice)
+                            'action (lambda (_button)
+                                      (funcall function request-id
+                                               (gethash id my-codex--sessions)))
+                            'follow-link t
+                            'help-echo (nth 2 choice)))
+      (insert " "))
+    (insert "\n")
+    (put-text-property start (point) 'my-codex-request request-id)))
 
 (defun my-codex--retire-request (request-id decision)
   "Replace the buttons of REQUEST-ID with the DECISION taken on it."
@@ -1760,10 +1874,13 @@ name such as NAME~1.  PROMPT, when non-empty, starts the first turn.
 
 OPTIONS is a plist of the new session's options: `:isolation'
 \(\"shared\" or \"worktree\"), `:role' (\"worker\", \"explorer\" or
-\"verifier\"), `:writeScope' (a list of globs), `:model' and
-`:effort'.  Interactively, \\[universal-argument] \\[universal-argument] asks for them:
+\"verifier\"), `:writeScope' (a list of globs), `:model', `:effort',
+`:notes' (t or :json-false) and `:learn' (t: learn mode, which
+turns notes on).  Interactively, \\[universal-argument] \\[universal-argument] asks for them:
 see `my-codex-start-session-with-options'.  `my-codex-default-isolation'
-applies when OPTIONS say nothing of isolation.  What the sidecar
+applies when OPTIONS say nothing of isolation, and `my-codex-notes'
+when they say nothing of notes and the session is new; both as the
+project sets them in .dir-locals.el.  What the sidecar
 warns of (uncommitted changes a work tree does not get, write scopes
 that meet) is shown in the echo area.  Return the session's buffer."
   (interactive
@@ -1773,11 +1890,10 @@ that meet) is shown in the echo area.  Return the session's buffer."
        (list (my-codex--read-name (if fresh "Start a fresh Codex session" "Start Codex session"))
              (read-string "First prompt (optional): " nil 'my-codex--prompt-history)
              fresh))))
+  (my-codex--load-sessions)
   (let* ((name (if (or (null name) (string-empty-p name)) my-codex-default-session-name name))
-         (earlier (and my-codex--sessions-loaded (my-codex--named name)))
-         (options (if (and my-codex-default-isolation (not (plist-member options :isolation)))
-                      (append (list :isolation (symbol-name my-codex-default-isolation)) options)
-                    options))
+         (earlier (my-codex--named name))
+         (options (my-codex--default-options options (or fresh (null earlier))))
          (params (append (list :project (my-codex--project) :name name)
                          (and fresh (list :fresh t))
                          (and prompt (not (string-empty-p (string-trim prompt)))
@@ -1786,7 +1902,10 @@ that meet) is shown in the echo area.  Return the session's buffer."
          (result (my-codex--request "codex/session/start" params
                                     (max 60 my-codex-request-timeout)))
          (session (my-codex--remember (plist-get result :session)))
-         (warnings (append (plist-get result :warnings) nil))
+         (resumed (and earlier (not (my-codex--live-p earlier))
+                       (not (eq (plist-get result :created) t))))
+         (warnings (my-codex--start-warnings (append (plist-get result :warnings) nil)
+                                             resumed options))
          (buf (my-codex--open-buffer session)))
     (when my-codex-pop-to-buffer-on-start
       (my-codex--show buf))
@@ -1799,12 +1918,39 @@ that meet) is shown in the echo area.  Return the session's buffer."
                               (plist-get (gethash (plist-get earlier :id) my-codex--sessions)
                                          :name)))
                      ((eq (plist-get result :created) t) "started")
-                     ((and earlier (not (my-codex--live-p earlier))) "resumed")
+                     (resumed "resumed")
                      (t "reused"))
                (if warnings (concat "; " (string-join warnings "; ")) "")))
      (warnings
       (message "Codex session %s: %s" (my-codex--label session) (string-join warnings "; "))))
     buf))
+
+(defun my-codex--default-options (options new)
+  "Return OPTIONS with the project's defaults for what they leave out.
+Only when NEW (the start makes a new session): the isolation comes
+from `my-codex-default-isolation', notes from `my-codex-notes'.  A
+session that is resumed keeps what it had."
+  (when new
+    (let ((isolation (my-codex--project-setting 'my-codex-default-isolation)))
+      (when (and isolation (not (plist-member options :isolation)))
+        (setq options (append (list :isolation (symbol-name isolation)) options))))
+    (when (and (not (plist-member options :notes)) (not (plist-get options :learn)))
+      (setq options (append (list :notes (if (my-codex--project-setting 'my-codex-notes)
+                                             t :json-false))
+                            options))))
+  options)
+
+(defun my-codex--start-warnings (warnings resumed options)
+  "Return the WARNINGS of a start worth showing, as they read best.
+When RESUMED, the sidecar's warnings are about options the resumed
+session does not take: shown only when the caller gave OPTIONS, and
+without repeating that the session resumed."
+  (cond ((not resumed) warnings)
+        ((null options) nil)
+        (t (mapcar (lambda (w)
+                     (replace-regexp-in-string
+                      "\\`'[^']*' resumed its earlier conversation; " "" w))
+                   warnings))))
 
 (defun my-codex--start-params (options)
   "Return the start params of OPTIONS, a plist, without the empty ones."
@@ -1824,7 +1970,10 @@ a git work tree of its own on a branch codex/NAME), its role (an
 `explorer' only reads, in Codex's read-only sandbox), its write
 scope (globs it should keep to; writes outside are flagged), the
 model and the reasoning effort (completion over the models Codex
-offers; empty for Codex's default), and a first prompt.  Options
+offers; empty for Codex's default), notes (`off', `notes': the
+notetaker notes each turn, or `learn': learn mode, where each prompt
+is rewritten with what the project learned and waits for your
+review), and a first prompt.  Options
 apply to a new session: a name that is taken is offered a fresh
 conversation instead."
   (interactive)
@@ -1847,16 +1996,11 @@ conversation instead."
   (let* ((table (mapcar (lambda (m) (cons (plist-get m :id) m)) models))
          (model (completing-read
                  "Model (empty: as Codex is configured): "
-                 (lambda (string pred action)
-                   (if (eq action 'metadata)
-                       `(metadata (display-sort-function . identity)
-                                  (annotation-function
-                                   . ,(lambda (id)
-                                        (when-let ((m (cdr (assoc id table))))
-                                          (format "  %s%s" (or (plist-get m :displayName) "")
-                                                  (if (eq (plist-get m :isDefault) t)
-                                                      " (default)" ""))))))
-                     (complete-with-action action table string pred)))
+                 (my-codex--completion-table-in-order
+                  table
+                  (lambda (m)
+                    (format "  %s%s" (or (plist-get m :displayName) "")
+                            (if (eq (plist-get m :isDefault) t) " (default)" ""))))
                  nil nil nil nil "")))
     (if (string-empty-p model) nil model)))
 
@@ -1882,7 +2026,8 @@ conversation instead."
                   (or (y-or-n-p (format "Codex %s exists; start a fresh conversation under that name? "
                                         (my-codex--label earlier)))
                       (user-error "Pick another name for a new session"))))
-         (default-isolation (symbol-name (or my-codex-default-isolation 'shared)))
+         (default-isolation (symbol-name (or (my-codex--project-setting 'my-codex-default-isolation)
+                                             'shared)))
          (isolation (completing-read (format-prompt "Work in" default-isolation)
                                      '("shared" "worktree") nil t nil nil default-isolation))
          (role (completing-read (format-prompt "Role" "worker")
@@ -1893,9 +2038,30 @@ conversation instead."
          (models (my-codex--models))
          (model (my-codex--read-model models))
          (effort (my-codex--read-effort models model))
+         (notes (my-codex--read-notes))
          (prompt (read-string "First prompt (optional): " nil 'my-codex--prompt-history)))
     (list name prompt fresh
-          (list :isolation isolation :role role :writeScope scope :model model :effort effort))))
+          (append (list :isolation isolation :role role :writeScope scope :model model
+                        :effort effort)
+                  notes))))
+
+(defconst my-codex--notes-choices
+  '(("off" "no notetaker" :notes :json-false)
+    ("notes" "a note after each turn in the project's learnings (spends model tokens)" :notes t)
+    ("learn" "notes, and each prompt rewritten with what the project learned, for you to review"
+     :notes t :learn t))
+  "What `my-codex-start-session-with-options' offers for the notetaker.
+Each is (ANSWER DESCRIPTION . START-OPTIONS).")
+
+(defun my-codex--read-notes ()
+  "Read whether a new session has notes, or learn mode; return start options."
+  (let* ((default (if (my-codex--project-setting 'my-codex-notes) "notes" "off"))
+         (answer (completing-read
+                  (format-prompt "Notes" default)
+                  (my-codex--completion-table-in-order
+                   my-codex--notes-choices (lambda (choice) (concat "  " (car choice))))
+                  nil t nil nil default)))
+    (cddr (assoc (if (string-empty-p answer) default answer) my-codex--notes-choices))))
 
 ;;;###autoload
 (defun my-codex-switch-session (session)
@@ -1929,6 +2095,11 @@ id (nil while the prompt waits)."
   (when (or (null text) (string-empty-p (string-trim text)))
     (user-error "Nothing to send: type a prompt first"))
   (let* ((session (my-codex--session session))
+         (_ (when (seq-some #'my-codex--prompt-review-p (plist-get session :pending))
+              (user-error "Codex %s waits for you to review your rewritten prompt first: %s"
+                          (my-codex--label session)
+                          (substitute-command-keys
+                           "\\<my-codex-session-mode-map>\\[my-codex-accept] sends the rewrite, \\[my-codex-edit-prompt] edits it, \\[my-codex-decline] sends yours, \\[my-codex-cancel] sends nothing"))))
          (from-prompt (and (derived-mode-p 'my-codex-session-mode)
                            (equal my-codex--session-id (plist-get session :id))
                            (equal (string-trim text) (my-codex--prompt-text))))
@@ -2052,11 +2223,14 @@ and the session is chosen among the project's sessions."
 Interactively, outside a session buffer, choose among the sessions
 with a turn under way."
   (interactive (list (my-codex--read-session "Cancel the turn of: " nil #'my-codex--active-p)))
-  (let ((session (my-codex--session session)))
+  (let* ((session (my-codex--session session))
+         (review (seq-find #'my-codex--prompt-review-p (plist-get session :pending))))
     (my-codex--remember
      (plist-get (my-codex--request "codex/session/cancel" (my-codex--ref session))
                 :session))
-    (message "Cancelling the turn of %s" (my-codex--label session))))
+    (if review
+        (my-codex--review-answered session review "cancel")
+      (message "Cancelling the turn of %s" (my-codex--label session)))))
 
 (defun my-codex--pending-requests ()
   "Return (SESSION . REQUEST) for everything that waits on the user, in list order."
@@ -2066,42 +2240,57 @@ with a turn under way."
         (push (cons session request) found)))
     (nreverse found)))
 
-(defun my-codex--read-pending (prompt)
-  "Read a request that waits on the user, with PROMPT; return (SESSION . REQUEST)."
+(defun my-codex--read-pending (prompt &optional predicate)
+  "Read a request that waits on the user, with PROMPT; return (SESSION . REQUEST).
+PREDICATE, when given, filters the requests."
   (my-codex--load-sessions)
   (let ((table (mapcar (lambda (pair)
                          (cons (format "%s %s: %s" (my-codex--label (car pair))
                                        (plist-get (cdr pair) :requestId)
                                        (my-codex--request-text (cdr pair)))
                                pair))
-                       (my-codex--pending-requests))))
+                       (seq-filter (lambda (pair) (or (null predicate) (funcall predicate (cdr pair))))
+                                   (my-codex--pending-requests)))))
     (unless table
-      (user-error "Nothing waits on you"))
+      (user-error (if predicate "No rewritten prompt waits on you" "Nothing waits on you")))
     (cdr (assoc (completing-read (format-prompt prompt (caar table))
                                  (my-codex--completion-table-in-order table)
                                  nil t nil nil (caar table))
                 table))))
 
-(defun my-codex--completion-table-in-order (table)
-  "Return a completion table over TABLE, in TABLE's order."
+(defun my-codex--completion-table-in-order (table &optional describe category)
+  "Return a completion table over TABLE, an alist, in TABLE's order.
+DESCRIBE, when given, returns the annotation of a candidate from
+its value (the cdr of its entry); CATEGORY is the completion category."
   (lambda (string pred action)
     (if (eq action 'metadata)
-        '(metadata (display-sort-function . identity))
+        `(metadata ,@(and category `((category . ,category)))
+                   (display-sort-function . identity)
+                   ,@(and describe
+                          `((annotation-function
+                             . ,(lambda (candidate)
+                                  (when-let ((entry (assoc candidate table)))
+                                    (funcall describe (cdr entry))))))))
       (complete-with-action action table string pred))))
 
-(defun my-codex-respond (decision &optional request-id session)
+(defun my-codex-respond (decision &optional request-id session text)
   "Answer the approval REQUEST-ID of SESSION with DECISION.
-DECISION is \"accept\", \"acceptForSession\", \"decline\" or \"cancel\".
-In a session buffer, REQUEST-ID defaults to the request at point,
-else its oldest pending one; on a line of the list or of
-\\[my-codex-pending], to that line's; elsewhere the request is chosen
-among everything that waits on you, in every project."
+DECISION is \"accept\", \"acceptForSession\", \"decline\" or \"cancel\";
+for a prompt rewritten by learn mode, \"accept\" sends the rewrite,
+\"edit\" sends TEXT, \"decline\" sends the prompt as typed and
+\"cancel\" sends nothing (the prompt goes back to the session
+buffer's prompt).  In a session buffer, REQUEST-ID defaults to the
+request at point, else its oldest pending one; in a prompt review,
+to that review; on a line of the list or of \\[my-codex-pending], to
+that line's; elsewhere the request is chosen among everything that
+waits on you, in every project.  Return the session."
   (let* ((line (and (null request-id) (null session) (derived-mode-p 'my-codex-pending-mode)
                     (tabulated-list-get-id)))
          (session (cond (session (my-codex--session session))
                         (line (gethash (car line) my-codex--sessions))
                         (t (my-codex--current-session))))
-         (request-id (or request-id (cdr line))))
+         (request-id (or request-id (cdr line)
+                         (and my-codex--review (plist-get (cdr my-codex--review) :requestId)))))
     (unless session
       (let ((pair (my-codex--read-pending (format "%s" (capitalize (my-codex--decision-words decision))))))
         (setq session (car pair)
@@ -2112,12 +2301,31 @@ among everything that waits on you, in every project."
                    (get-text-property (point) 'my-codex-request))
               (plist-get (seq-first (plist-get session :pending)) :requestId)
               (user-error "Codex %s waits for no approval" (my-codex--label session))))
-    (my-codex--remember
-     (plist-get (my-codex--request "codex/session/respond"
-                                   (append (my-codex--ref session)
-                                           (list :requestId request-id
-                                                 :decision decision)))
-                :session))))
+    (let ((request (my-codex--pending-request session request-id)))
+      (when (my-codex--prompt-review-p request)
+        (when (equal decision "acceptForSession")
+          (user-error "A rewritten prompt is accepted, edited or declined, not accepted for the session"))
+        (when (equal decision "edit")
+          (unless (and (stringp text) (not (string-empty-p (string-trim text))))
+            (user-error "Nothing to send: the edited prompt is empty"))))
+      (prog1 (my-codex--remember
+              (plist-get (my-codex--request "codex/session/respond"
+                                            (append (my-codex--ref session)
+                                                    (list :requestId request-id
+                                                          :decision decision)
+                                                    (and text (list :text text))))
+                         :session))
+        (when (my-codex--prompt-review-p request)
+          (my-codex--review-answered session request decision))))))
+
+(defun my-codex--pending-request (session request-id)
+  "Return the request REQUEST-ID that SESSION waits on, or nil."
+  (seq-find (lambda (r) (equal (plist-get r :requestId) request-id))
+            (plist-get session :pending)))
+
+(defun my-codex--prompt-review-p (request)
+  "Return non-nil when REQUEST is a prompt rewritten by learn mode, for review."
+  (equal (plist-get request :kind) "promptReview"))
 
 (defun my-codex--decision-words (decision)
   "Return DECISION in words."
@@ -2129,7 +2337,8 @@ among everything that waits on you, in every project."
 
 (defun my-codex-accept ()
   "Accept the approval request at point, or the oldest pending one.
-Outside a session, choose among everything that waits on you."
+For a prompt that learn mode rewrote, send the rewrite.  Outside a
+session, choose among everything that waits on you."
   (interactive)
   (my-codex-respond "accept"))
 
@@ -2141,7 +2350,8 @@ Outside a session, choose among everything that waits on you."
 
 (defun my-codex-decline ()
   "Decline the approval request at point, or the oldest pending one.
-Outside a session, choose among everything that waits on you."
+For a prompt that learn mode rewrote, send your prompt as you typed
+it.  Outside a session, choose among everything that waits on you."
   (interactive)
   (my-codex-respond "decline"))
 
@@ -2595,37 +2805,64 @@ saying so; it resumes once that Codex lets go.  Return the buffer."
 
 (defun my-codex--thread-table (table)
   "Return a completion table over TABLE, in order, annotated with times."
-  (lambda (string pred action)
-    (if (eq action 'metadata)
-        `(metadata (display-sort-function . identity)
-                   (annotation-function
-                    . ,(lambda (candidate)
-                         (when-let ((thread (cdr (assoc candidate table))))
-                           (format "  %s" (or (plist-get thread :updatedAt) ""))))))
-      (complete-with-action action table string pred))))
+  (my-codex--completion-table-in-order
+   table (lambda (thread) (format "  %s" (or (plist-get thread :updatedAt) "")))))
 
 ;;;; Codex's own terminal UI
 
 (declare-function term-char-mode "term")
+(declare-function term-check-proc "term")
 
 (defun my-codex-tui (&optional session)
   "Open Codex's own terminal UI on SESSION's conversation, in a `term' buffer.
 It joins the daemon's Codex on the same thread: what you type there
 shows in the session's buffer as it happens, and an approval asked
 there can be answered there or here.  A session that is not running
-is resumed first."
+is resumed first.  The sidecar gives the command (`codex/session/tui');
+the buffer opens when it answers, and closes when you leave the TUI.
+A TUI already open for SESSION is shown again."
   (interactive (list (my-codex--read-session "Codex's terminal UI for session: " t)))
   (require 'term)
   (let* ((session (my-codex--session session))
-         (root (plist-get (plist-get session :project) :root))
-         (default-directory (file-name-as-directory root))
-         (args (append (when my-codex-state-directory
-                         (list "--state-dir" (expand-file-name my-codex-state-directory)))
-                       (list "tui" (plist-get session :name) "-C" root)))
-         (buf (apply #'make-term (format "codex tui: %s" (my-codex--label session))
-                     (car my-codex-sidecar-command) nil args)))
+         (label (my-codex--label session))
+         (open (get-buffer (my-codex--tui-buffer-name session))))
+    (if (and open (term-check-proc open))
+        (pop-to-buffer open)
+      (message "Opening Codex's terminal UI on %s..." label)
+      (my-codex--async "codex/session/tui" (my-codex--ref session)
+                       (lambda (result) (my-codex--tui-open session result))
+                       (lambda (text)
+                         (message "Codex's terminal UI on %s: %s" label text))))
+    nil))
+
+(defun my-codex--tui-buffer-name (session)
+  "Return the name of the buffer of Codex's terminal UI on SESSION."
+  (format "*codex tui: %s*" (my-codex--label session)))
+
+(defun my-codex--tui-open (session result)
+  "Run RESULT's command, Codex's terminal UI on SESSION, in a `term' buffer."
+  (let* ((command (append (plist-get result :command) nil))
+         (env (plist-get result :env))
+         (process-environment
+          (append (cl-loop for (key value) on env by #'cddr
+                           collect (format "%s=%s" (substring (symbol-name key) 1) value))
+                  process-environment))
+         (default-directory (file-name-as-directory (my-codex--workdir session)))
+         (name (my-codex--tui-buffer-name session))
+         (buf (apply #'make-term (substring name 1 -1) (car command) nil (cdr command))))
     (with-current-buffer buf
-      (term-char-mode))
+      (term-char-mode)
+      (let ((process (get-buffer-process buf)))
+        ;; Leaving the TUI closes its buffer; a failure stays on screen.
+        (add-function :after (process-sentinel process)
+                      (lambda (proc _event)
+                        (when (and (eq (process-status proc) 'exit)
+                                   (zerop (process-exit-status proc))
+                                   (buffer-live-p (process-buffer proc)))
+                          (let ((buf (process-buffer proc)))
+                            (dolist (win (get-buffer-window-list buf nil t))
+                              (quit-window nil win))
+                            (kill-buffer buf)))))))
     (pop-to-buffer buf)
     buf))
 
@@ -2675,6 +2912,8 @@ The numbers follow the list's order: what waits on you first."
     (define-key map (kbd "a") #'my-codex-accept)
     (define-key map (kbd "s") #'my-codex-accept-for-session)
     (define-key map (kbd "d") #'my-codex-decline)
+    (define-key map (kbd "e") #'my-codex-edit-prompt)
+    (define-key map (kbd "v") #'my-codex-prompt-review)
     (define-key map (kbd "k") #'my-codex-list-kill)
     (define-key map (kbd "K") #'my-codex-list-kill-all)
     (define-key map (kbd "r") #'my-codex-list-rename)
@@ -2693,12 +2932,13 @@ The numbers follow the list's order: what waits on you first."
   "Major mode listing Codex sessions, what waits on you and what failed on top.
 The list follows the sessions as they change; \\[revert-buffer] asks the
 sidecar again.  The first column numbers the project's sessions for
-\\[my-codex-switch-to-session-1] ... \\[my-codex-switch-to-session-0].  Columns that would
-be empty are left out: `Project' (the list of every project has it),
-`!' (a session changed a file another one changed too, or wrote
-outside its write scope), `Model' (chosen at start), `Tokens' (used
-so far, in/out) and `Tree' (whether a session's own work tree is
-merged yet).
+\\[my-codex-switch-to-session-1] ... \\[my-codex-switch-to-session-0].  Columns that
+say nothing are left out: `Project' (the list of every project has
+it), `!' (a session changed a file another one changed too, or wrote
+outside its write scope), `Model' (model and effort, shown when the
+sessions listed differ in them; the header always shows them),
+`Tokens' (used so far, in/out) and `Tree' (whether a session's own
+work tree is merged yet).
 
 \\{my-codex-list-mode-map}"
   (setq tabulated-list-padding 1)
@@ -2708,7 +2948,7 @@ merged yet).
 
 (defconst my-codex--list-column-specs
   '((number "#" 2 :right-align t) (project "Project" 12) (name "Name" 14) (marks "!" 1)
-    (status "Status" 11) (elapsed "Elapsed" 7 :right-align t) (model "Model" 14)
+    (status "Status" 11) (elapsed "Elapsed" 7 :right-align t) (model "Model" 18)
     (tokens "Tokens" 9 :right-align t) (tree "Tree" 8) (headline "Headline" 0))
   "Every column the session list may show: key, title, width and properties.")
 
@@ -2719,7 +2959,8 @@ merged yet).
      (pcase key
        ('project (null my-codex--list-project))
        ('marks (seq-some (lambda (s) (> (length (plist-get s :overlaps)) 0)) sessions))
-       ('model (seq-some (lambda (s) (stringp (plist-get s :model))) sessions))
+       ;; The same model on every row says nothing: the header shows it.
+       ('model (cdr (seq-uniq (seq-remove #'string-empty-p (mapcar #'my-codex--model sessions)))))
        ('tokens (seq-some (lambda (s) (not (string-empty-p (my-codex--usage s)))) sessions))
        ('tree (seq-some #'my-codex--tree sessions))
        (_ t)))
@@ -2754,7 +2995,7 @@ merged yet).
                   "")))
       ('status (propertize status 'face (my-codex--status-face status)))
       ('elapsed (my-codex--elapsed session))
-      ('model (let ((model (plist-get session :model))) (if (stringp model) model "")))
+      ('model (my-codex--model session))
       ('tokens (my-codex--usage session))
       ('tree (cond ((null (my-codex--tree session)) "")
                    ((my-codex--unmerged-p session)
@@ -2923,6 +3164,7 @@ sidecar.  Return the list buffer."
     (define-key map (kbd "a") #'my-codex-accept)
     (define-key map (kbd "s") #'my-codex-accept-for-session)
     (define-key map (kbd "d") #'my-codex-decline)
+    (define-key map (kbd "e") #'my-codex-edit-prompt)
     map)
   "Keymap of the buffer of what waits on the user.")
 
@@ -2932,7 +3174,7 @@ It follows the sessions as they change.
 
 \\{my-codex-pending-mode-map}"
   (setq tabulated-list-format
-        [("Project" 14 nil) ("Name" 16 nil) ("Kind" 11 nil) ("Waits on" 0 nil)])
+        [("Project" 14 nil) ("Name" 16 nil) ("Kind" 12 nil) ("Waits on" 0 nil)])
   (setq tabulated-list-padding 1)
   (setq tabulated-list-sort-key nil)
   (add-hook 'tabulated-list-revert-hook #'my-codex--pending-refresh nil t)
@@ -2966,6 +3208,9 @@ It follows the sessions as they change.
 (defun my-codex-pending ()
   "List what Codex sessions wait on you, in every project.
 Answer with \\<my-codex-pending-mode-map>\\[my-codex-accept], \\[my-codex-accept-for-session] or \\[my-codex-decline]; \\[my-codex-pending-visit] visits the session.
+A prompt rewritten by learn mode (kind `promptReview') is answered
+with \\[my-codex-accept] (send the rewrite), \\[my-codex-edit-prompt] (edit it) or \\[my-codex-decline] (send yours);
+\\[my-codex-pending-visit] shows it as a diff.
 Return the buffer."
   (interactive)
   (my-codex--connect)
@@ -2980,14 +3225,455 @@ Return the buffer."
     buf))
 
 (defun my-codex-pending-visit ()
-  "Show the session of this line at its request."
+  "Show the session of this line at its request; a rewritten prompt, as a diff."
   (interactive)
   (let* ((line (or (tabulated-list-get-id) (user-error "No request on this line")))
-         (buf (my-codex-switch-session (gethash (car line) my-codex--sessions))))
+         (session (gethash (car line) my-codex--sessions)))
+    (if (my-codex--prompt-review-p (my-codex--pending-request session (cdr line)))
+        (my-codex-prompt-review (cdr line) session)
+      (with-current-buffer (my-codex-switch-session session)
+        (goto-char (point-min))
+        (when-let ((match (text-property-search-forward 'my-codex-request (cdr line) t)))
+          (goto-char (prop-match-beginning match)))))))
+
+;;;; Notes, learn mode and the prompt review
+
+(defun my-codex--switch-on-p (arg current)
+  "Return non-nil to turn a thing on, given ARG as a minor mode takes it.
+No ARG (or `toggle') switches from CURRENT, the thing's state; a
+positive ARG turns it on, zero or negative off."
+  (if (or (null arg) (eq arg 'toggle))
+      (not current)
+    (> (prefix-numeric-value arg) 0)))
+
+(defun my-codex--learning-p (session)
+  "Return non-nil when SESSION is in learn mode."
+  (let ((learn (plist-get session :learn)))
+    (and (listp learn) (eq (plist-get learn :on) t))))
+
+;;;###autoload
+(defun my-codex-toggle-notes (&optional arg session)
+  "Turn SESSION's notetaker on or off; return the session.
+With no ARG (interactively, no prefix argument) switch it; a positive
+ARG turns it on, zero or negative off.  Outside a session buffer or
+the list, choose among the project's sessions.  With notes on, after
+each turn the notetaker, a hidden read-only Codex conversation, notes
+what the turn did, the gap it saw and the takeaway in the project's
+learnings (\\[my-codex-learnings]); it spends model tokens.  Turning
+notes off ends learn mode too."
+  (interactive (list current-prefix-arg (my-codex--read-session "Notes for Codex session: " t)))
+  (let* ((session (my-codex--session session))
+         (on (my-codex--switch-on-p arg (eq (plist-get session :notes) t)))
+         (learning (my-codex--learning-p session))
+         (session (my-codex--switch-notes "codex/session/notes" session on)))
+    (message "Codex %s: %s" (my-codex--label session)
+             (cond (on (substitute-command-keys
+                        "notes on; after each turn a note goes to the project's learnings (\\[my-codex-learnings])"))
+                   (learning "notes off, and learn mode with them")
+                   (t "notes off")))
+    session))
+
+;;;###autoload
+(defun my-codex-toggle-learn (&optional arg session)
+  "Turn SESSION's learn mode on or off; return the session.
+In learn mode, each prompt you send is first rewritten by the
+notetaker with what the project learned in earlier turns and
+sessions, and waits for your review: accept the rewrite, edit it,
+or send your prompt as typed (see `my-codex-prompt-review').  Learn
+mode turns notes on; it ends by itself once the notetaker sees every
+gap it noted in the session resolved.  With no ARG (interactively,
+no prefix argument) switch it; a positive ARG turns it on, zero or
+negative off.  Outside a session buffer or the list, choose among
+the project's sessions."
+  (interactive (list current-prefix-arg (my-codex--read-session "Learn mode for Codex session: " t)))
+  (let* ((session (my-codex--session session))
+         (on (my-codex--switch-on-p arg (my-codex--learning-p session)))
+         (session (my-codex--switch-notes "codex/session/learn" session on)))
+    (message "Codex %s: %s" (my-codex--label session)
+             (if on
+                 "learn mode on; each prompt is rewritten with what the project learned, for your review"
+               (substitute-command-keys
+                "learn mode off; notes stay on (\\[my-codex-toggle-notes] turns them off)")))
+    session))
+
+(defun my-codex--switch-notes (method session on)
+  "Send METHOD, notes or learn, to turn it ON for SESSION; return the session."
+  (my-codex--remember
+   (plist-get (my-codex--request method (append (my-codex--ref session)
+                                                (list :on (if on t :json-false))))
+              :session)))
+
+;;;###autoload
+(defun my-codex-learnings (&optional project)
+  "Open the learnings of PROJECT, by default the current project.
+That is its learnings.md: the notetaker's notes of every session of
+the project that had notes on, oldest first, each with the gap it saw
+and the takeaway, and the closing summaries of killed sessions.  The
+sidecar rewrites the file with each note, so the buffer is read-only
+and follows it; point goes to the newest note.  When there is no
+note yet, say so.  Return the buffer."
+  (interactive)
+  (let* ((project (or project (my-codex--project)))
+         (result (my-codex--request "codex/project/learnings" (list :project project :limit 1)))
+         (name (plist-get (plist-get result :project) :name))
+         (path (plist-get result :path)))
+    (when (seq-empty-p (plist-get result :entries))
+      (user-error "No learnings in %s yet: the notetaker notes each turn of a session with notes on (%s)"
+                  name (substitute-command-keys "\\[my-codex-toggle-notes]")))
+    (let ((buf (if (and (stringp path) (file-exists-p path))
+                   (my-codex--visit-learnings path)
+                 (my-codex--learnings-text-buffer project name))))
+      (pop-to-buffer buf)
+      (goto-char (point-max))
+      (re-search-backward "^## " nil t)
+      buf)))
+
+(defun my-codex--visit-learnings (path)
+  "Return a read-only buffer visiting the learnings file PATH, up to date."
+  (let ((buf (find-buffer-visiting path)))
+    (if buf
+        (with-current-buffer buf
+          (unless (or (buffer-modified-p) (verify-visited-file-modtime buf))
+            (revert-buffer t t t)))
+      (setq buf (find-file-noselect path)))
+    (with-current-buffer buf
+      (setq buffer-read-only t)
+      ;; The sidecar rewrites the file with each note.
+      (add-hook 'after-revert-hook (lambda () (setq buffer-read-only t)) nil t)
+      (auto-revert-mode 1))
+    buf))
+
+(defun my-codex--learnings-text-buffer (project name)
+  "Return a buffer with the learnings of PROJECT, named NAME.
+As the sidecar renders them: for when it could not write learnings.md."
+  (let ((text (plist-get (my-codex--request "codex/project/learnings" (list :project project))
+                         :text)))
+    (with-current-buffer (get-buffer-create (format "*codex learnings: %s*" name))
+      (let ((inhibit-read-only t))
+        (erase-buffer)
+        (insert (or text "")))
+      (special-mode)
+      (current-buffer))))
+
+(defun my-codex--visit-note (root source)
+  "Show the note SOURCE, a learning a rewrite drew on, in the learnings of ROOT."
+  (let ((buf (my-codex-learnings root))
+        (turn-id (plist-get source :turnId)))
     (with-current-buffer buf
       (goto-char (point-min))
-      (when-let ((match (text-property-search-forward 'my-codex-request (cdr line) t)))
-        (goto-char (prop-match-beginning match))))))
+      (unless (if (and (equal (plist-get source :kind) "turn") (stringp turn-id))
+                  (and (search-forward (concat "- Turn id: " turn-id) nil t)
+                       (re-search-backward "^## " nil t))
+                (re-search-forward (format "^## %s · Closing summary"
+                                           (regexp-quote (or (plist-get source :sessionName) "")))
+                                   nil t))
+        (goto-char (point-max))
+        (message "That note is not in the learnings any more")))
+    (when-let ((win (get-buffer-window buf)))
+      (set-window-point win (with-current-buffer buf (point))))
+    buf))
+
+;;;;; The prompt review: the original and the rewrite as a diff
+
+(defvar my-codex-review-mode-map
+  (let ((map (make-sparse-keymap)))
+    ;; diff-mode's keys for moving about, and special-mode's q and g.
+    (set-keymap-parent map diff-mode-shared-map)
+    (define-key map (kbd "a") #'my-codex-accept)
+    (define-key map (kbd "e") #'my-codex-edit-prompt)
+    (define-key map (kbd "d") #'my-codex-decline)
+    (define-key map (kbd "c") #'my-codex-review-cancel)
+    (define-key map (kbd "C-c C-a") #'my-codex-accept)
+    (define-key map (kbd "C-c C-e") #'my-codex-edit-prompt)
+    (define-key map (kbd "C-c C-d") #'my-codex-decline)
+    (define-key map (kbd "C-c C-k") #'my-codex-review-cancel)
+    (define-key map (kbd "RET") #'my-codex-review-help)
+    map)
+  "Keymap of a prompt review, over `diff-mode''s keys for moving about.")
+
+(define-derived-mode my-codex-review-mode diff-mode "Codex-Review"
+  "Major mode of a prompt that learn mode rewrote, for your review.
+Your prompt and the notetaker's rewrite are shown as a unified diff
+\(`--- original', `+++ rewrite'), below the earlier learnings the
+rewrite drew on; each of those is a button to its note in the
+project's learnings, and `[turn]' to its turn in its session.
+\\<my-codex-review-mode-map>\\[my-codex-accept] sends the rewrite, \\[my-codex-edit-prompt] edits it in a buffer of its own first, \\[my-codex-decline]
+sends your prompt as you typed it, \\[my-codex-review-cancel] sends nothing (your prompt goes back to
+the session buffer's prompt), and \\[quit-window] leaves the decision for later (it
+waits in \\[my-codex-pending]).  `diff-mode''s keys move between hunks.
+
+\\{my-codex-review-mode-map}"
+  (setq buffer-read-only t)
+  ;; diff-mode's keys for read-only buffers come first: put these before them.
+  (setq-local minor-mode-overriding-map-alist
+              (cons (cons 'buffer-read-only my-codex-review-mode-map)
+                    (assq-delete-all 'buffer-read-only
+                                     (copy-alist minor-mode-overriding-map-alist))))
+  (setq-local header-line-format '(:eval (my-codex--review-header)))
+  (setq-local revert-buffer-function #'my-codex--review-revert)
+  (setq-local truncate-lines nil)
+  (setq-local word-wrap t))
+
+(defun my-codex--review-still-pending ()
+  "Return the session of this review buffer while its request waits, else nil."
+  (when-let ((session (gethash (car my-codex--review) my-codex--sessions)))
+    (and (my-codex--pending-request session (plist-get (cdr my-codex--review) :requestId))
+         session)))
+
+(defun my-codex--review-header ()
+  "Return the header line of a prompt review or edit buffer."
+  (let ((session (my-codex--review-still-pending))
+        (label (my-codex--label-of (car my-codex--review))))
+    (cond ((null session)
+           (propertize (format " %s  no longer waits: this prompt was answered" label)
+                       'face 'my-codex-status-face))
+          ((derived-mode-p 'my-codex-prompt-edit-mode)
+           (format " %s  C-c C-c sends this prompt, C-c C-k leaves it unsent (the review waits)"
+                   label))
+          (t (format " %s  a send the rewrite  e edit it  d send yours  c send nothing  q later"
+                     label)))))
+
+(defun my-codex-review-help ()
+  "Say which keys answer the prompt review."
+  (interactive)
+  (if (button-at (point))
+      (push-button)
+    (message "a sends the rewrite, e edits it, d sends your prompt as typed, c sends nothing, q decides later")))
+
+(defun my-codex--review-buffer-name (session)
+  "Return the name of the prompt review buffer of SESSION."
+  (format "*codex review: %s*" (my-codex--label session)))
+
+(defun my-codex--review-at-hand (request-id session prompt)
+  "Return (SESSION . REQUEST), the rewritten prompt the user means.
+REQUEST-ID and SESSION say it when given; else the buffer or line at
+hand does (a review or edit buffer, a line of the inbox or the list,
+a session buffer); else it is read with PROMPT among every rewritten
+prompt that waits."
+  (let* ((line (and (null request-id) (null session) (derived-mode-p 'my-codex-pending-mode)
+                    (tabulated-list-get-id)))
+         (session (cond (session (my-codex--session session))
+                        (line (gethash (car line) my-codex--sessions))
+                        (t (my-codex--current-session))))
+         (request-id (or request-id (cdr line)
+                         (and my-codex--review (plist-get (cdr my-codex--review) :requestId)))))
+    (if (null session)
+        (my-codex--read-pending prompt #'my-codex--prompt-review-p)
+      (let ((request (if request-id
+                         (my-codex--pending-request session request-id)
+                       (seq-find #'my-codex--prompt-review-p (plist-get session :pending)))))
+        (unless request
+          (user-error "Codex %s has no rewritten prompt waiting for you" (my-codex--label session)))
+        (unless (my-codex--prompt-review-p request)
+          (user-error "Codex %s waits for an approval, not a rewritten prompt: accept or decline it"
+                      (my-codex--label session)))
+        (cons session request)))))
+
+;;;###autoload
+(defun my-codex-prompt-review (&optional request-id session)
+  "Show the prompt that learn mode rewrote, REQUEST-ID of SESSION, as a diff.
+It opens by itself when the rewrite arrives for a session you have
+in view.  In a session buffer, it is that session's; on a line of
+\\[my-codex-pending] or of the list, that line's; elsewhere choose among
+every rewritten prompt that waits.  See `my-codex-review-mode' for
+the keys.  Return the buffer."
+  (interactive)
+  (let ((pair (my-codex--review-at-hand request-id session "Review the rewritten prompt of")))
+    (my-codex--show-review (car pair) (cdr pair) t)))
+
+(defun my-codex--show-review (session request select)
+  "Show REQUEST, a prompt review of SESSION, in its buffer; SELECT its window.
+Return the buffer."
+  (let ((buf (get-buffer-create (my-codex--review-buffer-name session))))
+    (with-current-buffer buf
+      (unless (derived-mode-p 'my-codex-review-mode)
+        (my-codex-review-mode))
+      (unless (and (equal (car my-codex--review) (plist-get session :id))
+                   (equal (plist-get (cdr my-codex--review) :requestId)
+                          (plist-get request :requestId)))
+        (my-codex--review-fill session request)))
+    (if select (pop-to-buffer buf) (display-buffer buf))
+    buf))
+
+(defun my-codex--review-fill (session request)
+  "Fill the current buffer with REQUEST, a prompt review of SESSION."
+  (let* ((inhibit-read-only t)
+         (root (plist-get (plist-get session :project) :root))
+         (sources (append (plist-get request :sources) nil))
+         (diff (or (plist-get request :diff) "")))
+    (setq my-codex--review (cons (plist-get session :id) request)
+          my-codex--buffer-project root)
+    (when (and root (file-directory-p root))
+      (setq default-directory (file-name-as-directory root)))
+    (erase-buffer)
+    (insert (propertize (format "Learn mode rewrote your prompt to %s (%s): accept, edit or decline.\n"
+                                (my-codex--label session) (plist-get request :requestId))
+                        'font-lock-face 'my-codex-heading-face))
+    (if (null sources)
+        (insert "It drew on no earlier learning of the project.\n")
+      (insert "It drew on what the project learned earlier (RET on one shows its note):\n")
+      (dolist (source sources)
+        (my-codex--insert-source root source)))
+    (insert "\n" diff)
+    (unless (string-suffix-p "\n" diff) (insert "\n"))
+    (set-buffer-modified-p nil)
+    (goto-char (point-min))
+    (when (re-search-forward "^@@" nil t)
+      (goto-char (match-beginning 0)))))
+
+(defun my-codex--insert-source (root source)
+  "Insert SOURCE, a learning of the project ROOT, as buttons to its note and turn."
+  (insert "  ")
+  (insert-text-button (or (plist-get source :line) "")
+                      'action (lambda (_button) (my-codex--visit-note root source))
+                      'help-echo "Show this note in the project's learnings"
+                      'follow-link t)
+  (let ((id (plist-get source :sessionId))
+        (turn (plist-get source :turn)))
+    (when (and (equal (plist-get source :kind) "turn") (numberp turn)
+               (gethash id my-codex--sessions))
+      (insert " ")
+      (insert-text-button "[turn]"
+                          'action (lambda (_button) (my-codex--visit-turn id turn))
+                          'help-echo (format "Show turn %d of session %s" turn
+                                             (plist-get source :sessionName))
+                          'follow-link t)))
+  (insert "\n"))
+
+(defun my-codex--review-revert (&rest _)
+  "Show the current review again from what Emacs knows."
+  (if-let ((session (my-codex--review-still-pending)))
+      (my-codex--review-fill session (my-codex--pending-request
+                                      session (plist-get (cdr my-codex--review) :requestId)))
+    (message "This rewritten prompt no longer waits: it was answered")))
+
+(defun my-codex--review-arrived (id request)
+  "Show REQUEST, a prompt review of the session ID that is in view.
+Its window is selected when the session's buffer is the selected one."
+  (let ((session (gethash id my-codex--sessions))
+        (buf (my-codex--buffer-of id)))
+    (when (and session (my-codex--pending-request session (plist-get request :requestId)))
+      (let ((select (and buf (eq (window-buffer (selected-window)) buf))))
+        (my-codex--show-review session request select)
+        (unless select
+          (message "Codex %s: learn mode rewrote your prompt; review it in %s"
+                   (my-codex--label session) (my-codex--review-buffer-name session)))))))
+
+(defun my-codex--review-answered (session request decision)
+  "Close the buffers of REQUEST, a prompt review of SESSION, now answered.
+DECISION is the answer.  On `cancel', the prompt goes back to the
+session buffer's prompt."
+  (let* ((id (plist-get session :id))
+         (request-id (plist-get request :requestId))
+         (from-review (and my-codex--review (equal (car my-codex--review) id))))
+    (dolist (buf (buffer-list))
+      (when (and (memq (buffer-local-value 'major-mode buf)
+                       '(my-codex-review-mode my-codex-prompt-edit-mode))
+                 (let ((review (buffer-local-value 'my-codex--review buf)))
+                   (and (equal (car review) id)
+                        (equal (plist-get (cdr review) :requestId) request-id))))
+        (dolist (win (get-buffer-window-list buf nil t))
+          (quit-window nil win))
+        (kill-buffer buf)))
+    (when-let ((win (and from-review (my-codex--buffer-of id)
+                         (get-buffer-window (my-codex--buffer-of id)))))
+      (select-window win))
+    (if (equal decision "cancel")
+        (my-codex--restore-prompt session (plist-get request :original))
+      (message "Codex %s: %s" (my-codex--label session)
+               (pcase decision
+                 ("accept" "the rewrite is sent")
+                 ("edit" "your edit is sent")
+                 ("decline" "your prompt is sent as you typed it")
+                 (_ decision))))))
+
+(defun my-codex--restore-prompt (session text)
+  "Put TEXT, a prompt that was not sent, back at the prompt of SESSION's buffer.
+When something is typed there already, TEXT goes to the kill ring."
+  (when (stringp text)
+    (with-current-buffer (my-codex--open-buffer session)
+      (if (string-empty-p (my-codex--prompt-text))
+          (progn (my-codex--set-prompt text)
+                 (message "Codex %s: nothing sent; your prompt is back at the prompt of %s"
+                          (my-codex--label session) (buffer-name)))
+        (kill-new text)
+        (message "Codex %s: nothing sent; your prompt is in the kill ring (C-y yanks it)"
+                 (my-codex--label session))))))
+
+(defun my-codex-review-cancel ()
+  "Send nothing for the prompt under review; put it back at the session's prompt."
+  (interactive)
+  (my-codex-respond "cancel"))
+
+;;;;; Editing the rewrite before it is sent
+
+(defvar my-codex-prompt-edit-mode-map
+  (let ((map (make-sparse-keymap)))
+    (define-key map (kbd "C-c C-c") #'my-codex-prompt-edit-send)
+    (define-key map (kbd "C-c C-k") #'my-codex-prompt-edit-abort)
+    map)
+  "Keymap of the buffer where a rewritten prompt is edited.")
+
+(define-derived-mode my-codex-prompt-edit-mode text-mode "Codex-Edit"
+  "Major mode for editing a prompt that learn mode rewrote, before it is sent.
+\\<my-codex-prompt-edit-mode-map>\\[my-codex-prompt-edit-send] sends the text as it is here (trimmed); \\[my-codex-prompt-edit-abort] closes the
+buffer without sending: the review still waits.
+
+\\{my-codex-prompt-edit-mode-map}"
+  (setq-local header-line-format '(:eval (my-codex--review-header))))
+
+;;;###autoload
+(defun my-codex-edit-prompt (&optional request-id session)
+  "Edit the prompt that learn mode rewrote, REQUEST-ID of SESSION, then send it.
+The rewrite opens in a buffer of its own: change it as you like,
+then \\<my-codex-prompt-edit-mode-map>\\[my-codex-prompt-edit-send] sends it and \\[my-codex-prompt-edit-abort] leaves it unsent.  The
+rewritten prompt is found as `my-codex-prompt-review' finds it.
+Return the buffer."
+  (interactive)
+  (let* ((pair (my-codex--review-at-hand request-id session "Edit the rewritten prompt of"))
+         (session (car pair))
+         (request (cdr pair))
+         (buf (get-buffer-create (format "*codex edit: %s*" (my-codex--label session)))))
+    (with-current-buffer buf
+      (unless (and (derived-mode-p 'my-codex-prompt-edit-mode)
+                   (equal (car my-codex--review) (plist-get session :id))
+                   (equal (plist-get (cdr my-codex--review) :requestId)
+                          (plist-get request :requestId)))
+        (my-codex-prompt-edit-mode)
+        (setq my-codex--review (cons (plist-get session :id) request)
+              my-codex--buffer-project (plist-get (plist-get session :project) :root))
+        (let ((inhibit-read-only t))
+          (erase-buffer)
+          (insert (or (plist-get request :augmented) "")))
+        (setq buffer-undo-list nil)
+        (set-buffer-modified-p nil)
+        (goto-char (point-min))))
+    (pop-to-buffer buf)
+    buf))
+
+(defun my-codex-prompt-edit-send ()
+  "Send the prompt edited in this buffer, instead of the rewrite or the original."
+  (interactive)
+  (let* ((text (string-trim (buffer-substring-no-properties (point-min) (point-max))))
+         (label (my-codex--label-of (car my-codex--review)))
+         (session (my-codex--review-still-pending)))
+    (when (string-empty-p text)
+      (user-error "Nothing to send: the prompt is empty (C-c C-k leaves it unsent)"))
+    (unless session
+      (user-error "Codex %s no longer waits on this prompt (it was answered); your text stays here"
+                  label))
+    (my-codex-respond "edit" (plist-get (cdr my-codex--review) :requestId) session text)))
+
+(defun my-codex-prompt-edit-abort ()
+  "Close this buffer without sending: the rewritten prompt still waits for you."
+  (interactive)
+  (let* ((id (car my-codex--review))
+         (session (gethash id my-codex--sessions))
+         (review (and session (get-buffer (my-codex--review-buffer-name session)))))
+    (quit-window t)
+    (when-let ((win (and review (get-buffer-window review))))
+      (select-window win))
+    (message "Not sent: the rewritten prompt of %s still waits for you" (my-codex--label-of id))))
 
 ;;;; A keymap for every command
 
@@ -3018,6 +3704,10 @@ Return the buffer."
     (define-key map (kbd "v") #'my-codex-review)
     (define-key map (kbd "A") #'my-codex-adopt-thread)
     (define-key map (kbd "T") #'my-codex-tui)
+    (define-key map (kbd "n") #'my-codex-toggle-notes)
+    (define-key map (kbd "L") #'my-codex-toggle-learn)
+    (define-key map (kbd "N") #'my-codex-learnings)
+    (define-key map (kbd "p") #'my-codex-prompt-review)
     (dotimes (n 10)
       (define-key map (kbd (number-to-string n))
                   (intern (format "my-codex-switch-to-session-%d" n))))

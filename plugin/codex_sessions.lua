@@ -62,7 +62,7 @@ end, {
   bang = true,
   range = true,
   desc = "codex-sessions: list, start[!], switch, send, steer, file, pending, cancel, report, rename, kill, killall[!], "
-    .. "resume, forget, diff, merge, discard, fork, review, adopt, tui, 1..10",
+    .. "resume, forget, diff, merge, discard, fork, review, adopt, tui, notes, learn, learnings, 1..10",
   complete = function(arglead, cmdline, pos)
     require("codex_sessions.state")
     return require("codex_sessions.commands").complete(arglead, cmdline, pos)

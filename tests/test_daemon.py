@@ -217,3 +217,46 @@ async def test_bad_options_and_methods_after_shutdown(offline, project, tmp_path
         await other.request("codex/session/kill", {"id": s["id"]})
     finally:
         await other.stop()
+
+
+async def test_a_serve_of_another_version_waits_for_a_busy_daemon_and_replaces_an_idle_one(
+        offline, project, tmp_path):
+    import codex_sessions
+    old = tmp_path / "old"  # this very code, calling itself another version
+    shutil.copytree(Path(codex_sessions.__file__).parent, old / "codex_sessions",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    init = old / "codex_sessions" / "__init__.py"
+    init.write_text(init.read_text().replace(f'"{codex_sessions.__version__}"', '"0.0.1-old"'))
+    older = SidecarClient([*CLI, "serve"], env=offline.env(PYTHONPATH=str(old)))
+    await older.start()
+    newer = SidecarClient(env=offline.env())
+    try:
+        assert status(offline)["version"] == "0.0.1-old"
+        s = await start(older, project, "long", "slow: 4")
+        await older.wait_status(s["id"], "running")
+        # a turn runs: the newer editor is told, and served by the old daemon meanwhile
+        await newer.start()
+        told = await newer.wait_for("window/showMessage", lambda p: "0.0.1-old" in p["message"])
+        assert told["type"] == 2 and "codex-sessions daemon stop" in told["message"]
+        got = (await newer.request("codex/session/get", {"id": s["id"]}))["session"]
+        assert got["status"] == "running" and got["live"]
+        assert (await finished(newer, s["id"]))["report"]["status"] == "done"
+        assert status(offline)["version"] == "0.0.1-old"
+        await asyncio.gather(older.stop(), newer.stop())
+        # nothing runs now: the next editor's serve replaces the old daemon with its own
+        old_pid = status(offline)["pid"]
+        latest = SidecarClient(env=offline.env())
+        await latest.start()
+        try:
+            now = status(offline)
+            assert now["version"] == codex_sessions.__version__ and now["pid"] != old_pid
+            assert not any(m["method"] == "window/showMessage" and "0.0.1-old" in m["params"]["message"]
+                           for m in latest.notifications)
+            got = (await latest.request("codex/session/get", {"id": s["id"]}))["session"]
+            assert got["status"] == "interrupted" and got["turns"] == 1
+            await latest.request("codex/session/send", {"id": s["id"], "text": "say: on the new one"})
+            assert (await finished(latest, s["id"], turns=2))["report"]["summary"] == "on the new one"
+        finally:
+            await latest.stop()
+    finally:
+        await asyncio.gather(older.stop(), newer.stop())

@@ -204,6 +204,11 @@ def test_adopt_a_codex_conversation(offline, project, tmp_path):
     assert asked_with(offline, "say: recalled") == ["say: the password is swordfish", "say: recalled"]
 
 
+def test_codex_tui(offline, project, tmp_path):
+    run_ert("my-codex-test-codex-tui", offline, project, tmp_path)
+    assert asked_with(offline, "say: typed in the tui") == ["say: hello from emacs", "say: typed in the tui"]
+
+
 def test_numbered_jumps(offline, project, tmp_path):
     run_ert("my-codex-test-numbered-jumps", offline, project, tmp_path)
 
@@ -317,6 +322,37 @@ def test_two_emacsen_at_once_see_every_notification(offline, project, tmp_path):
     text = read_results(tmp_path / "watcher.el")["watcher-text"]
     assert "Approval r1: accept" in text and text.count("Codex:\n" + "tick " * 10) == 1
     assert (project / "duo.txt").exists()
+
+
+NOTETAKER = "codex-sessions notetaker"
+
+
+def task_prompts(offline) -> list[str]:
+    """The last user message of every request to the model but the notetaker's, in order."""
+    prompts = [user_texts(body)[-1] for body in offline.model.requests if user_texts(body)]
+    return [p for p in prompts if not p.startswith(NOTETAKER)]
+
+
+def test_notes_option_and_learnings(offline, project, tmp_path):
+    r = run_ert("my-codex-test-notes-option-and-learnings", offline, project, tmp_path)
+    learnings = Path(r["learnings-file"]).read_text(encoding="utf-8")
+    assert re.search(r"^## noted · Turn 1 ", learnings, re.M), learnings
+    assert "- Takeaway: a project can ask for notes\n" in learnings
+    assert "plain" not in learnings  # its notes were on for no turn
+
+
+def test_learn_mode_review(offline, project, tmp_path):
+    """Accept, edit and decline each send exactly the chosen text; cancel sends nothing."""
+    r = run_ert("my-codex-test-learn-mode-review", offline, project, tmp_path)
+    assert "-say: original one" in r["review-text"] and "+say: rewritten one" in r["review-text"]
+    sent = [p for p in task_prompts(offline)
+            if any(w in p for w in ("original", "rewritten", "edited", "say: 4"))]
+    assert sent == ["say: rewritten one", "say: edited two",
+                    "say: original three\nrewrite: say: rewritten three\nnote-gap: what conftest.py is",
+                    "say: rewritten five", "say: original six\nrewrite: say: 6\nnote-resolved"], sent
+    rewrites = [user_texts(b)[-1] for b in offline.model.requests
+                if user_texts(b) and user_texts(b)[-1].startswith(NOTETAKER + ": rewrite")]
+    assert sum("say: four\nrewrite: say: 4" in t for t in rewrites) == 1  # rewritten, then nothing sent
 
 
 def daemon_status(offline) -> dict[str, Any]:

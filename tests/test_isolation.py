@@ -111,3 +111,34 @@ async def test_worktree_needs_git(sidecar, tmp_path):
         await sidecar.request("codex/session/start", {"project": str(plain), "isolation": "worktree"})
     assert info.value.code == -32006 and "git" in info.value.message
     assert (await sidecar.request("codex/session/list", {"all": True}))["sessions"] == []
+
+
+async def test_the_fork_of_a_worktree_session_works_on_a_copy_of_its_files(sidecar, project):
+    (project / "gone.txt").write_text("tracked\n")
+    git(project, "add", "gone.txt")
+    git(project, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "gone")
+    source = (await sidecar.request("codex/session/start", {
+        "project": str(project), "name": "solo", "isolation": "worktree",
+        "prompt": "run: echo draft > draft.txt && rm gone.txt"}))["session"]
+    await finished(sidecar, source["id"])
+    fork = (await sidecar.request("codex/session/fork", {"id": source["id"], "newName": "branch"}))["session"]
+    from pathlib import Path
+    mine, theirs = Path(fork["worktree"]["path"]), Path(source["worktree"]["path"])
+    assert fork["isolation"] == "worktree" and mine != theirs
+    assert fork["worktree"]["branch"] == "codex/branch"
+    assert fork["worktree"]["base"] == source["worktree"]["base"]
+    # what the conversation was about is there: the new file, the deletion, uncommitted
+    assert (mine / "draft.txt").read_text() == "draft\n" and not (mine / "gone.txt").exists()
+    await sidecar.wait_status(fork["id"], "idle")
+    await sidecar.request("codex/session/send", {"id": fork["id"], "text": "run: echo fork >> draft.txt"})
+    await finished(sidecar, fork["id"], turns=2)
+    assert (mine / "draft.txt").read_text() == "draft\nfork\n"
+    assert (theirs / "draft.txt").read_text() == "draft\n", "the source's files are untouched"
+    assert not (project / "draft.txt").exists() and (project / "gone.txt").exists()
+    diff = await sidecar.request("codex/session/diff", {"id": fork["id"]})
+    assert {(f["path"], f["status"]) for f in diff["files"]} == {("draft.txt", "added"), ("gone.txt", "deleted")}
+    # a fork of a shared session stays in the shared tree
+    shared = await start(sidecar, project, "plain", "say: hi")
+    await finished(sidecar, shared["id"])
+    twin = (await sidecar.request("codex/session/fork", {"id": shared["id"], "newName": "twin"}))["session"]
+    assert twin["isolation"] == "shared" and twin["worktree"] is None

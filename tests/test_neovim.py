@@ -100,7 +100,7 @@ vim.cmd("runtime plugin/codex_sessions.lua")
 RESET = r"""
 local cmd, project = ...
 _G.notes, _G.answers, _G.choices, _G.selects, _G.events, _G.questions, _G.yes = {}, {}, {}, {}, {}, {}, {}
-vim.cmd("silent! only | enew")
+vim.cmd("silent! tabonly! | silent! only! | enew")
 for _, b in ipairs(vim.api.nvim_list_bufs()) do
   if b ~= vim.api.nvim_get_current_buf() then
     pcall(vim.api.nvim_buf_delete, b, { force = true })
@@ -1366,17 +1366,20 @@ def test_help_tags_ship_and_are_current(editor, tmp_path):
                 ":CodexSessions-diff", ":CodexSessions-merge", ":CodexSessions-discard", ":CodexSessions-fork",
                 ":CodexSessions-review", ":CodexSessions-adopt", ":CodexSessions-steer", ":CodexSessions-tui",
                 ":CodexSessions-N", "<Plug>(CodexSessions-N)", "codex-sessions-worktrees", "codex-sessions-diff",
-                "codex-sessions-merge", "codex-sessions-continue-here", "codex-sessions-threads"]:
+                "codex-sessions-merge", "codex-sessions-continue-here", "codex-sessions-threads",
+                ":CodexSessions-notes", ":CodexSessions-learn", ":CodexSessions-learnings", "codex-sessions-notes",
+                "codex-sessions-review"]:
         editor.cmd(f"help {tag}")
         assert editor.lua("return vim.bo.buftype") == "help", tag
         editor.cmd("close")
     text = (ROOT / "doc" / "codex-sessions.txt").read_text()
     for sub in ["start", "switch", "kill", "killall", "rename", "send", "file", "cancel", "report", "resume",
-                "pending", "forget", "steer", "diff", "merge", "discard", "fork", "review", "adopt", "tui"]:
+                "pending", "forget", "steer", "diff", "merge", "discard", "fork", "review", "adopt", "tui",
+                "notes", "learn", "learnings"]:
         assert f":CodexSessions {sub}" in text
     for key, default in [("diff", "="), ("merge", "M"), ("discard", "W"), ("fork", "F"), ("tui", "T")]:
         assert f"    {default}      {key} " in text, key  # every list key documented
-    for group in ("list", "session", "diff"):  # every key of every group
+    for group in ("list", "session", "diff", "review"):  # every key of every group
         for action in editor.lua("return vim.tbl_keys(require('codex_sessions.config').defaults.keys[...])", group):
             assert f" {action} " in text, (group, action)
     for group in ["CodexSessionsRequest", "CodexSessionsStatusWaiting"]:
@@ -1921,4 +1924,243 @@ def test_codex_tui_in_a_terminal_tab_joins_the_session(editor, project):
     editor.wait("return #vim.api.nvim_list_tabpages() == 1", what="the terminal's tab to close")
     assert not editor.lua("return vim.api.nvim_buf_is_valid(...)", term)
     assert editor.lua("return vim.api.nvim_get_current_buf()") != term
+    assert not editor.errors(), editor.errors()
+
+
+# ---- session intelligence: notes, learn mode and its prompt review, learnings (issue 16) -----
+
+NOTETAKER = "codex-sessions notetaker"  # what the notetaker's prompts begin with
+
+
+def task_prompts(world: OfflineCodex, since: int = 0) -> list[str]:
+    """What the task agents were sent after request number `since` (not the notetaker's)."""
+    out = []
+    for body in list(world.model.requests)[since:]:
+        texts = user_texts(body)
+        if texts and not texts[-1].startswith(NOTETAKER):
+            out.append(texts[-1])
+    return out
+
+
+def type_prompt(editor: Editor, buf: int, *lines: str) -> None:
+    """Write `lines` in the prompt area of session buffer `buf` (the current one) and send it."""
+    editor.wait("local s = require('codex_sessions.buffer').session_of(...) return s.status == 'idle'", buf,
+                what="the session idle in the header")  # (else sending asks to add it to the turn)
+    editor.lua("local buf = ... vim.api.nvim_buf_set_lines(buf, -2, -1, false, { select(2, ...) })", buf, *lines)
+    editor.feed("<C-s>")
+
+
+def learnings(editor: Editor, project: Path) -> list[dict[str, Any]]:
+    return editor.request("codex/project/learnings", {"project": str(project)})["entries"]
+
+
+def wait_header(editor: Editor, buf: int, needle: str, present: bool = True) -> str:
+    editor.wait("local buf, needle, present = ... "
+                "return (vim.api.nvim_buf_get_lines(buf, 0, 1, false)[1]:find(needle, 1, true) ~= nil) == present",
+                buf, needle, present, what=f"the header {'with' if present else 'without'} {needle!r}")
+    return editor.header(buf)
+
+
+def test_notes_and_learn_mode_on_and_off_start_flags_setup_and_learnings(editor, project, world):
+    editor.cmd("CodexSessions learnings")
+    wait_note(editor, "no learnings yet in ultra", "INFO")
+    # --notes: the notetaker writes an entry after the turn; the header says notes
+    editor.cmd("CodexSessions start noted --notes")
+    buf = editor.wait_buf(buffer_name(project, "noted"))
+    editor.wait_status(project, "noted", "idle")
+    assert editor.session(project, "noted")["notes"] is True
+    wait_header(editor, buf, "·  notes  ·")
+    type_prompt(editor, buf, "say: fixtures", "note-takeaway: keep fixtures small")
+    editor.wait_text(buf, "\nfixtures\n")
+    editor.wait("local e, r = require('codex_sessions.rpc').request_sync('codex/project/learnings', "
+                "{ project = ... }, 20000) return r and #r.entries > 0", str(project), timeout=60,
+                what="the notetaker's entry")
+    # learnings opens the project's learnings.md, read-only, above the session window
+    editor.cmd("CodexSessions learnings")
+    path = editor.wait("if vim.fn.bufname():match('learnings%.md$') then return vim.api.nvim_buf_get_name(0) end",
+                       what="learnings.md")
+    assert path == learnings_path(editor, project)
+    text = editor.text()
+    assert "## noted · Turn 1" in text and "- Takeaway: keep fixtures small" in text
+    assert editor.lua("return vim.bo.readonly") and editor.lua("return vim.bo.filetype") == "markdown"
+    assert editor.windows() == (2, 0)  # the session's window stays beside it
+    # it follows the daemon's rewrites: the next turn's entry shows without asking
+    editor.cmd("CodexSessions send noted say: second")
+    editor.wait("return table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\\n'):find('## noted · Turn 2', 1, true)",
+                timeout=60, what="the second entry in learnings.md")
+    # notes off for the session shown (no name), on again by name; bad words are refused
+    editor.cmd("CodexSessions notes off")
+    wait_note(editor, "noted: notes off", "INFO")
+    assert editor.session(project, "noted")["notes"] is False
+    wait_header(editor, buf, "·  notes  ·", present=False)
+    editor.cmd("CodexSessions notes on noted")
+    wait_header(editor, buf, "·  notes  ·")
+    editor.cmd("CodexSessions notes maybe")
+    wait_note(editor, 'notes takes on or off (got "maybe")', "ERROR")
+    assert sorted(editor.lua("return vim.fn.getcompletion('CodexSessions learn ', 'cmdline')")) == ["off", "on"]
+    assert editor.lua("return vim.fn.getcompletion('CodexSessions learn on ', 'cmdline')") == ["noted"]
+    # learn mode on and off; off keeps the notes
+    editor.cmd("CodexSessions learn on noted")
+    wait_header(editor, buf, "·  learn mode  ·")
+    assert editor.session(project, "noted")["learn"]["on"] is True
+    editor.cmd("CodexSessions learn off noted")
+    header = wait_header(editor, buf, "learn mode off")
+    assert "·  notes  ·" in header
+    assert editor.session(project, "noted")["learn"] == {"on": False, "endedBecause": "off", "openGaps": []}
+    # the notetaker failing: the header and one warning say so; the session goes on
+    editor.cmd(f"buffer {buf}")
+    type_prompt(editor, buf, "say: fragile", "note-fail")
+    editor.wait_text(buf, "\nfragile\n")
+    wait_header(editor, buf, "notes failed: the notetaker failed on turn 3")
+    wait_note(editor, "noted: notes: the notetaker failed on turn 3", "WARN")
+    assert editor.wait_status(project, "noted", "idle")["turns"] == 3
+    # setup({ notes = true }): sessions this Neovim starts have the notetaker
+    assert editor.lua("return require('codex_sessions.config').init_options().notes") is None
+    editor.setup(notes=True)
+    assert editor.lua("return require('codex_sessions.config').init_options().notes") is True
+    editor.cmd("CodexSessions start auto")
+    editor.wait_status(project, "auto", "idle")
+    assert editor.session(project, "auto")["notes"] is True
+    editor.setup()
+    editor.cmd("CodexSessions start plain")
+    editor.wait_status(project, "plain", "idle")
+    assert editor.session(project, "plain")["notes"] is False
+    assert len(editor.errors()) == 1, editor.errors()  # the bad word only
+
+
+def learnings_path(editor: Editor, project: Path) -> str:
+    return editor.request("codex/project/learnings", {"project": str(project)})["path"]
+
+
+def review_shown(editor: Editor) -> dict[str, Any]:
+    """The prompt review of the current tab: its buffers' text and how they are shown."""
+    return editor.wait("""
+        local out = { tabs = #vim.api.nvim_list_tabpages(), diff = {} }
+        for _, win in ipairs(vim.api.nvim_tabpage_list_wins(0)) do
+          local buf = vim.api.nvim_win_get_buf(win)
+          local name = vim.fn.bufname(buf):match('^codex%-review://.-/.-/(%a+)$')
+          if not name then return nil end
+          out[name] = table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), '\\n')
+          out.diff[name] = vim.wo[win].diff
+        end
+        out.current = vim.fn.bufname():match('(%a+)$')
+        return out.rewrite and out""", what="the prompt review's tab")
+
+
+def wait_tabs(editor: Editor, n: int) -> None:
+    editor.wait("return #vim.api.nvim_list_tabpages() == ...", n, what=f"{n} tab page(s)")
+
+
+def test_prompt_review_in_a_diff_tab_sends_exactly_the_chosen_text(editor, project, world):
+    # a first session leaves a learning in the project
+    editor.cmd("CodexSessions start teacher --notes")
+    teacher = editor.wait_buf(buffer_name(project, "teacher"))
+    editor.wait_status(project, "teacher", "idle")
+    type_prompt(editor, teacher, "say: fixtures", "note-gap: what a fixture is",
+                "note-takeaway: use tmp_path for files")
+    deadline = time.monotonic() + 60
+    while not learnings(editor, project):
+        assert time.monotonic() < deadline, "no learning from the first session"
+        time.sleep(0.1)
+    # learn mode: the prompt sent from the session's buffer comes back as a review
+    editor.cmd("CodexSessions start learner --learn")
+    buf = editor.wait_buf(buffer_name(project, "learner"))
+    editor.wait_status(project, "learner", "idle")
+    assert editor.session(project, "learner")["learn"]["on"] is True
+    mark = len(world.model.requests)
+    type_prompt(editor, buf, "say: original one", "rewrite: say: rewritten one")
+    shown = review_shown(editor)
+    assert shown["tabs"] == 2 and shown["current"] == "rewrite"
+    assert shown["original"] == "say: original one\nrewrite: say: rewritten one"
+    assert shown["rewrite"] == "say: rewritten one"
+    assert shown["diff"] == {"original": True, "rewrite": True, "learnings": False}
+    assert "ultra/learner: learn mode rewrote the prompt" in shown["learnings"]
+    assert "session teacher, turn 1:" in shown["learnings"] and "Takeaway: use tmp_path for files" in shown["learnings"]
+    assert editor.lua("return vim.bo.modifiable") and not editor.lua(
+        "return vim.bo[vim.fn.bufnr('codex-review://ultra/learner/original')].modifiable")
+    assert task_prompts(world, mark) == []  # nothing is sent before the user chose
+    assert editor.session(project, "learner")["status"] == "waiting"
+    # accept: the rewrite is sent; the tab closes, back to the session
+    editor.feed("\\a")
+    wait_tabs(editor, 1)
+    assert editor.current_name() == buffer_name(project, "learner")
+    editor.wait_text(buf, "\nrewritten one\n")
+    editor.wait_status(project, "learner", "idle")
+    # edit, then :w sends the edit
+    type_prompt(editor, buf, "say: original two", "rewrite: say: rewritten two")
+    review_shown(editor)
+    editor.feed("ggdGisay: edited two<Esc>")
+    editor.cmd("write")
+    wait_tabs(editor, 1)
+    editor.wait_text(buf, "\nedited two\n")
+    wait_note(editor, "learner: sent your edit of the rewrite", "INFO")
+    editor.wait_status(project, "learner", "idle")
+    # decline: the original is sent
+    type_prompt(editor, buf, "say: original three", "rewrite: say: rewritten three")
+    review_shown(editor)
+    editor.feed("\\d")
+    wait_tabs(editor, 1)
+    editor.wait_text(buf, "\noriginal three\n")
+    editor.wait_status(project, "learner", "idle")
+    # cancel: nothing is sent
+    type_prompt(editor, buf, "say: four", "rewrite: say: 4")
+    review_shown(editor)
+    editor.feed("\\c")
+    wait_tabs(editor, 1)
+    wait_note(editor, "learner: sent nothing", "INFO")
+    s = editor.wait_status(project, "learner", "idle")
+    assert s["turns"] == 3 and not s["pending"]
+    assert task_prompts(world, mark) == ["say: rewritten one", "say: edited two",
+                                         "say: original three\nrewrite: say: rewritten three"]
+    assert not editor.errors(), editor.errors()
+
+
+def test_a_review_in_the_background_is_announced_and_reached_from_pending_and_the_list(editor, project, world):
+    async def fn(c: SidecarClient) -> dict[str, Any]:
+        return (await c.request("codex/session/start", {
+            "project": str(project), "name": "bg", "learn": True,
+            "prompt": "say: original\nrewrite: say: better"}))["session"]
+    editor.request("codex/session/list", {})  # connected, as a Neovim that used the plugin is
+    mark = len(world.model.requests)
+    with_client(world, fn)
+    wait_note(editor, "ultra/bg: learn mode rewrote the prompt: review it with :CodexSessions pending", "WARN")
+    editor.wait_status(project, "bg", "waiting")
+    assert editor.lua("return #vim.api.nvim_list_tabpages()") == 1  # not shown: not opened
+    # from the pending inbox: the review opens; edited, the edit key sends the edit
+    editor.lua("table.insert(_G.choices, 'ultra/bg: prompt review')")
+    editor.cmd("CodexSessions pending")
+    shown = review_shown(editor)
+    assert shown["original"] == "say: original\nrewrite: say: better" and shown["rewrite"] == "say: better"
+    assert "ultra/bg: prompt review: say: original rewrite: say: better" in editor.lua("return _G.selects[1].items")
+    editor.feed("ggdGisay: mine<Esc>")
+    editor.feed("\\e")
+    wait_tabs(editor, 1)
+    editor.wait_status(project, "bg", "idle")
+    assert task_prompts(world, mark) == ["say: mine"]
+    # from the list: <CR> opens the session and its review; decline sends the original
+    editor.request("codex/session/send", {"project": str(project), "name": "bg",
+                                          "text": "say: again\nrewrite: say: again, better"})
+    editor.wait_status(project, "bg", "waiting")
+    editor.wait("local s = require('codex_sessions.state').find(...) return s and #s.pending == 1", str(project), "bg")
+    open_list(editor)
+    goto_row(editor, "bg")
+    editor.feed("<CR>")
+    shown = review_shown(editor)
+    assert shown["rewrite"] == "say: again, better"
+    editor.feed("\\d")
+    wait_tabs(editor, 1)
+    editor.wait_status(project, "bg", "idle")
+    assert task_prompts(world, mark) == ["say: mine", "say: again\nrewrite: say: again, better"]
+    # answered from elsewhere, an open review closes with a word why
+    editor.request("codex/session/send", {"project": str(project), "name": "bg",
+                                          "text": "say: third\nrewrite: say: 3"})
+    s = editor.wait_status(project, "bg", "waiting")
+    editor.wait("local s = require('codex_sessions.state').find(...) return s and #s.pending == 1", str(project), "bg")
+    editor.lua("table.insert(_G.choices, 'ultra/bg: prompt review')")
+    editor.cmd("CodexSessions pending")
+    review_shown(editor)
+    editor.request("codex/session/respond", {"id": s["id"], "requestId": s["pending"][0]["requestId"],
+                                             "decision": "cancel"})
+    wait_tabs(editor, 1)
+    wait_note(editor, "ultra/bg: the prompt review was answered or dropped elsewhere", "INFO")
     assert not editor.errors(), editor.errors()

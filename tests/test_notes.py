@@ -412,3 +412,13 @@ def _read(fd: int) -> bytes | None:
         return os.read(fd, 65536) or None
     except OSError:  # the terminal's other end closed
         return None
+
+
+async def test_a_prompt_held_for_review_is_kept_when_the_session_stops(sidecar, project):
+    s = await start(sidecar, project, "held", "say: keep me\nrewrite: say: rewritten", learn=True)
+    await review_of(sidecar, s["id"])
+    await sidecar.request("codex/session/kill", {"id": s["id"]})
+    items = (await sidecar.request("codex/session/transcript", {"id": s["id"]}))["items"]
+    said = [i["text"] for i in items if i["kind"] == "error"]
+    assert any("not sent, the session stopped" in t and "say: keep me\nrewrite: say: rewritten" in t
+               for t in said), said

@@ -298,8 +298,10 @@ async def test_rename_kill_and_kill_all(sidecar, project, other_project):
     result = await sidecar.request("codex/session/killAll", {})
     assert result["killed"] == [c["id"]]
     # a stopped session's name is its handle: start resumes that conversation ...
-    again = await start(sidecar, project, "tests")
-    assert again["id"] == b["id"]
+    resumed = await sidecar.request("codex/session/start", {"project": str(project), "name": "tests"})
+    again = resumed["session"]
+    assert again["id"] == b["id"] and not resumed["created"]
+    assert resumed["warnings"] == [], "nothing was asked that the resume ignores"
     await sidecar.wait_status(b["id"], "idle")
     await sidecar.request("codex/session/kill", {"id": b["id"]})
     # ... and a fresh one under that name moves the old record out of the way

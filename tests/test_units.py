@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import sqlite3
@@ -15,6 +16,7 @@ from codex_sessions.core.projects import buffer_name, check_name, resolve_projec
 from codex_sessions.core.report import TurnLog, build_report, render, summarise
 from codex_sessions.core.transcript import Transcript
 from codex_sessions.rpc.params import StartParams, TranscriptParams, parse
+from codex_sessions.store import Store
 
 
 def test_project_root_is_the_nearest_git_ancestor(tmp_path):
@@ -166,3 +168,51 @@ async def test_sync_never_swaps_out_a_session_this_sidecar_holds(tmp_path, monke
         assert sessions.registry.get("s1") is held
     finally:
         await sessions.shutdown()
+
+
+async def test_two_sidecars_opening_a_new_database_together_both_open(tmp_path):
+    # SQLite refuses a journal-mode change that meets another connection's lock at once,
+    # without waiting: two editors starting standalone sidecars together lost one of them.
+    for attempt in range(60):
+        folder = tmp_path / str(attempt)
+        stores = [Store(folder, "one"), Store(folder, "two")]
+        opened = await asyncio.gather(*(s.open() for s in stores), return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in stores))
+        assert opened == [None, None], f"attempt {attempt}: {opened}"
+
+
+async def test_watching_changes_never_rewrites_the_users_git_index(tmp_path):
+    # A plain `git status` refreshes a stale index: it takes .git/index.lock and
+    # rewrites the index, and the user's own `git add` meanwhile fails.
+    import time as _time
+
+    from codex_sessions.core.changes import snapshot
+    from codex_sessions.testing.sandbox import make_git_project
+
+    root = make_git_project(tmp_path / "p")
+    index = root / ".git" / "index"
+    _time.sleep(0.05)
+    os.utime(root / "README.md")  # same content, newer stat: the index is stale
+    before = os.stat(index)
+    for _ in range(3):
+        await snapshot(str(root))
+    after = os.stat(index)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert not (root / ".git" / "index.lock").exists()
+
+
+async def test_a_request_on_a_closed_connection_fails_at_once(tmp_path):
+    # `daemon stop` said shutdown after the daemon had closed: it waited 10 s for an answer
+    import socket
+
+    from codex_sessions.rpc.client import Client
+
+    ours, theirs = socket.socketpair()
+    client = Client()
+    reader, client.writer = await asyncio.open_unix_connection(sock=ours)
+    client._begin(reader.read, client.writer.write)
+    theirs.close()
+    await asyncio.wait_for(client.closed, 5)
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(client.request("shutdown"), 2)
+    await client.stop()

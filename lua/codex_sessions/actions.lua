@@ -78,8 +78,10 @@ end
 --- Start session `name` of the project (resuming a stopped one of that name; with
 --- `opts.fresh`, a new conversation, the old one renamed NAME~N), send `prompt` if given,
 --- and open its buffer (unless `opts.background`). `opts` may also give `isolation`
---- ("shared" or "worktree"), `role`, `scope` (a list of globs), `model` and `effort`;
---- a new session gets the configured defaults of those left out.
+--- ("shared" or "worktree"), `role`, `scope` (a list of globs), `model`, `effort`,
+--- `notes` (the notetaker) and `learn` (learn mode, notes too); a new session gets the
+--- configured defaults of those left out. `notes`/`learn` given for an existing session
+--- switch it from its next prompt.
 function M.start(name, prompt, project, opts, on_done)
   if type(opts) == "function" then -- start(name, prompt, project, on_done)
     opts, on_done = nil, opts
@@ -96,6 +98,8 @@ function M.start(name, prompt, project, opts, on_done)
     writeScope = opts.scope,
     model = opts.model,
     effort = opts.effort,
+    notes = opts.notes,
+    learn = opts.learn,
   }
   -- the configured defaults are for new sessions (a resumed one keeps its own, and the
   -- daemon would warn that they are not applied)
@@ -105,6 +109,12 @@ function M.start(name, prompt, project, opts, on_done)
     params.isolation = params.isolation or o.isolation
     params.sandbox = o.sandbox
     params.approvalPolicy = o.approval_policy
+    -- (the daemon has it as the `notes` initialization option too; this follows a
+    -- setup() made after connecting; false is never sent for the user, as a session the
+    -- cache does not know yet may exist and keep its own)
+    if params.notes == nil and o.notes then
+      params.notes = true
+    end
   end
   call("codex/session/start", params, function(result)
     warn(result.session.name, result.warnings)
@@ -323,6 +333,120 @@ local DECISIONS = {
   { "open", "open the session" },
 }
 
+--- Turn a session's notetaker on or off (off ends learn mode too); it spends model tokens.
+function M.notes(ref, on)
+  call("codex/session/notes", vim.tbl_extend("force", M.ref(ref), { on = on }), function(result)
+    local s = result.session
+    util.notify(string.format("codex-sessions: %s: %s", s.name, on
+      and "notes on: after each turn the notetaker adds to learnings.md (one model request per turn)"
+      or "notes off" .. ((type(s.learn) == "table" and s.learn.endedBecause == "off") and ", learn mode off" or "")),
+      vim.log.levels.INFO)
+  end)
+end
+
+--- Turn a session's learn mode on (notes too) or off.
+function M.learn(ref, on)
+  call("codex/session/learn", vim.tbl_extend("force", M.ref(ref), { on = on }), function(result)
+    util.notify(string.format("codex-sessions: %s: %s", result.session.name, on
+      and "learn mode on: each prompt is rewritten with what the project learned, for you to review"
+      or "learn mode off"), vim.log.levels.INFO)
+  end)
+end
+
+local watched = {} -- buf -> fs_event handle of the folder of the learnings.md it shows
+
+--- Read `buf` (a learnings.md) again whenever the daemon rewrites it, while it is loaded.
+local function watch(buf, path)
+  if watched[buf] then
+    return
+  end
+  local handle = vim.uv.new_fs_event()
+  if not handle then
+    return
+  end
+  local name = vim.fn.fnamemodify(path, ":t")
+  local ok = pcall(handle.start, handle, vim.fn.fnamemodify(path, ":h"), {}, function(err, file)
+    if err or (file and file ~= name) then
+      return
+    end
+    vim.schedule(function()
+      if vim.api.nvim_buf_is_loaded(buf) and not vim.bo[buf].modified then
+        vim.cmd("silent! checktime " .. buf)
+      end
+    end)
+  end)
+  if not ok then
+    handle:close()
+    return
+  end
+  watched[buf] = handle
+  vim.api.nvim_create_autocmd({ "BufUnload", "BufWipeout" }, {
+    buffer = buf,
+    once = true,
+    callback = function()
+      if watched[buf] then
+        watched[buf]:stop()
+        watched[buf]:close()
+        watched[buf] = nil
+      end
+    end,
+  })
+end
+
+--- Open the project's learnings.md (the notetaker's entries of every session of the
+--- project); say so when there are none yet.
+function M.learnings(project)
+  rpc.request("codex/project/learnings", { project = project or util.project_path() }, function(err, result)
+    if err then
+      rpc.notify_error(err)
+      return
+    end
+    local name = type(result.project) == "table" and result.project.name or "this project"
+    local path = type(result.path) == "string" and result.path or ""
+    if #(result.entries or {}) == 0 or vim.fn.filereadable(path) == 0 then
+      util.notify(string.format("codex-sessions: no learnings yet in %s: the notetaker writes them after each turn "
+        .. "of a session with notes (:CodexSessions notes on, or start --notes)", name), vim.log.levels.INFO)
+      return
+    end
+    local ok, win, buf = pcall(util.show_file, path)
+    if not ok then
+      util.notify(util.one_line("codex-sessions: cannot open " .. path .. ": " .. tostring(win)), vim.log.levels.ERROR)
+      return
+    end
+    vim.cmd("silent! checktime " .. buf)
+    if type(result.project) == "table" and type(result.project.root) == "string" then
+      vim.b[buf].codex_sessions_project = result.project.root -- its commands act on the project
+    end
+    watch(buf, path)
+    -- the daemon rewrites it with every entry: read it again quietly, do not write it
+    vim.bo[buf].autoread = true
+    vim.bo[buf].readonly = true
+    pcall(vim.api.nvim_win_set_cursor, win, { vim.api.nvim_buf_line_count(buf), 0 })
+  end)
+end
+
+--- Answer the pending request `entry` ({session, request}) picked from the inbox: a
+--- prompt review opens, anything else asks the answer.
+local function answer_picked(entry)
+  if require("codex_sessions.review").is_review(entry.request) then
+    require("codex_sessions.review").open(entry.session, entry.request)
+    return
+  end
+  vim.ui.select(DECISIONS, {
+    prompt = entry.session.name .. ": " .. tostring(entry.request.command ~= vim.NIL and entry.request.command
+      or entry.request.kind),
+    format_item = function(d) return d[2] end,
+  }, function(decision)
+    if not decision then
+      return
+    elseif decision[1] == "open" then
+      M.open_session(entry.session)
+    else
+      M.respond({ id = entry.session.id }, entry.request.requestId, decision[1])
+    end
+  end)
+end
+
 --- Everything that waits on the user, across sessions and projects: pick one, then an answer.
 function M.pending()
   rpc.request("codex/session/list", { waiting = true }, function(err, result)
@@ -346,6 +470,10 @@ function M.pending()
       kind = "codex_sessions_pending",
       format_item = function(e)
         local r = e.request
+        if r.kind == "promptReview" then
+          return string.format("%s/%s: prompt review: %s", e.session.project.name, e.session.name,
+            util.one_line(r.original))
+        end
         local what = r.command
         if what == nil or what == vim.NIL then
           what = r.reason ~= vim.NIL and r.reason or r.kind
@@ -354,22 +482,9 @@ function M.pending()
           tostring(what))
       end,
     }, function(entry)
-      if not entry then
-        return
+      if entry then
+        answer_picked(entry)
       end
-      vim.ui.select(DECISIONS, {
-        prompt = entry.session.name .. ": " .. tostring(entry.request.command ~= vim.NIL and entry.request.command
-          or entry.request.kind),
-        format_item = function(d) return d[2] end,
-      }, function(decision)
-        if not decision then
-          return
-        elseif decision[1] == "open" then
-          M.open_session(entry.session)
-        else
-          M.respond({ id = entry.session.id }, entry.request.requestId, decision[1])
-        end
-      end)
     end)
   end)
 end

@@ -660,9 +660,7 @@ end
 local function map_keys(buf)
   local k = config.options.keys.session
   local function map(modes, lhs, fn, desc)
-    if lhs then
-      vim.keymap.set(modes, lhs, fn, { buffer = buf, nowait = true, silent = true, desc = "codex-sessions: " .. desc })
-    end
+    util.map(buf, modes, lhs, fn, desc)
   end
   local function id()
     return H.by_buf[buf].id
@@ -679,6 +677,10 @@ local function map_keys(buf)
     local rid = #marks > 0 and st.request_marks[marks[1][1]]
     local waiting = false
     for _, r in ipairs(st.session.pending or {}) do
+      if r.requestId == rid and require("codex_sessions.review").is_review(r) then
+        require("codex_sessions.review").open(st.session, r)
+        return
+      end
       waiting = waiting or r.requestId == rid
     end
     if rid and waiting then
@@ -690,7 +692,7 @@ local function map_keys(buf)
     else
       pcall(vim.cmd, "normal! za")
     end
-  end, "send (in the prompt area), answer the request on the line, or toggle a fold")
+  end, "send (in the prompt area), answer (or review) the request on the line, or toggle a fold")
   map("n", k.accept, function() M.respond("accept", buf) end, "accept the pending request")
   map("n", k.accept_for_session, function() M.respond("acceptForSession", buf) end,
     "accept the pending request for the whole session")

@@ -136,9 +136,10 @@ local function efforts_of(models, model)
   return m and type(m.efforts) == "table" and #m.efforts > 0 and m.efforts or nil
 end
 
-local START_USAGE = "start[!] [name] [--worktree|--shared] [--role=R] [--scope=GLOB]... [--model=M] [--effort=E] [prompt]"
+local START_USAGE = "start[!] [name] [--worktree|--shared] [--role=R] [--scope=GLOB]... [--model=M] [--effort=E] "
+  .. "[--notes] [--learn] [prompt]"
 local START_FLAGS = { worktree = "switch", shared = "switch", role = "value", scope = "value", model = "value",
-  effort = "value" }
+  effort = "value", notes = "switch", learn = "switch" }
 
 local function run_start(args, bang)
   local flags, words, prompt = parse(args, 1)
@@ -161,6 +162,8 @@ local function run_start(args, bang)
     scope = flags["scope[]"],
     model = flags.model,
     effort = flags.effort,
+    notes = flags.notes or nil,
+    learn = flags.learn or nil,
   }
   local function go()
     actions().start(words[1], prompt, nil, opts)
@@ -224,6 +227,42 @@ end
 
 local function unmerged(s)
   return has_tree(s) and s.worktree.merged ~= true
+end
+
+--- `:CodexSessions notes|learn on|off [name]`.
+local function switch_command(what)
+  local usage = what .. " on|off [name]"
+  return {
+    usage = usage,
+    run = function(args)
+      local word, rest = split_first(args)
+      if word ~= "on" and word ~= "off" then
+        util.notify(string.format("codex-sessions: %s takes on or off%s; usage: :CodexSessions %s", what,
+          word and string.format(" (got %q)", word) or "", usage), vim.log.levels.ERROR)
+        return
+      end
+      local name, extra = split_first(rest)
+      if extra then
+        util.notify("codex-sessions: usage: :CodexSessions " .. usage, vim.log.levels.ERROR)
+        return
+      end
+      actions()[what](name, word == "on")
+    end,
+    complete = function(_, nargs, words)
+      if nargs == 1 then
+        return { "on", "off" }
+      elseif nargs == 2 then
+        local on = words[2] == "on"
+        return M.session_names(function(s)
+          if what == "notes" then
+            return s.notes ~= on
+          end
+          return (type(s.learn) == "table" and s.learn.on == true) ~= on
+        end)
+      end
+      return {}
+    end,
+  }
 end
 
 M.subcommands = {
@@ -483,6 +522,18 @@ M.subcommands = {
   adopt = {
     usage = "adopt [name]",
     run = function(args) actions().adopt((split_first(args))) end,
+  },
+  notes = switch_command("notes"),
+  learn = switch_command("learn"),
+  learnings = {
+    usage = "learnings",
+    run = function(args)
+      if vim.trim(args) ~= "" then
+        util.notify("codex-sessions: usage: :CodexSessions learnings (the current project's)", vim.log.levels.ERROR)
+        return
+      end
+      actions().learnings()
+    end,
   },
   tui = {
     usage = "tui [name]",

@@ -5,6 +5,7 @@ local M = {}
 ---@field list table<string, string|false>     keys of the session list
 ---@field session table<string, string|false>  keys of a session buffer
 ---@field diff table<string, string|false>     keys of a session's diff
+---@field review table<string, string|false>   keys of a prompt review (learn mode)
 
 ---@class codex_sessions.Config
 ---@field cmd string[]                     argv that starts the sidecar
@@ -22,6 +23,7 @@ local M = {}
 ---@field steer string|false               sending while a turn runs: "ask" to add it to the turn, "always", or false (refused)
 ---@field sandbox string|nil               sandbox for new sessions
 ---@field approval_policy string|nil       approval policy for new sessions
+---@field notes boolean                    the notetaker for sessions this Neovim starts (spends model tokens)
 ---@field open string                      where a session opens when no session window is shown: "split", "vsplit", "tab", "current"
 ---@field list_layout string               the list panel: "bottom", "top", "left", "right" or "float"
 ---@field notify { finished: boolean, waiting: boolean, exit: boolean }
@@ -43,6 +45,7 @@ M.defaults = {
   steer = "ask",
   sandbox = nil,
   approval_policy = nil,
+  notes = false,
   open = "split",
   list_layout = "bottom",
   notify = { finished = true, waiting = true, exit = true },
@@ -82,6 +85,14 @@ M.defaults = {
       diff = "<localleader>v",
       tui = "<localleader>t",
       list = "<localleader>l",
+      help = "g?",
+    },
+    review = {
+      accept = "<localleader>a",
+      edit = "<localleader>e",
+      decline = "<localleader>d",
+      cancel = "<localleader>c",
+      close = "q",
       help = "g?",
     },
     diff = {
@@ -150,6 +161,7 @@ local rules = {
     function(v) return v == nil or vim.tbl_contains({ "untrusted", "on-failure", "on-request", "never" }, v) end,
     '"untrusted", "on-failure", "on-request", "never" or nil',
   },
+  notes = { function(v) return type(v) == "boolean" end, "a boolean" },
   open = {
     function(v) return vim.tbl_contains({ "split", "vsplit", "tab", "current" }, v) end,
     '"split", "vsplit", "tab" or "current"',
@@ -164,10 +176,11 @@ local rules = {
   ["notify.waiting"] = { function(v) return type(v) == "boolean" end, "a boolean" },
   ["notify.exit"] = { function(v) return type(v) == "boolean" end, "a boolean" },
   request_timeout = { positive_int, "a positive integer (milliseconds)" },
-  keys = { function(v) return type(v) == "table" end, "a table { list = {...}, session = {...}, diff = {...} }" },
+  keys = { function(v) return type(v) == "table" end, "a table { list = {...}, session = {...}, diff = {...}, review = {...} }" },
   ["keys.list"] = { function(v) return type(v) == "table" end, "a table of action = key" },
   ["keys.session"] = { function(v) return type(v) == "table" end, "a table of action = key" },
   ["keys.diff"] = { function(v) return type(v) == "table" end, "a table of action = key" },
+  ["keys.review"] = { function(v) return type(v) == "table" end, "a table of action = key" },
 }
 
 local function describe(v)
@@ -257,6 +270,7 @@ function M.init_options()
     maxSessionsPerProject = o.max_sessions_per_project,
     maxRunning = o.max_running,
     outputLimitBytes = o.output_limit_bytes,
+    notes = o.notes or nil,
   }
   for k, v in pairs(map) do
     init[k] = v

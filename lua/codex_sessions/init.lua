@@ -55,6 +55,9 @@ M.review = action("review")
 M.adopt = action("adopt")
 M.jump = action("jump")
 M.tui = action("tui")
+M.notes = action("notes")
+M.learn = action("learn")
+M.learnings = action("learnings")
 
 -- A session's own work tree: its diff, merge (staged), discard.
 local function worktree(name)

@@ -225,9 +225,7 @@ local function map_keys(buf)
   local k = config.options.keys.list
   local actions = require("codex_sessions.actions")
   local function map(lhs, fn, desc)
-    if lhs then
-      vim.keymap.set("n", lhs, fn, { buffer = buf, nowait = true, silent = true, desc = "codex-sessions: " .. desc })
-    end
+    util.map(buf, "n", lhs, fn, desc)
   end
   local function with_session(fn)
     return function()
@@ -249,7 +247,13 @@ local function map_keys(buf)
       actions.respond({ id = s.id }, first.requestId, decision)
     end)
   end
-  map(k.open, with_session(function(s) actions.open_session(s) end), "open the session")
+  map(k.open, with_session(function(s)
+    actions.open_session(s)
+    local review = require("codex_sessions.review")
+    if review.pending_of(s) then
+      review.open(s, review.pending_of(s))
+    end
+  end), "open the session (and the prompt it waits to have reviewed)")
   map(k.accept, answer("accept"), "accept what the session waits for")
   map(k.accept_for_session, answer("acceptForSession"), "accept it for the whole session")
   map(k.decline, answer("decline"), "decline what the session waits for")

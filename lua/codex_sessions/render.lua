@@ -94,6 +94,19 @@ function M.item(item)
     if item.decision ~= nil and item.decision ~= vim.NIL then
       return { { string.format("? %s: %s", item.requestId, item.decision), "CodexSessionsDecision" } }
     end
+    if item.requestKind == "promptReview" then
+      local k = config.options.keys.session
+      local parts = {}
+      if k.send_normal then table.insert(parts, util.key_label(k.send_normal) .. " review it") end
+      if k.accept then table.insert(parts, util.key_label(k.accept) .. " accept") end
+      if k.decline then table.insert(parts, util.key_label(k.decline) .. " decline") end
+      table.insert(parts, ":CodexSessions pending")
+      return {
+        { string.format("? prompt review [%s]: %s", item.requestId,
+          present(item.reason) and item.reason or "learn mode rewrote the prompt"), "CodexSessionsRequest" },
+        { "  " .. table.concat(parts, " · "), "CodexSessionsHint" },
+      }
+    end
     local what = item.command
     if what == nil or what == vim.NIL then
       what = item.requestKind or "request"
@@ -166,6 +179,25 @@ function M.overlaps(s)
   return type(s.overlaps) == "table" and s.overlaps or {}
 end
 
+--- The notetaker and learn mode of the session, in words: "notes", "learn mode",
+--- "learn mode (2 open gaps)", "learn mode ended: gaps resolved", "learn mode off"; ""
+--- when neither was ever on.
+function M.notes(s)
+  local learn = type(s.learn) == "table" and s.learn or nil
+  local gaps = learn and type(learn.openGaps) == "table" and #learn.openGaps or 0
+  if learn and learn.on == true then
+    return "learn mode" .. (gaps > 0 and string.format(" (%d open gap%s)", gaps, gaps == 1 and "" or "s") or "")
+  end
+  local parts = {}
+  if s.notes == true then table.insert(parts, "notes") end
+  if learn and learn.endedBecause == "resolved" then
+    table.insert(parts, "learn mode ended: gaps resolved")
+  elseif learn and learn.endedBecause == "off" then
+    table.insert(parts, "learn mode off")
+  end
+  return table.concat(parts, "  ·  ")
+end
+
 --- "5h", "7d", "90m": a rate-limit window of `minutes`.
 local function window_words(minutes)
   if type(minutes) ~= "number" then
@@ -215,6 +247,8 @@ function M.header(s, connected)
   local overlaps = #M.overlaps(s)
   if overlaps > 0 then table.insert(parts, overlaps .. (overlaps == 1 and " overlap" or " overlaps")) end
   if type(s.pending) == "table" and #s.pending > 0 then table.insert(parts, #s.pending .. " pending") end
+  local notes = M.notes(s)
+  if notes ~= "" then table.insert(parts, notes) end
   if type(s.retry) == "table" then
     local attempt = present(s.retry.attempt) and tostring(s.retry.attempt) or "?"
     local why = present(s.retry.message) and (": " .. tostring(s.retry.message)) or ""
@@ -222,6 +256,9 @@ function M.header(s, connected)
   end
   if present(s.storageError) then
     table.insert(parts, "not saved: " .. vim.split(tostring(s.storageError), "\n", { plain = true })[1])
+  end
+  if present(s.notesError) then
+    table.insert(parts, "notes failed: " .. vim.split(tostring(s.notesError), "\n", { plain = true })[1])
   end
   if present(s.error) then
     table.insert(parts, "error: " .. vim.split(tostring(s.error), "\n", { plain = true })[1])

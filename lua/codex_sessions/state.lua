@@ -130,6 +130,9 @@ end
 local function views(session)
   require("codex_sessions.buffer").on_changed(session)
   require("codex_sessions.list").on_changed()
+  if package.loaded["codex_sessions.review"] then
+    require("codex_sessions.review").on_changed(session)
+  end
   vim.cmd("redrawstatus!")
 end
 
@@ -310,9 +313,31 @@ local function label(session)
   return session and session.name or "?"
 end
 
+local function present(v)
+  return v ~= nil and v ~= vim.NIL and v ~= ""
+end
+
+--- What a change of the notetaker's state is worth a word: its first failure, learn mode
+--- ending by itself.
+local function notes_news(old, session)
+  if present(session.notesError) and not (old and present(old.notesError)) then
+    util.notify(M.one_line(string.format("codex-sessions: %s: notes: %s", label(session), session.notesError)),
+      vim.log.levels.WARN)
+  end
+  local was = old and type(old.learn) == "table" and old.learn.on == true
+  local learn = type(session.learn) == "table" and session.learn or nil
+  if was and learn and learn.on == false and learn.endedBecause == "resolved" then
+    util.notify(string.format("codex-sessions: %s: learn mode ended: every gap it tracked is resolved",
+      label(session)), vim.log.levels.INFO)
+  end
+end
+
 local function on_changed(params)
   local session = params.session
   local old = M.update(session)
+  if type(session) == "table" and session.id and H.sessions[session.id] == session then
+    notes_news(old, session)
+  end
   fire("CodexSessionChanged", { session = session, previous = old and old.status or nil })
 end
 
@@ -323,6 +348,11 @@ end
 local function on_request(params)
   local session = H.sessions[params.id]
   local request = params.request or {}
+  if request.kind == "promptReview" then
+    require("codex_sessions.review").on_request(session, request)
+    fire("CodexSessionWaiting", { id = params.id, session = session, request = request })
+    return
+  end
   if config.options.notify.waiting and not require("codex_sessions.buffer").visible(params.id) then
     local what = request.command
     if what == nil or what == vim.NIL then

@@ -95,6 +95,41 @@ function M.show_session(buf)
   return win
 end
 
+--- Edit the file `path` and focus it: in the current window, unless that is a float, the
+--- list or a session's window; then in the previous window, or another of this tab page,
+--- that is none of those; else in a window of its own above. Returns the window and the
+--- buffer.
+function M.show_file(path)
+  if is_float(vim.api.nvim_get_current_win()) then
+    pcall(vim.api.nvim_win_close, 0, false)
+  end
+  local function ok(win)
+    return win ~= 0 and vim.api.nvim_win_is_valid(win) and not is_float(win)
+      and vim.api.nvim_win_get_tabpage(win) == vim.api.nvim_get_current_tabpage()
+      and not is_list(vim.api.nvim_win_get_buf(win)) and not is_session(vim.api.nvim_win_get_buf(win))
+  end
+  local candidates = { vim.api.nvim_get_current_win(), vim.fn.win_getid(vim.fn.winnr("#")) }
+  vim.list_extend(candidates, vim.api.nvim_tabpage_list_wins(0))
+  local target
+  for _, win in ipairs(candidates) do
+    if ok(win) then
+      target = win
+      break
+    end
+  end
+  if target then
+    vim.api.nvim_set_current_win(target)
+  else
+    local from = ordinary_window()
+    if from then
+      vim.api.nvim_set_current_win(from)
+    end
+    vim.cmd("aboveleft split")
+  end
+  vim.cmd("edit " .. vim.fn.fnameescape(path))
+  return vim.api.nvim_get_current_win(), vim.api.nvim_get_current_buf()
+end
+
 --- Stop showing `buf`: each window showing it goes to its alternate buffer, or closes
 --- (a new empty buffer when it is the last window).
 function M.leave(buf)
@@ -264,15 +299,26 @@ function M.elapsed(s)
     return "-"
   end
   local finish
+  local ended = M.parse_time(s.finishedAt)
   if require("codex_sessions.state").active(s.status) then
+    if ended and ended >= start then
+      return "-" -- queued, or a prompt under review: no turn runs yet
+    end
     finish = os.time()
   else
-    finish = M.parse_time(s.finishedAt)
+    finish = ended
   end
   if not finish or finish < start then
     return "-"
   end
   return M.format_duration(finish - start)
+end
+
+--- Map LHS (when the user has not turned that key off) to FN in BUF only.
+function M.map(buf, modes, lhs, fn, desc)
+  if lhs then
+    vim.keymap.set(modes, lhs, fn, { buffer = buf, nowait = true, silent = true, desc = "codex-sessions: " .. desc })
+  end
 end
 
 --- Show a table of action -> key in a float.
@@ -303,6 +349,10 @@ function M.project_path()
   local root = require("codex_sessions.list").root_of(0)
   if root then
     return root
+  end
+  local project = vim.b.codex_sessions_project -- a project's learnings.md
+  if type(project) == "string" then
+    return project
   end
   local id = vim.b.codex_sessions_id -- a session's diff or commit message
   local viewed = type(id) == "string" and require("codex_sessions.state").get(id)

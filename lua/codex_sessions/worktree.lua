@@ -138,9 +138,7 @@ end
 local function map_diff_keys(buf)
   local k = config.options.keys.diff
   local function map(lhs, fn, desc)
-    if lhs then
-      vim.keymap.set("n", lhs, fn, { buffer = buf, nowait = true, silent = true, desc = "codex-sessions: " .. desc })
-    end
+    util.map(buf, "n", lhs, fn, desc)
   end
   local function ref()
     return { id = H.diffs[buf].id }

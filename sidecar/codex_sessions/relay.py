@@ -25,7 +25,7 @@ from typing import Any
 from . import __version__
 from .paths import socket_path, state_dir as resolve_state_dir
 
-START_TIMEOUT = 15.0
+START_TIMEOUT = 60.0
 CLIENT_ENV = ("CODEX_HOME", "HOME", "PATH")
 
 
@@ -109,18 +109,23 @@ def ensure_daemon(folder: Path, start: bool = True) -> socket.socket:
         log_path = folder / "daemon.log"
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            subprocess.Popen(
+            daemon = subprocess.Popen(
                 [sys.executable, "-m", "codex_sessions", "--state-dir", str(folder), "daemon",
                  "--log-file", str(log_path)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd,
                 start_new_session=True, close_fds=True, cwd="/")
         finally:
             os.close(log_fd)
+        # A loaded machine can take many seconds to start Python: wait while the daemon
+        # lives, give up at once when it died.
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             sock = _connect(path)
             if sock is not None:
                 return sock
+            if daemon.poll() is not None:
+                raise DaemonUnavailable(f"the daemon for {folder} exited as it started (status "
+                                        f"{daemon.returncode}); see {log_path}")
             time.sleep(0.02)
     raise DaemonUnavailable(f"the daemon for {folder} did not start within {START_TIMEOUT:g} s; "
                             f"see {log_path}")

@@ -178,7 +178,7 @@ class Store:
         self._inode = (st.st_dev, st.st_ino)
         self.db = await aiosqlite.connect(self.path, timeout=30, isolation_level=None)
         await self.db.execute("PRAGMA busy_timeout = 30000")
-        await self.db.execute_fetchall("PRAGMA journal_mode = WAL")
+        await self._into_wal()
         await self.db.execute("PRAGMA synchronous = NORMAL")
         version = (await self.db.execute_fetchall("PRAGMA user_version"))[0][0]  # type: ignore[index]
         if version > SCHEMA_VERSION:
@@ -193,6 +193,21 @@ class Store:
             await self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             await self.db.execute("COMMIT")
         await self.db.execute_fetchall("SELECT count(*) FROM sessions")  # a corrupt file fails here
+
+    async def _into_wal(self) -> None:
+        """Switch the database to WAL, waiting out another sidecar that switches it too.
+
+        SQLite answers a journal-mode change that meets another connection's lock with
+        SQLITE_BUSY at once, without its busy handler, so two sidecars opening a new
+        database together need the wait done here."""
+        for attempt in range(200):
+            try:
+                await self.db.execute_fetchall("PRAGMA journal_mode = WAL")  # type: ignore[union-attr]
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 199:
+                    raise
+                await asyncio.sleep(0.05)
 
     async def _disconnect(self) -> None:
         if self.db:

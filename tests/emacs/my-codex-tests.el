@@ -441,7 +441,8 @@
   (my-codex-test-in-project
     (with-temp-file (expand-file-name "notes.txt" my-codex-test-project) (insert "uncommitted\n"))
     (let ((my-codex-test-messages nil) asked)
-      ;; C-u C-u: the options, asked in turn; empty model and effort: Codex's defaults.
+      ;; C-u C-u: the options, asked in turn; empty model and effort: Codex's
+      ;; defaults; empty notes: `my-codex-notes' (off).
       (cl-letf (((symbol-function 'completing-read)
                  (lambda (prompt _collection &rest _)
                    (push prompt asked)
@@ -456,7 +457,7 @@
         (let ((current-prefix-arg '(16)))
           (call-interactively #'my-codex-start-session)))
       (should (equal (mapcar (lambda (p) (car (split-string p "[ (]"))) (reverse asked))
-                     '("Start" "Work" "Role" "Write" "Model" "Reasoning" "First")))
+                     '("Start" "Work" "Role" "Write" "Model" "Reasoning" "Notes" "First")))
       ;; The sidecar's warning: the work tree does not get the uncommitted file.
       (should (cl-some (lambda (m) (string-match-p "ultra/left started; .*notes.txt" m))
                        my-codex-test-messages)))
@@ -467,6 +468,7 @@
            (tree (plist-get (plist-get left :worktree) :path))
            (list (my-codex-list-sessions)))
       (should (equal (plist-get (plist-get left :worktree) :branch) "codex/left"))
+      (should (eq (plist-get left :notes) :json-false))
       (should (file-exists-p (expand-file-name "shared.txt" tree)))
       (should-not (file-exists-p (expand-file-name "shared.txt" my-codex-test-project)))
       (my-codex-test-result 'left-tree tree)
@@ -747,16 +749,28 @@
       (should (cl-some (lambda (m) (string-match-p "(default)" (or (funcall annotation m) ""))) models))
       (should (member "high" efforts))
       (my-codex-test-result 'models models))
+    (my-codex-start-session "usual" "say: usual")
     (my-codex-test-wait-turns "tuned" 1)
+    (my-codex-test-wait-turns "usual" 1)
     (let ((session (my-codex-test-session "tuned"))
           (list (my-codex-list-sessions)))
       (should (equal (plist-get session :model) "mock-model-b"))
       (should (equal (plist-get session :effort) "high"))
       (with-current-buffer (my-codex--buffer-of (plist-get session :id))
         (should (string-match-p "turns 1  mock-model-b high  tokens [0-9.]+k?/[0-9.]+k?" (my-codex-test-header))))
+      ;; The list shows the models as they differ: the one chosen, Codex's default.
       (my-codex-test-wait "the list's model and tokens"
-                          (lambda () (string-match-p "idle +[0-9]+s +mock-model-b +[0-9.]+k?/[0-9.]+k? "
-                                                     (my-codex-test-list-line list "tuned"))))
+                          (lambda () (and (string-match-p "idle +[0-9]+s +mock-model-b high +[0-9.]+k?/[0-9.]+k? "
+                                                          (my-codex-test-list-line list "tuned"))
+                                          (string-match-p "idle +[0-9]+s +mock-model +[0-9.]+k?/[0-9.]+k? "
+                                                          (my-codex-test-list-line list "usual")))))
+      (with-current-buffer list
+        (should (string-match-p " Model " (my-codex-test-header))))
+      ;; One session left: the same model on every row, no column for it.
+      (my-codex-kill-session "usual")
+      (my-codex-test-wait "no Model column"
+                          (lambda () (with-current-buffer list
+                                       (not (string-match-p "Model" (my-codex-test-header))))))
       ;; Offline, Codex reports no limits: the header says nothing of them.
       (my-codex-test-wait "limits asked" (lambda () my-codex--limits-time))
       (with-current-buffer list
@@ -765,6 +779,39 @@
         (let ((my-codex--limits '(:primary (:usedPercent 42 :windowDurationMins 300 :resetsAt nil)
                                   :secondary (:usedPercent 7 :windowDurationMins 10080))))
           (should (string-match-p "Headline +limits used: 5h 42%, 7d 7%\\'" (my-codex-test-header))))))))
+
+(ert-deftest my-codex-test-codex-tui ()
+  "C-c x T: Codex's own terminal UI on the session in a term buffer; a turn typed there is the session's."
+  (my-codex-test-in-project
+    (let ((buf (my-codex-start-session "main" "say: hello from emacs")))
+      (my-codex-test-wait-turns "main" 1)
+      (should (eq (lookup-key my-codex-command-map (kbd "T")) #'my-codex-tui))
+      (with-current-buffer buf
+        (call-interactively #'my-codex-tui))
+      (let* ((term (my-codex-test-wait "the TUI's buffer"
+                                       (lambda () (get-buffer "*codex tui: ultra/main*")) 60))
+             (proc (get-buffer-process term)))
+        (should (eq (window-buffer (selected-window)) term))
+        (with-current-buffer term
+          (should (eq major-mode 'term-mode))
+          (should (eq (current-local-map) term-raw-map)))  ; char mode: keys go to Codex
+        ;; Codex's TUI shows the conversation so far.
+        (my-codex-test-wait-text term "hello from emacs" 60)
+        (process-send-string proc "say: typed in the tui")
+        (sleep-for 0.6)                 ; typed text in one burst is taken as a paste
+        (process-send-string proc "\r")
+        ;; The turn typed there is the session's: its buffer here shows it.
+        (my-codex-test-wait-text buf "^> say: typed in the tui  (typed in Codex's terminal UI)$" 60)
+        (my-codex-test-wait-text buf "^typed in the tui$" 60)
+        (my-codex-test-wait-turns "main" 2)
+        ;; Asked again, the same TUI shows; leaving it closes its buffer.
+        (switch-to-buffer buf)
+        (my-codex-tui (my-codex-test-session "main"))
+        (should (eq (window-buffer (selected-window)) term))
+        (should (eq (get-buffer-process term) proc))
+        (process-send-string proc "\C-c")
+        (my-codex-test-wait "the TUI's buffer to close" (lambda () (not (buffer-live-p term))) 30)
+        (should-not (eq (window-buffer (selected-window)) term))))))
 
 (ert-deftest my-codex-test-adopt-a-codex-conversation ()
   "A conversation made in Codex itself is offered, adopted under a name, its history shown."
@@ -1575,6 +1622,284 @@ What was asked goes to `my-codex-test-asked'."
       (my-codex-send "slow: 2" "duo")
       (my-codex-test-wait-turns "duo" 2)
       (my-codex-test-wait "the other Emacs done" (lambda () (my-codex-test-flag-p "watcher-done")) 60))))
+
+;;;; Notes, learnings and learn mode
+
+(defun my-codex-test-notes-of (project session-name &optional timeout)
+  "Wait for the notetaker's note of SESSION-NAME in PROJECT; return the entries.
+The wait is at most TIMEOUT seconds."
+  (my-codex-test-wait
+   (list 'the-note-of session-name)
+   (lambda ()
+     (sleep-for 0.3)
+     (let ((entries (append (plist-get (my-codex--request "codex/project/learnings"
+                                                          (list :project project))
+                                       :entries)
+                            nil)))
+       (and (seq-find (lambda (e) (equal (plist-get e :sessionName) session-name)) entries)
+            entries)))
+   (or timeout 60)))
+
+(defun my-codex-test-wait-review (name &optional session-getter)
+  "Wait until session NAME waits on a rewritten prompt; return that request.
+SESSION-GETTER finds the session by name, by default in the test project."
+  (my-codex-test-wait (list name 'prompt-review)
+                      (lambda ()
+                        (seq-find #'my-codex--prompt-review-p
+                                  (plist-get (funcall (or session-getter #'my-codex-test-session) name)
+                                             :pending)))
+                      60))
+
+(defun my-codex-test-shown ()
+  "Make the buffer of the selected window current, as the user sees it; return it."
+  (set-buffer (window-buffer (selected-window))))
+
+(ert-deftest my-codex-test-notes-option-and-learnings ()
+  "`my-codex-notes' (also from .dir-locals.el), the notes switch, the learnings, notesError."
+  (my-codex-test-in-project
+    (let* ((other my-codex-test-other-project)
+           (home-other (with-current-buffer (get-buffer-create "*my-codex-test other*")
+                         (setq default-directory other)
+                         (current-buffer))))
+      ;; No note yet: said plainly, no empty buffer.
+      (with-current-buffer home-other
+        (should (string-match-p "\\`No learnings in other yet: the notetaker notes each turn of a session with notes on"
+                                (my-codex-test-user-error #'my-codex-learnings))))
+      ;; The option is sent to the sidecar as the `notes' initialization option.
+      (should-not (plist-get (my-codex--initialization-options) :notes))
+      (let ((my-codex-notes t))
+        (should (eq (plist-get (my-codex--initialization-options) :notes) t)))
+      ;; A project's .dir-locals.el turns notes on for the sessions started there,
+      ;; from any of its buffers; elsewhere the global value (nil) holds.
+      (with-temp-file (expand-file-name ".dir-locals.el" other)
+        (insert "((nil . ((my-codex-notes . t))))\n"))
+      (with-current-buffer home-other
+        (my-codex-start-session "noted" "say: noted one\nnote-takeaway: a project can ask for notes"))
+      (let ((plain-buf (my-codex-start-session "plain" "say: plain one")))
+        (my-codex-test-wait-turns "plain" 1)
+        (should (eq (plist-get (my-codex-test-session "plain") :notes) :json-false))
+        (should (eq (plist-get (my-codex-test-other-session "noted") :notes) t))
+        ;; The notes switch, on and off; the header says so.
+        (with-current-buffer plain-buf
+          (should-not (string-match-p "notes" (my-codex-test-header)))
+          (call-interactively #'my-codex-toggle-notes)
+          (should (eq (plist-get (my-codex-test-session "plain") :notes) t))
+          (should (string-match-p "ultra/plain +idle .*  notes\\b" (my-codex-test-header)))
+          (my-codex-toggle-notes -1)
+          (should (eq (plist-get (my-codex-test-session "plain") :notes) :json-false))
+          (should-not (string-match-p "notes" (my-codex-test-header)))
+          ;; Learn mode on and off: it brings notes with it, and keeps them.
+          (my-codex-toggle-learn 1)
+          (should (my-codex--learning-p (my-codex-test-session "plain")))
+          (should (string-match-p "  learn\\b" (my-codex-test-header)))
+          (my-codex-toggle-learn)
+          (let ((s (my-codex-test-session "plain")))
+            (should-not (my-codex--learning-p s))
+            (should (equal (plist-get (plist-get s :learn) :endedBecause) "off"))
+            (should (eq (plist-get s :notes) t)))
+          (should (string-match-p "  notes\\b" (my-codex-test-header)))
+          (should-not (string-match-p "learn" (my-codex-test-header)))))
+      ;; The learnings open on the note, in a read-only buffer visiting learnings.md.
+      (my-codex-test-notes-of other "noted")
+      (let ((buf (with-current-buffer home-other (my-codex-learnings))))
+        (with-current-buffer buf
+          (should (string-suffix-p "/learnings.md" buffer-file-name))
+          (should buffer-read-only)
+          (should (looking-at "## noted · Turn 1"))
+          (should (string-match-p "^- Takeaway: a project can ask for notes$" (buffer-string)))
+          (my-codex-test-result 'learnings-file buffer-file-name)))
+      ;; A failing notetaker leaves the session working, and the header says why.
+      (let ((buf (my-codex-switch-session (my-codex-test-other-session "noted"))))
+        (my-codex-send "say: noted two\nnote-fail" (my-codex-test-other-session "noted"))
+        (my-codex-test-wait "notesError"
+                            (lambda () (plist-get (my-codex-test-other-session "noted") :notesError))
+                            60)
+        (with-current-buffer buf
+          (should (string-match-p "other/noted +idle +.*notes failed: the notetaker failed on turn 2"
+                                  (my-codex-test-header)))
+          (my-codex-test-wait-text buf "^noted two$"))))))
+
+(ert-deftest my-codex-test-learn-mode-review ()
+  "Learn mode: the rewrite shown as a diff with its sources; accept, edit, decline, cancel."
+  (my-codex-test-in-project
+    (let ((root (my-codex--root-key my-codex-test-project))
+          (my-codex-test-messages nil))
+      ;; A first session leaves a note in the project.
+      (my-codex-start-session "first" "say: fixtures\nnote-gap: what a pytest fixture is\nnote-takeaway: use the tmp_path fixture for files"
+                              nil '(:notes t))
+      (my-codex-test-notes-of root "first")
+      ;; C-c x S asks for notes: learn mode.
+      (let (asked)
+        (cl-letf (((symbol-function 'completing-read)
+                   (lambda (prompt &rest _)
+                     (push prompt asked)
+                     (cond ((string-prefix-p "Start Codex session" prompt) "learner")
+                           ((string-prefix-p "Notes" prompt) "learn")
+                           ((string-prefix-p "Work in" prompt) "shared")
+                           ((string-prefix-p "Role" prompt) "worker")
+                           (t ""))))
+                  ((symbol-function 'read-string)
+                   (lambda (prompt &rest _)
+                     (if (string-prefix-p "First prompt" prompt)
+                         "say: original one\nrewrite: say: rewritten one"
+                       ""))))
+          (my-codex-start-session-with-options))
+        (should (member "Notes (default off): " asked)))
+      (let* ((buf (get-buffer (plist-get (my-codex-test-session "learner") :bufferName)))
+             (session (my-codex-test-session "learner"))
+             (review (my-codex-test-wait-review "learner")))
+        (should (eq (plist-get session :notes) t))
+        (my-codex-test-result 'learner-id (plist-get session :id))
+        ;; Announced (its buffer is not in view in batch), headline, header.
+        (my-codex-test-wait "announcement"
+                            (lambda () (cl-some (lambda (m) (string-match-p "ultra/learner: learn mode rewrote your prompt" m))
+                                                my-codex-test-messages)))
+        (should (equal (plist-get (my-codex-test-session "learner") :headline)
+                       "waits: learn mode rewrote the prompt: accept, edit or decline"))
+        (with-current-buffer buf
+          (should (string-match-p "ultra/learner +waiting +turns 0 +prompt rewritten: C-c C-a send the rewrite, C-c C-e edit it, C-c C-d send yours .*  learn\\b"
+                                  (my-codex-test-header)))
+          (my-codex-test-wait-text buf "Learn mode rewrote your prompt (r[0-9]+): accept, edit or decline\n  \\[Review\\] \\[Accept\\] \\[Edit\\] \\[Decline\\]"))
+        ;; 1. From the inbox, RET shows the review: a diff, with the note it drew on.
+        (let ((inbox (my-codex-pending)))
+          (with-current-buffer inbox
+            (my-codex-test-wait "drawn" (lambda () (string-match-p "learner" (buffer-string))))
+            (should (string-match-p "ultra +learner +promptReview +rewrite of: say: original one"
+                                    (buffer-string)))
+            (goto-char (point-min))
+            (search-forward "learner")
+            (should (eq (key-binding (kbd "RET")) #'my-codex-pending-visit))
+            (call-interactively #'my-codex-pending-visit)))
+        (let ((review-buf (my-codex-test-shown)))
+          (should (eq major-mode 'my-codex-review-mode))
+          (should (derived-mode-p 'diff-mode))
+          (should (equal (buffer-name) "*codex review: ultra/learner*"))
+          (let ((text (my-codex-test-text review-buf)))
+            (my-codex-test-result 'review-text text)
+            (should (string-match-p "^--- original\n\\+\\+\\+ rewrite\n@@ " text))
+            (should (string-match-p "^-say: original one$" text))
+            (should (string-match-p "^\\+say: rewritten one$" text))
+            (should (string-match-p "^  \\[L[0-9]+\\] session first, turn 1: .*Takeaway: use the tmp_path fixture for files \\[turn\\]$" text)))
+          ;; The note it drew on is a button to the note in learnings.md.
+          (goto-char (point-min))
+          (re-search-forward "^  \\[L")
+          (push-button (point))
+          (should (string-suffix-p "/learnings.md" buffer-file-name))
+          (should (looking-at "## first · Turn 1"))
+          (set-buffer review-buf)
+          (should (eq (key-binding (kbd "a")) #'my-codex-accept))
+          (should (eq (key-binding (kbd "e")) #'my-codex-edit-prompt))
+          (should (eq (key-binding (kbd "d")) #'my-codex-decline))
+          (should (eq (key-binding (kbd "c")) #'my-codex-review-cancel))
+          (call-interactively (key-binding (kbd "a")))
+          (should-not (buffer-live-p review-buf)))
+        (set-buffer (my-codex-test-home))
+        (my-codex-test-wait-turns "learner" 1)
+        (my-codex-test-wait-text buf "^> say: rewritten one$")
+        (my-codex-test-wait-text buf "^Prompt review r[0-9]+: accept$")
+        ;; 2. C-c C-e in the session edits the rewrite; C-c C-k leaves it waiting;
+        ;; e in the inbox edits it again, and C-c C-c sends what was written.
+        (my-codex-send "say: original two\nrewrite: say: rewritten two" "learner")
+        (my-codex-test-wait-review "learner")
+        (with-current-buffer buf
+          ;; No turn under way yet: no elapsed time (not the last turn's).
+          (should (string-match-p "ultra/learner +waiting +turns 1 +prompt rewritten" (my-codex-test-header)))
+          (should (eq (key-binding (kbd "C-c C-e")) #'my-codex-edit-prompt))
+          ;; Sending more meanwhile is refused, clearly.
+          (should (string-match-p "waits for you to review your rewritten prompt first"
+                                  (my-codex-test-user-error #'my-codex-send "say: more" "learner")))
+          (call-interactively #'my-codex-edit-prompt))
+        (my-codex-test-shown)
+        (should (eq major-mode 'my-codex-prompt-edit-mode))
+        (should (equal (buffer-string) "say: rewritten two"))
+        (should (eq (key-binding (kbd "C-c C-k")) #'my-codex-prompt-edit-abort))
+        (call-interactively #'my-codex-prompt-edit-abort)
+        (set-buffer (my-codex-test-home))
+        (should-not (get-buffer "*codex edit: ultra/learner*"))
+        (should (my-codex-test-wait-review "learner"))
+        (with-current-buffer (my-codex-pending)
+          (my-codex-test-wait "drawn" (lambda () (string-match-p "original two" (buffer-string))))
+          (goto-char (point-min))
+          (search-forward "original two")
+          (should (eq (key-binding (kbd "e")) #'my-codex-edit-prompt))
+          (call-interactively #'my-codex-edit-prompt))
+        (my-codex-test-shown)
+        (should (eq major-mode 'my-codex-prompt-edit-mode))
+        (erase-buffer)
+        (insert "say: edited two\n")
+        (should (eq (key-binding (kbd "C-c C-c")) #'my-codex-prompt-edit-send))
+        (call-interactively #'my-codex-prompt-edit-send)
+        (set-buffer (my-codex-test-home))
+        (should-not (get-buffer "*codex edit: ultra/learner*"))
+        (my-codex-test-wait-turns "learner" 2)
+        (my-codex-test-wait-text buf "^> say: edited two$")
+        ;; 3. d in the inbox sends the prompt as typed (the turn leaves a gap open).
+        (my-codex-send "say: original three\nrewrite: say: rewritten three\nnote-gap: what conftest.py is"
+                       "learner")
+        (my-codex-test-wait-review "learner")
+        (with-current-buffer (my-codex-pending)
+          (my-codex-test-wait "drawn" (lambda () (string-match-p "original three" (buffer-string))))
+          (goto-char (point-min))
+          (search-forward "original three")
+          (call-interactively (key-binding (kbd "d"))))
+        (my-codex-test-wait-turns "learner" 3)
+        (my-codex-test-wait-text buf "^> say: original three\n  rewrite: say: rewritten three\n  note-gap: what conftest.py is$")
+        (with-current-buffer buf
+          (my-codex-test-wait "the open gap in the header"
+                              (lambda () (string-match-p "  learn (1 open gap)" (my-codex-test-header)))
+                              60))
+        ;; 4. v in the list shows the review; c there sends nothing, and the
+        ;; prompt goes back to the session buffer's prompt.
+        (my-codex-send "say: four\nrewrite: say: 4" "learner")
+        (my-codex-test-wait-review "learner")
+        (with-current-buffer (my-codex-list-sessions)
+          (my-codex-test-wait "listed" (lambda () (string-match-p "learner" (buffer-string))))
+          (goto-char (point-min))
+          (search-forward "learner")
+          (should (eq (key-binding (kbd "v")) #'my-codex-prompt-review))
+          (call-interactively #'my-codex-prompt-review))
+        (my-codex-test-shown)
+        (should (eq major-mode 'my-codex-review-mode))
+        (should (string-match-p "^\\+say: 4$" (buffer-string)))
+        (call-interactively (key-binding (kbd "c")))
+        (set-buffer (my-codex-test-home))
+        (my-codex-test-wait "idle, nothing sent"
+                            (lambda () (let ((s (my-codex-test-session "learner")))
+                                         (and (equal (plist-get s :status) "idle")
+                                              (null (append (plist-get s :pending) nil))))))
+        (should (= 3 (plist-get (my-codex-test-session "learner") :turns)))
+        (with-current-buffer buf
+          (should (equal (my-codex--prompt-text) "say: four\nrewrite: say: 4"))
+          (my-codex--set-prompt ""))
+        ;; 5. With the session on screen, the review opens by itself, selected;
+        ;; a sends the rewrite and brings you back to the session.
+        (switch-to-buffer buf)
+        (my-codex-send "say: five\nrewrite: say: rewritten five" "learner")
+        (let ((review-buf (my-codex-test-wait
+                           "the review on screen"
+                           (lambda () (let ((shown (window-buffer (selected-window))))
+                                        (and (equal (buffer-name shown) "*codex review: ultra/learner*")
+                                             shown)))
+                           60)))
+          (should (get-buffer-window buf))
+          (set-buffer review-buf)
+          (should (string-match-p "^\\+say: rewritten five$" (buffer-string)))
+          (call-interactively (key-binding (kbd "a")))
+          (should (eq (window-buffer (selected-window)) buf)))
+        (set-buffer (my-codex-test-home))
+        (my-codex-test-wait-turns "learner" 4)
+        (my-codex-test-wait-text buf "^> say: rewritten five$")
+        ;; 6. A turn that resolves the gap ends learn mode; the header says so.
+        (my-codex-send "say: original six\nrewrite: say: 6\nnote-resolved" "learner")
+        (my-codex-test-wait-review "learner")
+        (my-codex-respond "decline" nil (my-codex-test-session "learner"))
+        (my-codex-test-wait "learn mode ended"
+                            (lambda () (equal (plist-get (plist-get (my-codex-test-session "learner") :learn)
+                                                         :endedBecause)
+                                              "resolved"))
+                            60)
+        (with-current-buffer buf
+          (should (string-match-p "  notes  learn ended: gaps resolved" (my-codex-test-header))))))))
 
 (provide 'my-codex-tests)
 ;;; my-codex-tests.el ends here

@@ -33,8 +33,8 @@
       (let ((header (format-mode-line header-line-format nil (selected-window) buf))
             (mode-line (format-mode-line mode-line-format nil (selected-window) buf)))
         (my-codex-test-result 'header-after header)
-        ;; Once a turn ended, the tokens it used.
-        (should (string-match-p "ultra/main +idle +[0-9]+s +turns 1 +tokens [0-9.]+k?/[0-9.]+k?\\'"
+        ;; Once a turn ended, the model Codex chose and the tokens it used.
+        (should (string-match-p "ultra/main +idle +[0-9]+s +turns 1 +mock-model +tokens [0-9.]+k?/[0-9.]+k?\\'"
                                 header))
         (should-not (string-match-p "Codex\\[" mode-line))
         (should-not (string-match-p "\\*invalid\\*" mode-line))))))

@@ -142,6 +142,12 @@ class Runner:
             if error:
                 self.record(session.item("error", text=error))
         self.core.slots.leave(session)
+        if session.reviewing is not None:  # held by learn mode, in memory only: keep its text
+            self.record(session.item("error", text=f"not sent, the session {phase}: the prompt "
+                                     f"learn mode held for your review was: {session.reviewing}"))
+        elif session.next_prompt is not None and not was_running:
+            self.record(session.item("error", text=f"not sent, the session {phase}: the queued "
+                                     "prompt above did not run"))
         session.process_ended(phase, error)
         self.changed()
         if was_running:

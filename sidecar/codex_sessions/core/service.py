@@ -224,8 +224,9 @@ class Sessions(Core, Isolation, ThreadModel):
         earlier = self.registry.named(project, name)
         if earlier is not None and not fresh:
             await self.resume(earlier)
-            ignored = sorted(k for k, v in options.items()
-                             if v not in (None, [], "worker", "workspace-write", "on-request"))
+            ignored = sorted(k for k, v in options.items()  # notes and learn apply (handlers.py)
+                             if k not in ("notes", "learn")
+                             and v not in (None, [], "worker", "workspace-write", "on-request"))
             if ignored and warnings is not None:
                 warnings.append(f"{name!r} resumed its earlier conversation; {', '.join(ignored)} "
                                 "stay as that session had them (start it fresh to change them)")
@@ -242,8 +243,11 @@ class Sessions(Core, Isolation, ThreadModel):
         return session, True
 
     async def _create(self, client: ClientConfig, project: Project, name: str,
-                      warnings: list[str] | None = None, **options: Any) -> tuple[Session, Runner]:
-        """A new session with its Codex starting: limits checked, name taken, process spawned."""
+                      warnings: list[str] | None = None, tree_from: "worktrees.Worktree | None" = None,
+                      **options: Any) -> tuple[Session, Runner]:
+        """A new session with its Codex starting: limits checked, name taken, process spawned.
+
+        `tree_from`: a work tree whose files the new session's work tree starts with (a fork)."""
         check_name(name)
         if self.registry.live_named(project, name) is not None:
             raise NameTaken(f"a session named {name!r} is already running in {project.root}",
@@ -261,9 +265,12 @@ class Sessions(Core, Isolation, ThreadModel):
         told = warnings if warnings is not None else []
         if isolation == "worktree":
             folder = self.store.state_dir / "worktrees" / project.hash / f"{name}-{session.id}"
-            tree, found = await worktrees.create(project.root, folder, name)
+            if tree_from is not None:
+                tree = await worktrees.copy(project.root, tree_from, folder, name)
+            else:
+                tree, found = await worktrees.create(project.root, folder, name)
+                told += found
             session.worktree = {**tree.to_wire(), "merged": False}
-            told += found
         told += self._scope_warnings(session)
         try:
             await self._claim(session)

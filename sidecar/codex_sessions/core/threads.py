@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..codex.appserver import AppServerError
 from ..config import ClientConfig
 from ..errors import CodexUnavailable, InvalidParams, InvalidState
-from . import events
+from . import events, worktrees
 from .session import Session
 
 if TYPE_CHECKING:
@@ -41,8 +41,14 @@ class ThreadModel:
                 raise InvalidState(f"session {source.name!r} was recorded without its turn ids; "
                                    "fork it whole (no atTurn)", {"id": source.id})
             last_turn = ids[kept - 1]
-        options = {"model": source.model, "effort": source.effort, "sandbox": source.sandbox,
-                   "approval_policy": source.approval_policy}
+        options: dict[str, Any] = {
+            "model": source.model, "effort": source.effort, "sandbox": source.sandbox,
+            "approval_policy": source.approval_policy, "role": source.role,
+            "write_scope": list(source.write_scope), "isolation": "shared"}
+        tree = source.worktree
+        if tree and os.path.isdir(tree["path"]):  # the fork works on a copy of the source's files
+            options["isolation"] = "worktree"
+            options["tree_from"] = worktrees.Worktree(tree["path"], tree["branch"], tree["base"])
         session, runner = await self._create(client, source.project, new_name, **options)
         session.turns, session.turn_ids = kept, source.turn_ids[:kept]
         session.title = source.title

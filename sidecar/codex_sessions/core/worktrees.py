@@ -27,8 +27,9 @@ class GitError(Exception):
     """A git command failed; the message is git's own."""
 
 
-async def git(cwd: str, *args: str, ok: tuple[int, ...] = (0,), author: bool = False) -> str:
-    env = {**os.environ, **GIT_ENV}
+async def git(cwd: str, *args: str, ok: tuple[int, ...] = (0,), author: bool = False,
+              env_extra: dict[str, str] | None = None) -> str:
+    env = {**os.environ, **GIT_ENV, **(env_extra or {})}
     if author:  # the user's identity when git knows one, else ours
         for key, value in AUTHOR.items():
             env.setdefault(key, value)
@@ -73,15 +74,44 @@ async def create(root: str, folder: Path, name: str) -> tuple[Worktree, list[str
     if dirty:
         warnings.append(f"{len(dirty)} uncommitted change(s) in {root} are not in the work tree "
                         f"(it starts from HEAD {base[:12]}): " + ", ".join(dirty[:5]))
+    branch = await _free_branch(root, name)
+    folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    await git(root, "worktree", "add", "-q", "-b", branch, str(folder), base)
+    return Worktree(str(folder), branch, base), warnings
+
+
+async def copy(root: str, source: Worktree, folder: Path, name: str) -> Worktree:
+    """A work tree on a new branch holding what `source` holds now, committed or not.
+
+    The fork of a work-tree session continues a conversation about those files: it gets
+    them as they are (changed, added, deleted: uncommitted, as in `source`), and the same
+    base, so its diff and merge cover the source's work and its own."""
+    index = folder.parent / f".{folder.name}.index"
+    folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:  # a snapshot commit of the source's files, through an index of our own
+        await git(source.path, "add", "-A", env_extra={"GIT_INDEX_FILE": str(index)})
+        tree = (await git(source.path, "write-tree", env_extra={"GIT_INDEX_FILE": str(index)})).strip()
+    finally:
+        index.unlink(missing_ok=True)
+    head = (await git(source.path, "rev-parse", "HEAD")).strip()
+    snapshot = (await git(source.path, "commit-tree", tree, "-p", head, "-m", "snapshot",
+                          author=True)).strip()
+    branch = await _free_branch(root, name)
+    await git(root, "worktree", "add", "-q", "-b", branch, str(folder), head)
+    await git(str(folder), "read-tree", "-u", "--reset", snapshot)  # the files as in source
+    await git(str(folder), "reset", "-q")  # uncommitted again, as they were there
+    return Worktree(str(folder), branch, source.base)
+
+
+async def _free_branch(root: str, name: str) -> str:
+    """`codex/NAME`, or `codex/NAME-N` when that branch exists."""
     branch = f"codex/{name}"
     existing = set((await git(root, "branch", "--list", "--format=%(refname:short)")).split())
     n = 1
     while branch in existing:
         n += 1
         branch = f"codex/{name}-{n}"
-    folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    await git(root, "worktree", "add", "-q", "-b", branch, str(folder), base)
-    return Worktree(str(folder), branch, base), warnings
+    return branch
 
 
 async def _untracked(cwd: str) -> list[str]:

@@ -116,6 +116,8 @@ class Client:
         self._write_bytes(frame(body))
 
     async def request(self, method: str, params: Any = None, timeout: float = 60) -> Any:
+        if self.closed is not None and self.closed.done():  # nobody would ever answer
+            raise ConnectionError("the sidecar closed the connection")
         self._next_id += 1
         msg_id = self._next_id
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
