@@ -1,5 +1,6 @@
-"""Figure 4: the Emacs (batch) and Neovim (headless) front-ends taking streamed agent text
-into a session buffer; the cost of the last MiB over the first.
+"""The Emacs (batch) and Neovim (headless) front-ends taking streamed agent text into a
+session buffer, through `serve` -> daemon as users run them; the cost of the last MiB over
+the first.
 
 Each editor starts the session through its public entry with `stream-bytes: N`, and
 samples its buffer's size with its own CPU time (Emacs: get-internal-run-time; Neovim:
@@ -17,7 +18,7 @@ from pathlib import Path
 from codex_sessions.testing.sandbox import make_git_project
 
 from .textmodel import offline_world
-from .util import MIB, PYTHON, ROOT, VENV_BIN, Results
+from .util import MIB, PYTHON, ROOT, VENV_BIN, Results, stop_daemon
 
 
 def at(samples: list[tuple[int, float, float]], growth: float, col: int) -> float:
@@ -130,6 +131,9 @@ async def run(res: Results, quick: bool) -> None:
                           BENCH_PROJECT=str(project), BENCH_SIDECAR=sidecar, BENCH_ROOT=str(ROOT),
                           BENCH_DIRECTIVE=directive)
         log = await run_editor(argv, env, out, limit + 60)
+        # The editor's exit ends its connection only: stop the daemon and the session's
+        # Codex, so that the next run starts as alone as this one did.
+        await stop_daemon(offline.state_dir, offline.env())
         return analyse(read_samples(out)), log
 
     try:

@@ -1,5 +1,9 @@
 """Run every benchmark figure and print one table: figure, value, target, met.
 
+Each figure is measured through `serve` -> daemon, as editors run codex-sessions, against a
+baseline from the same run (Codex's app-server driven directly, `serve --standalone`, a bare
+pygls server, a no-op request); the table says which.
+
     .venv/bin/python -m bench.run [--quick] [--only NAME ...] [--json FILE]
 
 It measures; it does not gate: the exit code is 0 even when targets are missed.
@@ -17,8 +21,8 @@ import traceback
 from . import editors, memory, roundtrip, sse, startup, store, turns
 from .util import Results, Row, machine
 
-FIGURES = {"list": roundtrip, "turns": turns, "editors": editors, "memory": memory, "startup": startup, "store": store,
-           "sse": sse}
+FIGURES = {"list": roundtrip, "turns": turns, "memory": memory, "startup": startup, "editors": editors,
+           "store": store, "sse": sse}
 
 
 def table(rows: list[Row]) -> str:
@@ -49,7 +53,7 @@ async def main_async(args: argparse.Namespace) -> Results:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller run, under ~2 minutes")
+    parser.add_argument("--quick", action="store_true", help="a smaller run: fewer repetitions, 2 MiB memory fills")
     parser.add_argument("--only", nargs="*", choices=list(FIGURES), help="run only these figures")
     parser.add_argument("--json", help="also write the rows and raw samples here")
     args = parser.parse_args()

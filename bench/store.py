@@ -24,6 +24,7 @@ from .util import Results
 SESSIONS = 10
 ITEM = json.dumps({"turnId": "t" * 36, "at": "2026-11-21T05:00:00.000Z", "kind": "agent",
                    "text": "lorem ipsum dolor sit amet " * 9, "itemId": "msg_1"})
+ITEM_BYTES = ITEM.encode()  # what the transcript hands the store: the item's JSON
 
 
 def _record(sid: str, n: int) -> dict:
@@ -41,7 +42,7 @@ async def _through_store(folder: Path, seconds: float) -> float:
         while time.monotonic() < stop:
             for _ in range(50):
                 seq += 1
-                store.append_item(sid, seq, ITEM)
+                store.append_item(sid, seq, ITEM_BYTES)
             store.save_session(_record(sid, seq))
             await asyncio.sleep(0)  # other sessions, the protocol, Codex's lines
 

@@ -18,8 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 BARE_SERVER = [PYTHON, str(ROOT / "bench" / "bare_server.py")]
 VENV_BIN = Path(PYTHON).parent
-SIDECAR = [str(VENV_BIN / "codex-sessions"), "serve"] if (VENV_BIN / "codex-sessions").exists() \
-    else [PYTHON, "-m", "codex_sessions", "serve"]
+CLI = [str(VENV_BIN / "codex-sessions")] if (VENV_BIN / "codex-sessions").exists() \
+    else [PYTHON, "-m", "codex_sessions"]
+SERVE = [*CLI, "serve"]                       # what editors run: relays to the daemon
+STANDALONE = [*CLI, "serve", "--standalone"]  # a sidecar of its own, sessions end with it
+SIDECAR = SERVE  # the name bench/sse.py uses
 MIB = 1024 * 1024
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -34,6 +37,27 @@ def p99(xs: list[float]) -> float:
         return float("nan")
     s = sorted(xs)
     return s[max(0, math.ceil(0.99 * len(s)) - 1)]
+
+
+def boot(a: list[float], b: list[float], how: Any, iters: int = 1000) -> tuple[float, float]:
+    """95% bootstrap interval of how(median(a), median(b)): how sure a figure is on a noisy machine."""
+    import random
+    rng = random.Random(0)
+    got = sorted(how(statistics.median(rng.choices(a, k=len(a))),
+                     statistics.median(rng.choices(b, k=len(b)))) for _ in range(iters))
+    return got[int(0.025 * iters)], got[int(0.975 * iters) - 1]
+
+
+def ci(a: list[float], b: list[float]) -> str:
+    """The interval of the ratio of medians a / b."""
+    lo, hi = boot(a, b, lambda x, y: x / y)
+    return f"95% CI {lo:.2f}-{hi:.2f}"
+
+
+def ci_diff(a: list[float], b: list[float]) -> str:
+    """The interval of the difference of medians a - b, in ms."""
+    lo, hi = boot(a, b, lambda x, y: x - y)
+    return f"95% CI {lo * 1000:.2f} to {hi * 1000:.2f} ms"
 
 
 def ms(x: float) -> str:
@@ -102,6 +126,47 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def smaps_rollup(pid: int) -> dict[str, int]:
+    """Bytes by field of /proc/PID/smaps_rollup (Rss, Pss, Private_Clean, ...); {} if gone."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3 and parts[2] == "kB":
+                    out[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return out
+
+
+def tree_memory(pid: int) -> dict[str, int]:
+    """PSS, USS (private pages) and RSS summed over `pid` and every descendant; process count."""
+    total = {"pss": 0, "uss": 0, "rss": 0, "count": 0}
+    for p in [pid, *descendants(pid)]:
+        m = smaps_rollup(p)
+        if not m:
+            continue
+        total["pss"] += m.get("Pss", 0)
+        total["uss"] += m.get("Private_Clean", 0) + m.get("Private_Dirty", 0)
+        total["rss"] += m.get("Rss", 0)
+        total["count"] += 1
+    return total
+
+
+def sharers(path: str, exclude: set[int]) -> int:
+    """Processes outside `exclude` running the executable `path` (they share its pages)."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in exclude:
+            try:
+                if os.readlink(f"/proc/{entry}/exe") == path:
+                    count += 1
+            except OSError:
+                pass
+    return count
+
+
 def tree_cpu_seconds(pid: int) -> float:
     total = 0.0
     for p in descendants(pid):
@@ -128,9 +193,8 @@ class TimedClient(SidecarClient):
         await super()._dispatch(message)
 
     @property
-    def pid(self) -> int:
-        assert self.proc
-        return self.proc.pid
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
 
     def since(self, index: int, method: str, sid: str | None = None):
         """(stamp, params) of notifications `method` from index on, for session sid."""
@@ -143,6 +207,56 @@ class TimedClient(SidecarClient):
                 continue
             out.append((stamp, p))
         return out
+
+
+class Side:
+    """One codex-sessions under test, seen from a client.
+
+    "daemon": `serve` (what editors run), relaying to the state folder's daemon, which it
+    starts; closing it stops that daemon. "socket": a client of an already running daemon's
+    socket, no relay (what the CLI does). "standalone": `serve --standalone`, a sidecar of
+    the client's own. `options` are initialization options (e.g. codexProcess).
+    """
+
+    def __init__(self, kind: str, env: dict[str, str], **options: Any) -> None:
+        assert kind in ("daemon", "socket", "standalone")
+        self.kind = kind
+        self.env = env
+        self.options = options
+        self.state_dir = Path(env["CODEX_SESSIONS_STATE_DIR"])
+        argv = STANDALONE if kind == "standalone" else SERVE
+        self.client = TimedClient(argv, env=env)
+        self.server_pid = 0  # the process that owns the sessions: daemon or standalone sidecar
+
+    async def start(self) -> "Side":
+        if self.kind == "socket":
+            from codex_sessions.relay import ensure_daemon
+            sock = await asyncio.to_thread(ensure_daemon, self.state_dir, False)
+            await self.client.connect(sock, **self.options)
+        else:
+            await self.client.start(**self.options)
+        if self.kind == "standalone":
+            self.server_pid = self.client.pid
+        else:
+            self.server_pid = (await self.client.request("codex/daemon/status", {}))["pid"]
+        return self
+
+    @property
+    def relay_pid(self) -> int | None:
+        return self.client.pid if self.kind == "daemon" else None
+
+    async def close(self) -> None:
+        await self.client.stop()
+        if self.kind == "daemon":
+            await stop_daemon(self.state_dir, self.env)
+
+
+async def stop_daemon(state_dir: Path, env: dict[str, str]) -> None:
+    """`codex-sessions daemon stop` for that folder (it waits until the daemon is gone)."""
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "--state-dir", str(state_dir), "daemon", "stop", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    await asyncio.wait_for(proc.wait(), 60)
 
 
 async def finished(client: SidecarClient, sid: str, turns: int, timeout: float = 300) -> dict[str, Any]:

@@ -8,7 +8,6 @@ and read the database directly when it does not (no Codex is started).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -20,9 +19,12 @@ from . import __version__
 from .paths import state_dir as resolve_state_dir
 
 if TYPE_CHECKING:
+    import asyncio
+
     from .rpc.client import Client
 
-# `serve` (the relay) must start fast: everything heavier is imported where it is used.
+# `serve` (the relay) must start fast: everything heavier is imported where it is used,
+# asyncio included (60 ms of an editor's start on a slow machine).
 
 EXIT_FOR_REPORT = {"done": 0, "failed": 1, "blocked": 2, "still running": 2}
 TAIL_ITEMS = 40
@@ -42,6 +44,7 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 def _run(coro: Any) -> int:
+    import asyncio
     from .rpc.client import RpcError
     from .store import StoreError
     try:
@@ -129,6 +132,7 @@ class Follower:
     """Prints one session's output as it streams and answers its approvals."""
 
     def __init__(self, client: "Client", session_id: str, yes: bool) -> None:
+        import asyncio
         from .tools.render import TerminalView
         self.client, self.id, self.yes = client, session_id, yes
         self.view = TerminalView(sys.stdout)
@@ -152,6 +156,7 @@ class Follower:
             self.view.show(item)
 
     def notified(self, method: str, params: Any) -> None:
+        import asyncio
         if method == "codex/session/output" and params["id"] == self.id:
             for item in params["items"]:
                 if self.held is not None:
@@ -162,6 +167,7 @@ class Follower:
             asyncio.get_running_loop().create_task(self.answer(params["request"]))
 
     async def answer(self, request: dict[str, Any]) -> None:
+        import asyncio
         if request.get("kind") == "promptReview":
             return await self.review(request)
         decision = "accept" if self.yes else "decline"
@@ -182,6 +188,7 @@ class Follower:
 
     async def review(self, request: dict[str, Any]) -> None:
         """Learn mode's rewrite: accept it, edit it (in $EDITOR), or send the original."""
+        import asyncio
         from .tools.render import review_text
         print(review_text(request), file=sys.stderr)
         answer: dict[str, Any] = {"decision": "accept" if self.yes else "decline"}
@@ -232,6 +239,7 @@ def _edit(text: str) -> str:
 
 
 def _detach_on_interrupt(task: asyncio.Future[Any]) -> None:
+    import asyncio
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, task.cancel)
 
 
@@ -246,6 +254,8 @@ async def _follow(client: "Client", session: dict[str, Any], turn_id: str | None
     """Wait for the session's turn (the one with `turn_id`, else the next after `turns`) to end
     while a Follower streams it; print the report. Ctrl-C detaches. `cancelled`: the user
     cancelled the prompt in learn mode's review, so no turn comes."""
+    import asyncio
+
     def ours(p: dict[str, Any]) -> bool:
         s = p["session"]
         if s["id"] != session["id"]:
@@ -348,6 +358,7 @@ def _show_models(result: dict[str, Any]) -> None:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
+    import asyncio
     from .rpc.client import connect_daemon
 
     async def body() -> int:
@@ -378,6 +389,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 def cmd_tui(args: argparse.Namespace) -> int:
     """Codex's own terminal UI on a session's thread; the editors see what happens there."""
+    import asyncio
     from .rpc.client import RpcError, connect_daemon
 
     async def ask() -> dict[str, Any]:
@@ -507,6 +519,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
+    import asyncio
     folder = _folder(args)
     if args.action == "run":
         if args.http:  # a bad address is refused before anything starts

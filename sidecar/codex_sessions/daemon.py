@@ -222,7 +222,9 @@ class Daemon:
 def run_daemon(state_dir: Path, idle_exit: float | None, log_file: Path | None,
                verbose: bool, http: str | None = None, http_allow_remote: bool = False) -> int:
     from .logs import setup_logging
+    from .serve import tune_memory
     setup_logging(log_file, verbose)
+    tune_memory()
     daemon = Daemon(state_dir, DEFAULT_IDLE_EXIT if idle_exit is None else idle_exit,
                     http, http_allow_remote)
     return asyncio.run(daemon.run())

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 SUN_PATH_MAX = 100  # sockaddr_un holds 108 bytes on Linux, 104 on macOS
@@ -26,6 +24,8 @@ def socket_path(folder: Path) -> Path:
     preferred = folder / "daemon.sock"
     if len(os.fsencode(preferred)) <= SUN_PATH_MAX:
         return preferred
+    import hashlib
+    import tempfile
     digest = hashlib.sha1(os.fsencode(folder)).hexdigest()[:16]
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     base = Path(runtime) / "codex-sessions" if runtime else \

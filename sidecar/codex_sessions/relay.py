@@ -11,6 +11,7 @@ two thread hand-offs.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shlex
 import socket
@@ -21,14 +22,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from . import __version__
 from .paths import socket_path, state_dir as resolve_state_dir
-from .rpc.framing import frame
 
 START_TIMEOUT = 60.0
 CLIENT_ENV = ("CODEX_HOME", "HOME", "PATH")
+
+
+def frame(body: bytes) -> bytes:
+    """rpc.framing's frame(), not imported from there: that would import asyncio.
+
+    The relay starts with every editor, so it imports only what it uses (the standard
+    json, not orjson, for the few small messages it reads or writes itself).
+    """
+    return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def dumps(message: Any) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode()
 
 
 class DaemonUnavailable(Exception):
@@ -66,8 +77,8 @@ class SyncFrames:
         self._need(total)
         raw, self.buf = self.buf[:total], self.buf[total:]
         try:
-            return raw, orjson.loads(raw[end + 4:])
-        except orjson.JSONDecodeError:
+            return raw, json.loads(raw[end + 4:])
+        except ValueError:
             return raw, None
 
 
@@ -122,7 +133,7 @@ def ensure_daemon(folder: Path, start: bool = True) -> socket.socket:
 
 def ask(sock: socket.socket, method: str, params: Any = None) -> Any:
     """One request on a fresh connection, before it relays anything; the result."""
-    body = orjson.dumps({"jsonrpc": "2.0", "id": f"serve:{method}", "method": method,
+    body = dumps({"jsonrpc": "2.0", "id": f"serve:{method}", "method": method,
                          "params": params or {}})
     sock.sendall(frame(body))
     _, answer = SyncFrames(sock.recv).next()
@@ -144,7 +155,7 @@ def _client_options(message: Any) -> tuple[Path, bytes | None]:
         options["codexCommand"] = shlex.split(os.environ["CODEX_SESSIONS_CODEX"])
     options.setdefault("clientEnv", {k: os.environ[k] for k in CLIENT_ENV if k in os.environ})
     message = {**message, "params": {**params, "initializationOptions": options}}
-    return folder, frame(orjson.dumps(message))
+    return folder, frame(dumps(message))
 
 
 def _copy(read_fd: int, write: Any, done: Any) -> None:
@@ -181,14 +192,14 @@ def relay() -> int:
                     "type": 2, "message": f"codex-sessions: the running daemon is version "
                     f"{status.get('version')} and has turns running; it serves this editor until "
                     f"they end (this is {__version__}). `codex-sessions daemon stop` replaces it."}}
-                os.write(out_fd, frame(orjson.dumps(notice)))
+                os.write(out_fd, frame(dumps(notice)))
     except (DaemonUnavailable, OSError) as exc:
         # Serve this editor ourselves rather than leave it with nothing; say so.
         print(f"codex-sessions serve: {exc}; serving this client alone", file=sys.stderr)
         notice = {"jsonrpc": "2.0", "method": "window/showMessage", "params": {
             "type": 2, "message": f"codex-sessions: no daemon ({exc}); this editor runs its own "
             "sidecar, and its sessions end with it"}}
-        os.write(out_fd, frame(orjson.dumps(notice)))
+        os.write(out_fd, frame(dumps(notice)))
         from .serve import standalone_server
         return standalone_server((initialize or raw) + first_frames.buf)
     sock.sendall((initialize or raw) + first_frames.buf)
