@@ -191,7 +191,8 @@ class Editor:
                 time.sleep(0.1)
                 continue
             s = found["session"]
-            if s["status"] in statuses:
+            shown = self.cached(project, name)  # and what the user sees, when Neovim holds it
+            if s["status"] in statuses and (shown is None or shown["status"] in statuses):
                 return s
             time.sleep(0.1)
         raise AssertionError(f"{name} never reached {statuses}: {s.get('status')} {s.get('error')}; "
