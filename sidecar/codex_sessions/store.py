@@ -320,7 +320,7 @@ class Store:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await asyncio.sleep(0.005)  # gather a batch
+            await asyncio.sleep(0)  # what this tick queues joins the batch; more gathers while we write
             if self._replaced():
                 await self._start_again()
             sessions, self._sessions = self._sessions, {}
