@@ -115,7 +115,9 @@ async def test_worktree_needs_git(sidecar, tmp_path):
 
 async def test_the_fork_of_a_worktree_session_works_on_a_copy_of_its_files(sidecar, project):
     (project / "gone.txt").write_text("tracked\n")
-    git(project, "add", "gone.txt")
+    (project / "kept.log").write_text("tracked though ignored\n")
+    (project / ".gitignore").write_text("*.log\n")
+    git(project, "add", "-f", "gone.txt", "kept.log", ".gitignore")
     git(project, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "gone")
     source = (await sidecar.request("codex/session/start", {
         "project": str(project), "name": "solo", "isolation": "worktree",
@@ -129,6 +131,7 @@ async def test_the_fork_of_a_worktree_session_works_on_a_copy_of_its_files(sidec
     assert fork["worktree"]["base"] == source["worktree"]["base"]
     # what the conversation was about is there: the new file, the deletion, uncommitted
     assert (mine / "draft.txt").read_text() == "draft\n" and not (mine / "gone.txt").exists()
+    assert (mine / "kept.log").exists()
     await sidecar.wait_status(fork["id"], "idle")
     await sidecar.request("codex/session/send", {"id": fork["id"], "text": "run: echo fork >> draft.txt"})
     await finished(sidecar, fork["id"], turns=2)

@@ -88,12 +88,14 @@ async def copy(root: str, source: Worktree, folder: Path, name: str) -> Worktree
     base, so its diff and merge cover the source's work and its own."""
     index = folder.parent / f".{folder.name}.index"
     folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    own_index = {"GIT_INDEX_FILE": str(index)}
+    head = (await git(source.path, "rev-parse", "HEAD")).strip()
     try:  # a snapshot commit of the source's files, through an index of our own
-        await git(source.path, "add", "-A", env_extra={"GIT_INDEX_FILE": str(index)})
-        tree = (await git(source.path, "write-tree", env_extra={"GIT_INDEX_FILE": str(index)})).strip()
+        await git(source.path, "read-tree", head, env_extra=own_index)  # tracked ignored files stay
+        await git(source.path, "add", "-A", env_extra=own_index)
+        tree = (await git(source.path, "write-tree", env_extra=own_index)).strip()
     finally:
         index.unlink(missing_ok=True)
-    head = (await git(source.path, "rev-parse", "HEAD")).strip()
     snapshot = (await git(source.path, "commit-tree", tree, "-p", head, "-m", "snapshot",
                           author=True)).strip()
     branch = await _free_branch(root, name)
