@@ -2075,6 +2075,13 @@ transcript.  Return the buffer."
     (my-codex--show buf t)
     buf))
 
+(defun my-codex--typed-or-read (prompt)
+  "Return the prompt typed in this session buffer, else one read with PROMPT."
+  (or (and (derived-mode-p 'my-codex-session-mode)
+           (let ((typed (my-codex--prompt-text)))
+             (and (not (string-empty-p typed)) typed)))
+      (read-string prompt nil 'my-codex--prompt-history)))
+
 ;;;###autoload
 (defun my-codex-send (text &optional session)
   "Send TEXT as the next prompt of SESSION, by default the current buffer's.
@@ -2086,11 +2093,7 @@ turn instead (steering it): see `my-codex-steer'.  Return the turn's
 id (nil while the prompt waits)."
   (interactive
    (let ((session (my-codex--read-session "Send to Codex session: " t)))
-     (list (or (and (derived-mode-p 'my-codex-session-mode)
-                    (let ((typed (my-codex--prompt-text)))
-                      (and (not (string-empty-p typed)) typed)))
-               (read-string (format "Prompt for %s: " (my-codex--label session))
-                            nil 'my-codex--prompt-history))
+     (list (my-codex--typed-or-read (format "Prompt for %s: " (my-codex--label session)))
            session)))
   (when (or (null text) (string-empty-p (string-trim text)))
     (user-error "Nothing to send: type a prompt first"))
@@ -2148,11 +2151,7 @@ Codex reads it before its next step.  Interactively, TEXT is the
 prompt typed in the session buffer, or read.  Return the turn's id."
   (interactive
    (let ((session (my-codex--read-session "Steer the turn of: " nil #'my-codex--turn-running-p)))
-     (list (or (and (derived-mode-p 'my-codex-session-mode)
-                    (let ((typed (my-codex--prompt-text)))
-                      (and (not (string-empty-p typed)) typed)))
-               (read-string (format "Add to the turn of %s: " (my-codex--label session))
-                            nil 'my-codex--prompt-history))
+     (list (my-codex--typed-or-read (format "Add to the turn of %s: " (my-codex--label session)))
            session)))
   (let ((my-codex-steer 'always)
         (session (my-codex--session session)))
