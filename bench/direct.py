@@ -4,10 +4,13 @@ as sidecar/codex_sessions/appserver.py does, with the same scripted model."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import time
 from pathlib import Path
 from typing import Any
+
+from codex_sessions.codex.appserver import PIPE_BYTES
 
 
 class DirectCodex:
@@ -24,6 +27,9 @@ class DirectCodex:
         self.proc = await asyncio.create_subprocess_exec(
             *self.argv, cwd=self.cwd, env=self.env, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, limit=1 << 27)
+        # the same 1 MiB stdout pipe as the sidecar asks for (appserver.PIPE_BYTES)
+        fcntl.fcntl(self.proc.stdout._transport.get_extra_info("pipe").fileno(),  # type: ignore[union-attr]
+                    fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self._reader = asyncio.create_task(self._read())
         await self.request("initialize", {"clientInfo": {"name": "bench", "title": "bench",
                                                          "version": "0"}})

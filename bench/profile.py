@@ -2,7 +2,7 @@
 
     .venv/bin/pip install py-spy        # once; not a dependency of the package
     .venv/bin/python -m bench.profile turns [--live 10] [--count 100]
-    .venv/bin/python -m bench.profile stream [--count 3]     # the 20 MiB command
+    .venv/bin/python -m bench.profile stream [--count 3]     # the 50 MiB command
     .venv/bin/python -m bench.profile list [--sessions 1000] [--compact] [--seconds 10]
 
 Prints the daemon's CPU per operation (from /proc) and its busiest functions, inclusive and

@@ -1,4 +1,4 @@
-"""A turn's overhead and a 20 MiB command stream, through codex-sessions versus the same
+"""A turn's overhead and a 50 MiB command stream, through codex-sessions versus the same
 `codex app-server` driven directly, with the same scripted model.
 
 - scale: `serve` -> daemon with 1 live session, then 10 live sessions over 3 projects;
@@ -6,7 +6,7 @@
 - modes: three at once, each with 10 live sessions over 3 projects: the daemon with one
   Codex per project (the default), the daemon with one Codex per session, and
   `serve --standalone`; their turns interleaved with the direct ones, then list round trips.
-- stream: a command printing 20 MiB, through the daemon, through `serve --standalone`,
+- stream: a command printing 50 MiB (10 runs: the rate of a short stream is noisy), through the daemon, through `serve --standalone`,
   and direct; and a paced command (how often the client is notified).
 """
 
@@ -28,7 +28,8 @@ from .util import (MIB, Results, Side, ci, cpu_seconds, finished, median, ms, st
                    tree_cpu_seconds)
 
 TURN_PROMPT = "stream: " + " ".join(f"word{i}" for i in range(40))
-STREAM_BYTES = 20 * MIB
+STREAM_BYTES = 50 * MIB
+STREAM = f"stream {STREAM_BYTES // MIB} MiB"
 # Codex 0.169 streams no outputDelta for what a command prints in its first ~0.1 s (it
 # subscribes late), so the command waits first; the rate is taken from first to last byte.
 STREAM_PROMPT = f"run: sleep 0.5; head -c {STREAM_BYTES} /dev/zero | tr '\\0' 'x' | fold -w 100"
@@ -264,7 +265,7 @@ async def stream_turn(rig: Rig) -> dict[str, Any]:
 
 
 async def run_stream(res: Results, quick: bool) -> None:
-    reps = 1 if quick else 5
+    reps = 1 if quick else 10
     w = World()
     try:
         await w.start()
@@ -292,7 +293,7 @@ async def run_stream(res: Results, quick: bool) -> None:
 def stream_rows(res: Results, got: dict[str, list[dict[str, Any]]], reps: int) -> None:
     direct = got["direct"]
     d_rate = median([x["rate"] for x in direct])
-    res.add("stream 20 MiB: Codex's own output rate (direct app-server)",
+    res.add(f"{STREAM}: Codex's own output rate (direct app-server)",
             f"{d_rate / MIB:.1f} MiB/s ({median([x['bytes'] for x in direct]) / MIB:.1f} MiB of "
             f"outputDelta in {median([x['pieces'] for x in direct]):.0f} pieces over "
             f"{ms(median([x['span'] for x in direct]))}; turn {ms(median([x['turn'] for x in direct]))}; n={reps})")
@@ -306,19 +307,19 @@ def stream_rows(res: Results, got: dict[str, list[dict[str, Any]]], reps: int) -
         value = (f"{rate / MIB:.1f} MiB/s = {ratio:.2f}x Codex's ({median([x['bytes'] for x in side]) / MIB:.1f} "
                  f"MiB over {ms(median([x['span'] for x in side]))}; turn {ms(median([x['turn'] for x in side]))})")
         if label == "daemon":
-            row = res.add(f"stream 20 MiB: rate reaching the client, {what}", value, ">= 0.90x Codex's rate",
+            row = res.add(f"{STREAM}: rate reaching the client, {what}", value, ">= 0.90x Codex's rate",
                           ratio >= 0.9)
             row.note = (f"{ratio:.2f}x Codex's own output rate ({rate / MIB:.1f} vs {d_rate / MIB:.1f} MiB/s); "
                         f"CPU per MiB: daemon {cpu['server'] * 1000:.1f} ms, relay {cpu['relay'] * 1000:.1f} ms, "
                         f"Codex {codex_mib * 1000:.1f} ms, on {os.cpu_count()} cores shared with the client")
-            res.add(f"stream 20 MiB: CPU time per MiB, {what}",
+            res.add(f"{STREAM}: CPU time per MiB, {what}",
                     f"daemon {cpu['server'] * 1000:.1f} ms/MiB, relay {cpu['relay'] * 1000:.1f} ms/MiB "
                     f"(Codex's own processes: {codex_mib * 1000:.1f} ms/MiB)")
-            res.add("stream 20 MiB: output notifications for the turn",
+            res.add(f"{STREAM}: output notifications for the turn",
                     f"{median([x['outputs'] for x in side]):.0f}, {median([x['cmd_notes'] for x in side]):.0f} "
                     f"of them with command output ({median([x['pieces'] for x in side]):.0f} commandDelta pieces)")
         else:
-            res.add(f"stream 20 MiB: rate reaching the client, {what}",
+            res.add(f"{STREAM}: rate reaching the client, {what}",
                     value + f"; sidecar CPU {cpu['server'] * 1000:.1f} ms/MiB")
 
 

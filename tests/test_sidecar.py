@@ -156,6 +156,23 @@ async def test_streaming_pieces_then_the_whole_message(sidecar, project):
     assert done["report"]["summary"] == "one two three four five"
 
 
+async def test_a_commands_output_reaches_the_client_as_codex_sent_it(sidecar, project):
+    # A command's output is passed on as the JSON Codex wrote, not decoded: what JSON escapes,
+    # text that looks like the line's own keys, and non-ASCII must all arrive intact.
+    line = ('quote " backslash \\ tab \t bell \x07 "},"emittedAtMs":1} ,"delta":"x" '
+            'caf\u00e9 \u65e5\u672c \U0001f389 \\"\n')
+    text = "".join(f"{n:04d} {line}" for n in range(300))  # ~27 KB: several pieces
+    (project / "tricky.txt").write_text(text, encoding="utf-8")
+    s = await start(sidecar, project, "main", "run: sleep 0.5; cat tricky.txt")
+    await finished(sidecar, s["id"])
+    items = sidecar.output_items(s["id"])
+    streamed = "".join(i["text"] for i in items if i["kind"] == "commandDelta")
+    command = next(i for i in items if i["kind"] == "command")
+    assert command["output"].replace("\r\n", "\n") == text
+    assert streamed.replace("\r\n", "\n") == text
+    assert sum(1 for i in items if i["kind"] == "commandDelta") >= 1
+
+
 async def test_a_paced_stream_arrives_in_pieces_before_the_message(sidecar, project):
     s = await start(sidecar, project, "main", "slow: 1.2")
     await finished(sidecar, s["id"])

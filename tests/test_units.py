@@ -216,3 +216,30 @@ async def test_a_request_on_a_closed_connection_fails_at_once(tmp_path):
     with pytest.raises(ConnectionError):
         await asyncio.wait_for(client.request("shutdown"), 2)
     await client.stop()
+
+
+def _delta_line(delta: str, **tail: object) -> bytes:
+    import orjson
+    params = {"threadId": "t-1", "turnId": "u-1", "itemId": "call_1", "delta": delta}
+    return orjson.dumps({"method": "item/commandExecution/outputDelta", "params": params, **tail})
+
+
+@pytest.mark.parametrize("delta", ['plain', '', 'q " b \\ t \t nl \n \x01 é 日本 🎉',
+                                   '"},"emittedAtMs":1}', ',"delta":"x"}}', '\\"}}'])
+def test_a_commands_output_is_taken_from_codexs_line_without_decoding(delta):
+    import orjson
+    from codex_sessions.codex.appserver import output_delta
+    for line in (_delta_line(delta), _delta_line(delta, emittedAtMs=1795330793028)):
+        message = output_delta(line)
+        assert message is not None and message["params"]["itemId"] == "call_1"
+        assert message["params"]["threadId"] == "t-1"
+        assert message["params"]["delta"].text() == delta
+        assert orjson.loads(bytes(message["params"]["delta"].json)) == delta
+
+
+def test_an_output_line_of_another_shape_is_left_to_the_full_parser():
+    from codex_sessions.codex.appserver import output_delta
+    assert output_delta(_delta_line("x", note="a string after the delta")) is None
+    assert output_delta(b'{"method":"item/commandExecution/outputDelta","params":{"itemId":"c"}}') is None
+    reordered = (b'{"method":"item/commandExecution/outputDelta","params":{"delta":"x","itemId":"c"}}')
+    assert output_delta(reordered) is None

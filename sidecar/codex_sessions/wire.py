@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
+import orjson
 from typing_extensions import TypedDict
 
 Status = Literal["queued", "starting", "running", "waiting", "idle", "failed", "stopped",
@@ -145,11 +146,38 @@ NOTIFICATIONS: dict[str, type] = {
 }
 
 
-class Encoded(bytes):
-    """Params or a result that are JSON text already (spliced, not encoded again)."""
+class Encoded:
+    """Params or a result that are JSON text already (spliced, not encoded again).
+
+    A holder rather than a bytes subclass: making one of those copies its bytes again.
+    """
+
+    __slots__ = ("json",)
+
+    def __init__(self, json: bytes) -> None:
+        self.json = json
+
+
+class JsonString:
+    """A JSON string literal, quotes included, as Codex wrote it (a command's output): a view
+    into the line it came in, neither decoded nor copied."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, json: memoryview | bytes) -> None:
+        self.json = json
+
+    def text(self) -> str:
+        return orjson.loads(self.json)
+
+
+def json_default(value: Any) -> Any:
+    """orjson's `default` for messages that may hold a JsonString."""
+    if isinstance(value, JsonString):
+        return orjson.Fragment(bytes(value.json))
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def plain(params: Any) -> Any:
     """Params as Python values, whether they were encoded already or not."""
-    import orjson
-    return orjson.loads(bytes(params)) if isinstance(params, Encoded) else params
+    return orjson.loads(params.json) if isinstance(params, Encoded) else params

@@ -6,27 +6,59 @@ here) and decodes with orjson. Every request has a deadline. Each process runs
 in its own process group; `close()` ends its whole process tree. If the owner
 is killed, Codex sees its stdin close and exits, and the reaper (reaper.py)
 kills whatever is left.
+
+A command's output is most of what Codex says, and it only passes through: its
+`delta` is kept as the JSON string Codex wrote (`JsonString`), never decoded,
+and goes out to the clients as it came.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import fcntl
 import logging
 import os
+import re
 from typing import Any, Callable
 
 import orjson
 
 from .. import __version__
+from ..wire import JsonString
 from .reaper import kill_tree
 
 log = logging.getLogger(__name__)
 
 STDERR_TAIL_BYTES = 4096
 REQUEST_TIMEOUT = 30.0
+PIPE_BYTES = 1 << 20  # Codex's stdout pipe: room to go on writing while we send a batch
 
 Handler = Callable[[dict[str, Any]], None]
+
+OUTPUT_DELTA = "item/commandExecution/outputDelta"
+_DELTA_HEAD = b'{"method":"%s","params":{' % OUTPUT_DELTA.encode()
+_DELTA_KEY = b',"delta":"'
+_DELTA_TAIL = re.compile(rb'\}(?:,"emittedAtMs":\d+)?\}')  # what follows the delta's closing quote
+
+
+def output_delta(line: bytes) -> dict[str, Any] | None:
+    """An outputDelta line as a message whose delta stays JSON; None if it is shaped otherwise.
+
+    Codex writes `{"method":..,"params":{"threadId":..,"turnId":..,"itemId":..,"delta":".."}
+    [,"emittedAtMs":N]}`: the ids hold no quotes, so the first `,"delta":"` is the key, and
+    the delta ends at the last `"` before a tail that holds no string.
+    """
+    key = line.find(_DELTA_KEY, len(_DELTA_HEAD))
+    end = line.rfind(b'"}')
+    if key == -1 or end <= key or not _DELTA_TAIL.fullmatch(line, end + 1):
+        return None
+    try:
+        params = orjson.loads(line[len(_DELTA_HEAD) - 1:key] + b"}")
+    except orjson.JSONDecodeError:
+        return None
+    params["delta"] = JsonString(memoryview(line)[key + len(_DELTA_KEY) - 1:end + 1])
+    return {"method": OUTPUT_DELTA, "params": params}
 
 
 class AppServerError(Exception):
@@ -66,6 +98,15 @@ class _Pipes(asyncio.SubprocessProtocol):
     def process_exited(self) -> None:
         if not self.exited.done():
             self.exited.set_result(None)
+
+
+def _grow_pipe(pipe: asyncio.BaseTransport | None) -> None:
+    """Ask for a 1 MiB pipe (64 KiB by default); what the system refuses is not an error."""
+    fileobj = pipe.get_extra_info("pipe") if pipe is not None else None
+    try:
+        fcntl.fcntl(fileobj.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[union-attr]
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 class AppServer:
@@ -108,6 +149,7 @@ class AppServer:
             lambda: _Pipes(self), *self.argv, cwd=self.cwd, env=env,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, process_group=0)
+        _grow_pipe(self.transport.get_pipe_transport(1))
         asyncio.create_task(self._watch_exit())
 
     async def handshake(self, timeout: float = 60.0) -> dict[str, Any]:
@@ -172,8 +214,9 @@ class AppServer:
         self._send({"id": request_id, "error": {"code": code, "message": message}})
 
     def _line(self, line: bytes) -> None:
+        message = output_delta(line) if line.startswith(_DELTA_HEAD) else None
         try:
-            message = orjson.loads(line)
+            message = message or orjson.loads(line)
         except orjson.JSONDecodeError:
             log.warning("not JSON from Codex: %r", line[:200])
             return

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from ..wire import json_default
 from .pool import CodexProcess
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class TuiBridge:
                 mine = next(ids)
                 asked[mine] = message["id"]
                 message = {**message, "id": mine}
-            asyncio.ensure_future(ws.send_str(orjson.dumps(message).decode()))
+            asyncio.ensure_future(ws.send_str(orjson.dumps(message, default=json_default).decode()))
 
         self.process.observe(self.thread_id, to_tui)
         try:

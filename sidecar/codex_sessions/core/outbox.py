@@ -1,15 +1,17 @@
 """What goes out to the clients: paced, in order, and only once it is saved.
 
-Per session, transcript items and streamed pieces gather into one
-`codex/session/output` notification, sent at once when none went out in the last
-50 ms and otherwise at the end of that interval. A `changed` rides along with the
-next batch (at once, when nothing is waiting). Other notifications (`request`,
-`finished`) follow the batch they came after.
+Per session, streamed pieces gather into one `codex/session/output`
+notification, sent at once when none went out in the last 50 ms and otherwise at
+the end of that interval. A transcript item goes out at once, with the pieces
+gathered before it: the end of a stream is never held back. A `changed` rides
+along with the next batch (at once, when nothing is waiting). Other notifications
+(`request`, `finished`) follow the batch they came after.
 
 Nothing reaches a client before the store committed it: each batch waits for the
 store's barrier (or for the store to declare it cannot save, which the user is
 told about). Items are spliced into the notification from the JSON the
-transcript already made, not encoded again.
+transcript already made, and a command's output from the JSON Codex wrote: neither
+is encoded again, and the notification is joined in one copy.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Callable
 import orjson
 
 from ..store import Store
-from ..wire import CHANGED, OUTPUT, Encoded
+from ..wire import CHANGED, OUTPUT, Encoded, JsonString
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +64,13 @@ class Outbox:
         return box
 
     def item(self, session_id: str, encoded: bytes) -> None:
-        """A transcript item (already numbered and queued for the store)."""
+        """A transcript item (already numbered and queued for the store): sent at once."""
         box = self._box(session_id)
         box.piece = None
         box.items.append(encoded)
-        self._paced(session_id, box)
+        self.flush(session_id)
 
-    def piece(self, session_id: str, kind: str, item_id: str | None, text: str,
+    def piece(self, session_id: str, kind: str, item_id: str | None, text: str | JsonString,
               turn_id: str | None) -> None:
         """A streamed piece; consecutive pieces of one item within a batch are joined."""
         box = self._box(session_id)
@@ -84,7 +86,7 @@ class Outbox:
     def changed(self, session_id: str) -> None:
         box = self._box(session_id)
         box.dirty = True
-        self._schedule(session_id, box, 0.0)
+        self._schedule_at(session_id, box, asyncio.get_running_loop().time())
 
     def then(self, session_id: str, method: str, params: Any) -> None:
         """Send `method` right after what is queued for the session now."""
@@ -92,16 +94,15 @@ class Outbox:
         self.flush(session_id)
 
     def _paced(self, session_id: str, box: _Box) -> None:
-        since = asyncio.get_running_loop().time() - box.last_output
-        self._schedule(session_id, box, max(0.0, OUTPUT_INTERVAL - since))
+        self._schedule_at(session_id, box, box.last_output + OUTPUT_INTERVAL)
 
-    def _schedule(self, session_id: str, box: _Box, delay: float) -> None:
-        loop = asyncio.get_running_loop()
+    def _schedule_at(self, session_id: str, box: _Box, when: float) -> None:
+        """Flush at `when` (loop time; a past one: at once) unless a flush is due before."""
         if box.timer is not None:
-            if box.timer.when() <= loop.time() + delay:
+            if box.timer.when() <= when:
                 return
             box.timer.cancel()
-        box.timer = loop.call_later(delay, self.flush, session_id)
+        box.timer = asyncio.get_running_loop().call_at(when, self.flush, session_id)
 
     def flush(self, session_id: str) -> None:
         """Queue everything the session has for sending, behind the store's barrier."""
@@ -128,20 +129,34 @@ class Outbox:
 
     def _output(self, session_id: str, box: _Box) -> Encoded:
         """The output notification: items as they were encoded, pieces in their place."""
-        parts: list[bytes] = []
+        entries: list[list[bytes | memoryview]] = []
         at = 0
         for piece in box.pieces:
-            parts += box.items[at:piece["at"]]
+            entries += ([encoded] for encoded in box.items[at:piece["at"]])
             at = piece["at"]
-            text = "".join(piece["parts"])
-            if piece["kind"] == "agentDelta":  # kept, so an interrupted turn keeps its text
-                self.store.append_piece(session_id, piece["itemId"], piece["turnId"], text)
-            parts.append(orjson.dumps({"kind": piece["kind"], "itemId": piece["itemId"],
-                                       "text": text}))
-        parts += box.items[at:]
+            entries.append([b'{"kind":"', piece["kind"].encode(), b'","itemId":',
+                            orjson.dumps(piece["itemId"]), b',"text":',
+                            *self._text(session_id, piece), b"}"])
+        entries += ([encoded] for encoded in box.items[at:])
+        chunks: list[bytes | memoryview] = [b'{"id":', orjson.dumps(session_id), b',"items":[']
+        for n, entry in enumerate(entries):
+            if n:
+                chunks.append(b",")
+            chunks += entry
+        chunks.append(b"]}")
         if box.pieces:  # only streaming is paced; a status or prompt must not delay it
             box.last_output = asyncio.get_running_loop().time()
-        return Encoded(b'{"id":' + orjson.dumps(session_id) + b',"items":[' + b",".join(parts) + b"]}")
+        return Encoded(b"".join(chunks))
+
+    def _text(self, session_id: str, piece: dict[str, Any]) -> list[bytes | memoryview]:
+        """The piece's text as one JSON string, in chunks: Codex's JSON strings are not decoded."""
+        parts = piece["parts"]
+        if piece["kind"] == "agentDelta":  # kept, so an interrupted turn keeps its text
+            text = "".join(p.text() if isinstance(p, JsonString) else p for p in parts)
+            self.store.append_piece(session_id, piece["itemId"], piece["turnId"], text)
+            return [orjson.dumps(text)]
+        return [b'"', *((p.json if isinstance(p, JsonString) else memoryview(orjson.dumps(p)))[1:-1]
+                        for p in parts), b'"']
 
     async def _send(self) -> None:
         while self._sending:

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import orjson
 from aiohttp import HttpVersion11, web
 
-from ..wire import CHANGED, FINISHED, OUTPUT, REQUEST, SHOW_MESSAGE
+from ..wire import CHANGED, FINISHED, OUTPUT, REQUEST, SHOW_MESSAGE, Encoded
 
 EVENT_NAMES = {CHANGED: "changed", OUTPUT: "output", REQUEST: "request", FINISHED: "finished",
                SHOW_MESSAGE: "notice"}
@@ -89,7 +89,7 @@ class EventLog:
         name = EVENT_NAMES.get(method)
         if name is None:
             return
-        data = params if isinstance(params, bytes) else orjson.dumps(params)
+        data = params.json if isinstance(params, Encoded) else orjson.dumps(params)
         self.last += 1
         frame = b"id: %s\nevent: %s\ndata: %s\n\n" % (self.event_id(self.last).encode(),
                                                        name.encode(), data)

@@ -18,6 +18,7 @@ import orjson
 
 MAX_BODY = 64 * 1024 * 1024
 MAX_HEADER = 8 * 1024
+READ_BYTES = 64 * 1024
 BODY_STALL = 2.0  # seconds without a byte while a body is incomplete: it never will be
 HEADER_END = re.compile(rb"\r?\n\r?\n")
 LENGTH = re.compile(rb"(?i)content-length[ \t]*:[ \t]*([^\r\n]*)")
@@ -40,13 +41,14 @@ class FrameReader:
         self.buf = bytearray()
         self.eof = False
 
-    async def _fill(self, timeout: float | None = None) -> bool:
+    async def _fill(self, timeout: float | None = None, want: int = READ_BYTES) -> bool:
         """Read more; False at the end of input (or when `timeout` passes with nothing)."""
         if self.eof:
             return False
+        want = max(want, READ_BYTES)  # a big body is read in as few pieces as it comes in
         try:
-            chunk = await asyncio.wait_for(self._read(65536), timeout) if timeout else \
-                await self._read(65536)
+            chunk = await asyncio.wait_for(self._read(want), timeout) if timeout else \
+                await self._read(want)
         except asyncio.TimeoutError:
             return False
         if not chunk:
@@ -95,22 +97,27 @@ class FrameReader:
             self._resync()
             raise FrameError(f"Content-Length {length} is outside 1..{MAX_BODY}")
         while len(self.buf) < length:
-            if not await self._fill(BODY_STALL):
+            if not await self._fill(BODY_STALL, length - len(self.buf)):
                 self._resync()
                 raise FrameError(f"the body ended after {len(self.buf)} of {length} bytes")
-        body = bytes(self.buf[:length])
+        with memoryview(self.buf) as view, view[:length] as body_view:
+            try:  # decoded where it lies: a big notification is not copied first
+                message = orjson.loads(body_view)
+            except orjson.JSONDecodeError as exc:
+                body, error = bytes(body_view), exc
+            else:
+                body = None
         del self.buf[:length]
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            try:  # valid JSON that orjson refuses (a lone surrogate): its params will be refused
-                return json.loads(body)
-            except ValueError:
-                pass
-            inside = NEXT_HEADER.search(body)
-            if inside:  # the length was too big: the next frame is inside this body
-                self.buf[:0] = body[inside.start():]
-            raise FrameError(f"Parse error: {exc}") from None
+        if body is None:
+            return message
+        try:  # valid JSON that orjson refuses (a lone surrogate): its params will be refused
+            return json.loads(body)
+        except ValueError:
+            pass
+        inside = NEXT_HEADER.search(body)
+        if inside:  # the length was too big: the next frame is inside this body
+            self.buf[:0] = body[inside.start():]
+        raise FrameError(f"Parse error: {error}") from None
 
 
 def frame(body: bytes) -> bytes:

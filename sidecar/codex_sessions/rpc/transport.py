@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 INVALID_REQUEST = -32600
 WRITE_BUFFER_LIMIT = 256 * 1024 * 1024  # a client this far behind is not reading: drop it
+SPLICE_BYTES = 64 * 1024  # params this big go out as they are, not copied into one frame
 
 
 def _keep_params_as_dicts(obj: dict[str, Any], cls: type) -> Any:
@@ -59,8 +60,20 @@ def _error_body(msg_id: Any, code: int, message: str) -> bytes:
 
 def notification_body(method: str, params: Any) -> bytes:
     if isinstance(params, Encoded):
-        return b'{"jsonrpc":"2.0","method":' + orjson.dumps(method) + b',"params":' + params + b"}"
+        return b'{"jsonrpc":"2.0","method":' + orjson.dumps(method) + b',"params":' + params.json + b"}"
     return orjson.dumps({"jsonrpc": "2.0", "method": method, "params": params})
+
+
+def notification_frame(method: str, params: Any) -> bytes | tuple[bytes | memoryview, ...]:
+    """A framed notification. Params that are big JSON already (a command's output) are not
+    copied into it: the frame is then its parts, written one after the other."""
+    if not isinstance(params, Encoded):
+        return frame(notification_body(method, params))
+    head = b'{"jsonrpc":"2.0","method":' + orjson.dumps(method) + b',"params":'
+    header = b"Content-Length: %d\r\n\r\n" % (len(head) + len(params.json) + 1)
+    if len(params.json) < SPLICE_BYTES:
+        return b"".join((header, head, params.json, b"}"))
+    return (header + head, memoryview(params.json), b"}")  # asyncio keeps a view's unsent rest without copying it
 
 
 class Protocol(LanguageServerProtocol):
@@ -71,7 +84,7 @@ class Protocol(LanguageServerProtocol):
             result = data.result
             if isinstance(result, Encoded):
                 conn.write(b'{"jsonrpc":"2.0","id":' + orjson.dumps(data.id) + b',"result":'
-                           + result + b"}")
+                           + result.json + b"}")
                 return
             if result is None or isinstance(result, (dict, list)):
                 conn.write(orjson.dumps({"jsonrpc": "2.0", "id": data.id, "result": result}))
@@ -111,14 +124,21 @@ class Connection(LanguageServer):
         register(self)
 
     def write(self, body: bytes) -> None:
+        self._write_framed(frame(body))
+
+    def _write_framed(self, data: bytes | tuple[bytes | memoryview, ...]) -> None:
         if not self.closed:
             try:
-                self._write(frame(body))
+                if isinstance(data, tuple):
+                    for part in data:
+                        self._write(part)
+                else:
+                    self._write(data)
             except (ConnectionError, OSError, RuntimeError):
                 self.close()
 
     def notify(self, method: str, params: Any) -> None:
-        self.write(notification_body(method, params))
+        self._write_framed(notification_frame(method, params))
 
     def close(self) -> None:
         if not self.closed:
@@ -195,12 +215,9 @@ class Hub:
         listeners = [c for c in self.connections if c.initialized and not c.closed]
         if not listeners:
             return
-        body = frame(notification_body(method, params))
+        data = notification_frame(method, params)
         for conn in listeners:
-            try:
-                conn._write(body)
-            except (ConnectionError, OSError, RuntimeError):
-                conn.close()
+            conn._write_framed(data)
 
 
 def stream_writer(writer: asyncio.StreamWriter) -> Callable[[bytes], None]:
