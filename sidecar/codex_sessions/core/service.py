@@ -181,7 +181,7 @@ class Sessions(Core, Isolation, ThreadModel):
         await asyncio.gather(*(r.end_process("interrupted") for r in live), return_exceptions=True)
         self.documents.flush()
         await self.pool.close_all()
-        if self._opened is not None and self._opened.done() and not self._opened.exception():
+        if self.is_ready:
             await self.outbox.drain()
             await self.store.close()
         if self.reaper:
@@ -312,9 +312,19 @@ class Sessions(Core, Isolation, ThreadModel):
 
     # ---- reading --------------------------------------------------------------------------
 
+    @property
+    def is_ready(self) -> bool:
+        """The database is open and the sessions are loaded."""
+        return self._opened is not None and self._opened.done() and not self._opened.exception()
+
     async def list(self, project_path: str | None = None, statuses: list[str] | None = None,
                    include_stopped: bool = False, waiting: bool = False) -> list[Session]:
         await self.ready()
+        return self.list_now(project_path, statuses, include_stopped, waiting)
+
+    def list_now(self, project_path: str | None = None, statuses: list[str] | None = None,
+                 include_stopped: bool = False, waiting: bool = False) -> list[Session]:
+        """`list` once `is_ready`."""
         self.registry.reap_owners()
         root = self.registry.resolve(project_path).root if project_path else None
         if waiting:

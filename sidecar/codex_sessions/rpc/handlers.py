@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from .transport import Connection
 
 Handler = Callable[["Connection", Any], Awaitable[Any]]
+QuickHandler = Callable[[Sessions, Any], Any]
 METHODS: dict[str, Handler] = {}
+AT_ONCE: dict[str, Callable[["Connection", Any], Any]] = {}
 
 
 class App:
@@ -53,18 +55,42 @@ def method(name: str) -> Callable[[Handler], Handler]:
         async def checked(conn: "Connection", raw: Any) -> Any:
             try:
                 return await handler(conn, raw)
-            except InvalidParams as exc:
-                field = exc.data.get("field", "") if isinstance(exc.data, dict) else ""
-                if "_" in field:  # the core names fields as Python does; clients know camelCase
-                    raise InvalidParams(to_camel(field), str(exc.message).split(": ", 1)[-1]) from None
-                raise
-            except StoreError as exc:
-                raise StorageUnavailable(str(exc)) from None
-            except GitError as exc:
-                raise InvalidState(f"git refused: {exc}") from None
+            except (InvalidParams, StoreError, GitError) as exc:
+                raise protocol_error(exc) from None
         METHODS[name] = checked
         return checked
     return register
+
+
+def at_once(name: str) -> Callable[[QuickHandler], QuickHandler]:
+    """A read the connection answers in the step that read the request, with no task and no
+    pass through pygls, when the sessions are loaded; the handler returns None otherwise
+    (and `method(name)` answers it)."""
+    def register(handler: QuickHandler) -> QuickHandler:
+        @functools.wraps(handler)
+        def checked(conn: "Connection", raw: Any) -> Any:
+            app: App | None = conn.state["app"] if conn.state else None
+            if app is None or app.sessions is None or not app.sessions.is_ready:
+                return None
+            try:
+                return handler(app.sessions, raw)
+            except (InvalidParams, StoreError, GitError) as exc:
+                raise protocol_error(exc) from None
+        AT_ONCE[name] = checked
+        return handler  # `method(name)` calls it too, once the sessions are loaded
+    return register
+
+
+def protocol_error(exc: Exception) -> ProtocolError:
+    """What the core raised, as the protocol's error."""
+    if isinstance(exc, InvalidParams):
+        field = exc.data.get("field", "") if isinstance(exc.data, dict) else ""
+        if "_" in field:  # the core names fields as Python does; clients know camelCase
+            return InvalidParams(to_camel(field), str(exc.message).split(": ", 1)[-1])
+        return exc
+    if isinstance(exc, StoreError):
+        return StorageUnavailable(str(exc))
+    return InvalidState(f"git refused: {exc}")
 
 
 def register(conn: "Connection", app: App) -> None:
@@ -79,6 +105,7 @@ def register(conn: "Connection", app: App) -> None:
     conn.feature(types.SHUTDOWN)(on_shutdown)
     for name, handler in METHODS.items():
         conn.feature(name)(_with_app(handler, app))
+    conn.at_once = AT_ONCE
 
 
 def _with_app(handler: Handler, app: App) -> Any:
@@ -169,9 +196,14 @@ async def session_start(conn: "Connection", raw: Any) -> Encoded:
 
 @method("codex/session/list")
 async def session_list(conn: "Connection", raw: Any) -> Encoded:
-    p = P.parse(P.ListParams, raw)
     sessions = await _sessions(conn)
-    found = await sessions.list(p.project, p.status, p.all, p.waiting)
+    return session_rows(sessions, raw)
+
+
+@at_once("codex/session/list")
+def session_rows(sessions: Sessions, raw: Any) -> Encoded:
+    p = P.parse(P.ListParams, raw)
+    found = sessions.list_now(p.project, p.status, p.all, p.waiting)
     if p.fields is not None:
         fields = tuple(p.fields)
         return Encoded(b'{"sessions":[' + b",".join(s.row_json(fields) for s in found) + b"]}")

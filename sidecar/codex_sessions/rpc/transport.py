@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import orjson
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import (JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage,
                             LanguageServerProtocol, default_converter, lsp_method)
@@ -54,8 +55,15 @@ def converter() -> Any:
     return conv
 
 
-def _error_body(msg_id: Any, code: int, message: str) -> bytes:
-    return orjson.dumps({"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}})
+def _error_body(msg_id: Any, code: int, message: str, data: Any = None) -> bytes:
+    error = {"code": code, "message": message, **({"data": data} if data is not None else {})}
+    return orjson.dumps({"jsonrpc": "2.0", "id": msg_id, "error": error})
+
+
+def _result_body(msg_id: Any, result: Any) -> bytes:
+    if isinstance(result, Encoded):
+        return b'{"jsonrpc":"2.0","id":' + orjson.dumps(msg_id) + b',"result":' + result.json + b"}"
+    return orjson.dumps({"jsonrpc": "2.0", "id": msg_id, "result": result})
 
 
 def notification_body(method: str, params: Any) -> bytes:
@@ -82,12 +90,8 @@ class Protocol(LanguageServerProtocol):
         conn: Connection = self._server  # type: ignore[assignment]
         if isinstance(data, JsonRPCResponseMessage):
             result = data.result
-            if isinstance(result, Encoded):
-                conn.write(b'{"jsonrpc":"2.0","id":' + orjson.dumps(data.id) + b',"result":'
-                           + result.json + b"}")
-                return
-            if result is None or isinstance(result, (dict, list)):
-                conn.write(orjson.dumps({"jsonrpc": "2.0", "id": data.id, "result": result}))
+            if result is None or isinstance(result, (dict, list, Encoded)):
+                conn.write(_result_body(data.id, result))
                 return
         if isinstance(data, JsonRPCNotification) and isinstance(data.params, (dict, Encoded)):
             conn.write(notification_body(data.method, data.params))
@@ -121,6 +125,9 @@ class Connection(LanguageServer):
         self.closed = False
         self.exit_code = 1  # 0 once it said shutdown, then exit
         self.state: Any = None  # what the handlers keep per client (their ClientConfig, ...)
+        # reads answered without pygls when they can be: method -> handler(conn, params),
+        # which returns the result, or None to leave the request to pygls
+        self.at_once: dict[str, Callable[["Connection", Any], Any]] = {}
         register(self)
 
     def write(self, body: bytes) -> None:
@@ -172,6 +179,16 @@ class Connection(LanguageServer):
                 problem = "initialize was already received on this connection"
             if problem:
                 self.write(_error_body(msg_id, INVALID_REQUEST, problem))
+                return
+        quick = self.at_once.get(method) if msg_id is not None else None  # type: ignore[arg-type]
+        if quick is not None and not self.protocol._shutdown:
+            try:
+                result = quick(self, message.get("params"))
+            except JsonRpcException as exc:
+                self.write(_error_body(msg_id, exc.code, exc.message, exc.data))
+                return
+            if result is not None:
+                self.write(_result_body(msg_id, result))
                 return
         try:
             structured = self.protocol.structure_message(message)
