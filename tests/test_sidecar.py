@@ -328,6 +328,28 @@ async def test_rename_kill_and_kill_all(sidecar, project, other_project):
     assert old["name"] == "tests~1" and old["status"] == "stopped"
 
 
+async def test_a_kept_list_answer_changes_with_every_session_change(sidecar, project):
+    compact = {"all": True, "fields": ["name", "status"]}
+
+    async def rows() -> dict[str, tuple[str, str]]:
+        listed = (await sidecar.request("codex/session/list", compact))["sessions"]
+        assert listed == (await sidecar.request("codex/session/list", compact))["sessions"]
+        return {r["id"]: (r["name"], r["status"]) for r in listed}
+
+    before = await rows()
+    s = await start(sidecar, project, "keep")
+    await sidecar.wait_status(s["id"], "idle")
+    assert (await rows())[s["id"]] == ("keep", "idle") and len(await rows()) == len(before) + 1
+    await sidecar.request("codex/session/rename", {"id": s["id"], "newName": "kept"})
+    assert (await rows())[s["id"]] == ("kept", "idle")
+    await sidecar.request("codex/session/kill", {"id": s["id"]})
+    assert (await rows())[s["id"]] == ("kept", "stopped")
+    assert s["id"] not in [r["id"] for r in (await sidecar.request(
+        "codex/session/list", {"fields": ["name"]}))["sessions"]]
+    await sidecar.request("codex/session/forget", {"id": s["id"]})
+    assert s["id"] not in await rows()
+
+
 async def test_limits_and_the_run_queue(offline, project):
     client = SidecarClient(env=offline.env())
     await client.start(maxSessionsPerProject=2, maxRunning=1)

@@ -40,9 +40,11 @@ class Registry:
 
     def add(self, session: Session) -> None:
         self.sessions[session.id] = session
+        Session.changes += 1
 
     def remove(self, session: Session) -> None:
         self.sessions.pop(session.id, None)
+        Session.changes += 1
 
     # ---- finding ------------------------------------------------------------------------
 
@@ -155,5 +157,5 @@ class Registry:
             self.store.save_session(session.record(), owned=False)
         if mine is not None and mine.to_wire() == session.to_wire():
             return None
-        self.sessions[session.id] = session
+        self.add(session)
         return session

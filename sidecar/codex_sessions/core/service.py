@@ -84,6 +84,8 @@ class Sessions(Core, Isolation, ThreadModel):
         self._syncer: asyncio.Task[None] | None = None
         self._closed = False
         self._models: tuple[float, list[dict[str, Any]]] | None = None
+        self._lists: dict[tuple[Any, ...], bytes] = {}  # list_json()'s, while Session.changes
+        self._lists_at = -1                             # stays what it was then
         self.startup_notices: list[dict[str, Any]] = []  # told to each client that connects later
 
     # ---- opening and closing ------------------------------------------------------------
@@ -321,6 +323,33 @@ class Sessions(Core, Isolation, ThreadModel):
                    include_stopped: bool = False, waiting: bool = False) -> list[Session]:
         await self.ready()
         return self.list_now(project_path, statuses, include_stopped, waiting)
+
+    def list_json(self, project_path: str | None, statuses: list[str] | None,
+                  include_stopped: bool, waiting: bool, fields: list[str] | None) -> bytes:
+        """`list`'s answer as JSON, once `is_ready`: session objects, or only `fields` of each.
+
+        The answer for all projects is kept until a session changes (editors ask for it
+        when they connect; a voice assistant polls it).
+        """
+        self.registry.reap_owners()
+        key = (statuses if statuses is None else tuple(statuses), include_stopped, waiting,
+               fields if fields is None else tuple(fields))
+        if project_path is None:
+            if self._lists_at != Session.changes:
+                self._lists.clear()
+                self._lists_at = Session.changes
+            elif key in self._lists:
+                return self._lists[key]
+        found = self.list_now(project_path, statuses, include_stopped, waiting)
+        if fields is None:
+            rows = [s.wire_json() for s in found]
+        else:
+            names = tuple(fields)
+            rows = [s.row_json(names) for s in found]
+        answer = b'{"sessions":[' + b",".join(rows) + b"]}"
+        if project_path is None and self._lists_at == Session.changes:
+            self._lists[key] = answer
+        return answer
 
     def list_now(self, project_path: str | None = None, statuses: list[str] | None = None,
                  include_stopped: bool = False, waiting: bool = False) -> list[Session]:

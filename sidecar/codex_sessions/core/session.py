@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -115,6 +115,7 @@ class Session:
     notes_jobs: int = 0
     encoded: bytes | None = None  # wire_json()'s cache, cleared by touch()
     encoded_rows: dict[tuple[str, ...], bytes] = field(default_factory=dict)  # row_json()'s
+    changes: ClassVar[int] = 0  # counts every change of any session: what a kept list checks
 
     @classmethod
     def new(cls, name: str, project: Project, limit_bytes: int, **options: Any) -> "Session":
@@ -184,6 +185,7 @@ class Session:
     def forget_encoding(self) -> None:
         self.encoded = None
         self.encoded_rows.clear()
+        Session.changes += 1
 
     def wire_json(self) -> bytes:
         """The session object as JSON, kept until the session next changes."""

@@ -203,11 +203,7 @@ async def session_list(conn: "Connection", raw: Any) -> Encoded:
 @at_once("codex/session/list")
 def session_rows(sessions: Sessions, raw: Any) -> Encoded:
     p = P.parse(P.ListParams, raw)
-    found = sessions.list_now(p.project, p.status, p.all, p.waiting)
-    if p.fields is not None:
-        fields = tuple(p.fields)
-        return Encoded(b'{"sessions":[' + b",".join(s.row_json(fields) for s in found) + b"]}")
-    return Encoded(b'{"sessions":[' + b",".join(s.wire_json() for s in found) + b"]}")
+    return Encoded(sessions.list_json(p.project, p.status, p.all, p.waiting, p.fields))
 
 
 @method("codex/session/get")
