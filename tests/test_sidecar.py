@@ -350,6 +350,20 @@ async def test_a_kept_list_answer_changes_with_every_session_change(sidecar, pro
     assert s["id"] not in await rows()
 
 
+async def test_a_prompt_right_after_a_kill_resumes_the_session_every_time(sidecar, project):
+    # The resumed thread needs a Codex of its own, started once the killed one has let go of
+    # the thread (Codex keeps a writer lock on it until it exits).
+    s = await start(sidecar, project, "again", "say: turn 1")
+    await finished(sidecar, s["id"])
+    for turn in range(2, 6):
+        await sidecar.request("codex/session/kill", {"id": s["id"]})
+        sent = await sidecar.request("codex/session/send", {"id": s["id"], "text": f"say: turn {turn}"})
+        assert sent["session"]["status"] != "stopped"
+        done = await finished(sidecar, s["id"], turn)
+        assert done["session"]["status"] == "idle" and done["report"]["status"] == "done", done
+    assert agent_text(sidecar, s["id"]).count("turn") == 5
+
+
 async def test_limits_and_the_run_queue(offline, project):
     client = SidecarClient(env=offline.env())
     await client.start(maxSessionsPerProject=2, maxRunning=1)

@@ -124,6 +124,7 @@ class Pool:
     def __init__(self, reaper: Reaper | None) -> None:
         self.reaper = reaper
         self.processes: dict[tuple[Any, ...], CodexProcess] = {}
+        self.closing: dict[tuple[Any, ...], asyncio.Future[None]] = {}  # by key, while they end
         self._spawning = 0  # a Codex being started is a child we do not know by pid yet
         self._strays_waiting = False
 
@@ -134,6 +135,10 @@ class Pool:
         OSError when the command cannot run.
         """
         process = self.processes.get(key)
+        while process is None and key in self.closing:
+            # its predecessor still holds the threads' writer locks: a resume now would fail
+            await asyncio.shield(self.closing[key])
+            process = self.processes.get(key)
         if process is None:
             process = CodexProcess(self, key, argv, env, cwd)
             self.processes[key] = process
@@ -165,22 +170,37 @@ class Pool:
         if not process.ready.done():
             process.ready.set_result(None)
 
-    async def release(self, process: CodexProcess, listener: Listener, thread_id: str | None) -> None:
-        """`listener` is done with its thread; the process stops with its last user."""
+    def detach(self, process: CodexProcess, listener: Listener, thread_id: str | None) -> str | None:
+        """`listener` no longer uses the process (at once, before anything is awaited, so a
+        resume right after starts from this); the thread to unsubscribe, if any."""
         process.users.discard(listener)
         if thread_id and process.threads.get(thread_id) is listener:
             del process.threads[thread_id]
-            if process.users and process.server.running:
-                try:
-                    await process.request("thread/unsubscribe", {"threadId": thread_id}, 10)
-                except AppServerError as exc:
-                    log.info("unsubscribing %s: %s", thread_id, exc)
+            return thread_id
+        return None
+
+    async def release(self, process: CodexProcess, listener: Listener, thread_id: str | None) -> None:
+        """`listener` is done with its thread; the process stops with its last user."""
+        await self.settle(process, self.detach(process, listener, thread_id))
+
+    async def settle(self, process: CodexProcess, unsubscribe: str | None) -> None:
+        """After `detach`: unsubscribe the thread others' process keeps; close it if unused."""
+        if unsubscribe and process.users and process.server.running:
+            try:
+                await process.request("thread/unsubscribe", {"threadId": unsubscribe}, 10)
+            except AppServerError as exc:
+                log.info("unsubscribing %s: %s", unsubscribe, exc)
         if not process.users:
             await self._close(process)
 
     async def _close(self, process: CodexProcess) -> None:
         self._forget(process)
-        await process.server.close()
+        closed = self.closing[process.key] = asyncio.ensure_future(process.server.close())
+        try:
+            await asyncio.shield(closed)
+        finally:
+            if self.closing.get(process.key) is closed:
+                del self.closing[process.key]
         self.kill_strays()
 
     def kill_strays(self) -> None:

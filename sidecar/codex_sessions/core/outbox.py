@@ -2,8 +2,8 @@
 
 Per session, streamed pieces gather into one `codex/session/output`
 notification, sent at once when none went out in the last 50 ms and otherwise at
-the end of that interval. A transcript item goes out at once, with the pieces
-gathered before it: the end of a stream is never held back. A `changed` rides
+the end of that interval. A transcript item goes out in the loop's next step, with
+the pieces gathered before it: the end of a stream is never held back. A `changed` rides
 along with the next batch (at once, when nothing is waiting). Other notifications
 (`request`, `finished`) follow the batch they came after.
 
@@ -64,11 +64,12 @@ class Outbox:
         return box
 
     def item(self, session_id: str, encoded: bytes) -> None:
-        """A transcript item (already numbered and queued for the store): sent at once."""
+        """A transcript item (already numbered and queued for the store): sent in the next
+        step of the loop, with whatever else Codex's same read brought (a turn's end)."""
         box = self._box(session_id)
         box.piece = None
         box.items.append(encoded)
-        self.flush(session_id)
+        self._schedule_at(session_id, box, asyncio.get_running_loop().time())
 
     def piece(self, session_id: str, kind: str, item_id: str | None, text: str | JsonString,
               turn_id: str | None) -> None:

@@ -130,6 +130,8 @@ class Runner:
         """Let go of its Codex: stopped, interrupted or failed. A running turn ends with it."""
         session, process = self.session, self.process
         self.process = None
+        # let go of it now: a resume while what follows is awaited must get a process of its own
+        unsubscribe = self.core.pool.detach(process, self, session.thread_id) if process else None
         was_running = session.turn_active
         if self.tui is not None:
             await self.tui.close()
@@ -156,7 +158,7 @@ class Runner:
             self.core.outbox.flush(session.id)
         self.core.notes.process_ended(self, phase, process, was_running)  # a kill: closing summary
         if process is not None:
-            await self.core.pool.release(process, self, session.thread_id)
+            await self.core.pool.settle(process, unsubscribe)
 
     @staticmethod
     def _quietly(future: asyncio.Future[Any]) -> None:
