@@ -243,3 +243,11 @@ def test_an_output_line_of_another_shape_is_left_to_the_full_parser():
     assert output_delta(b'{"method":"item/commandExecution/outputDelta","params":{"itemId":"c"}}') is None
     reordered = (b'{"method":"item/commandExecution/outputDelta","params":{"delta":"x","itemId":"c"}}')
     assert output_delta(reordered) is None
+
+
+@pytest.mark.parametrize("text, shown", [("a\x00b", "a\u2400b"), ("x\\u0000y", "x\\u0000y"),
+                                         ("\\\x00", "\\\u2400"), ("plain", "plain")])
+def test_no_message_holds_a_nul_character(text, shown):
+    import orjson
+    from codex_sessions.rpc.transport import visible_nul
+    assert orjson.loads(visible_nul(orjson.dumps({"text": text})))["text"] == shown

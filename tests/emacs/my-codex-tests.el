@@ -123,6 +123,11 @@
         (my-codex-send "run: ls no-such-file")
         (my-codex-test-wait-turns "main" 3)
         (my-codex-test-wait-text buf "ls no-such-file  \\[exit [1-9]")
+        ;; A command printing NUL bytes: Emacs's JSON parser refuses U+0000, so the
+        ;; sidecar shows each as ␀ and nothing of the turn is lost.
+        (my-codex-send "run: sleep 0.3; printf 'nul\\000here\\n'")
+        (my-codex-test-wait-turns "main" 4)
+        (my-codex-test-wait-text buf "nul␀here")
         ;; Each changed file is a button that opens it.
         (goto-char (point-min))
         (re-search-forward "^  add +")
@@ -136,7 +141,7 @@
         (my-codex-send "fail"))
       (my-codex-test-wait "the failed turn"
                           (lambda () (let ((s (my-codex-test-session "main")))
-                                       (and (= (plist-get s :turns) 4)
+                                       (and (= (plist-get s :turns) 5)
                                             (not (member (plist-get s :status)
                                                          my-codex--active-statuses))))))
       (my-codex-test-wait-text buf "^Error: .+")
@@ -145,7 +150,7 @@
       (with-current-buffer buf
         (let ((header (my-codex-test-header)))
           (should (string-match-p "ultra/main +idle" header))
-          (should (string-match-p "turns 4" header))
+          (should (string-match-p "turns 5" header))
           ;; Status and report agree: the header says the turn failed.
           (should (string-match-p "last turn failed" header))))
       (my-codex-test-result 'numbers (with-temp-buffer

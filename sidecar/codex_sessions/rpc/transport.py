@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 from typing import Any, Callable
 
 import orjson
@@ -55,6 +56,17 @@ def converter() -> Any:
     return conv
 
 
+_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")  # an escaped U+0000, not an escaped backslash + "u0000"
+
+
+def visible_nul(data: bytes) -> bytes:
+    """JSON text whose strings hold no U+0000: it is sent as U+2400 (␀), as long, since
+    Emacs's JSON parser refuses a whole message that holds one (a command printing NULs)."""
+    if b"\\u0000" not in data:
+        return data
+    return _NUL.sub(rb"\1\\u2400", data)
+
+
 def _error_body(msg_id: Any, code: int, message: str, data: Any = None) -> bytes:
     error = {"code": code, "message": message, **({"data": data} if data is not None else {})}
     return orjson.dumps({"jsonrpc": "2.0", "id": msg_id, "error": error})
@@ -76,12 +88,13 @@ def notification_frame(method: str, params: Any) -> bytes | tuple[bytes | memory
     """A framed notification. Params that are big JSON already (a command's output) are not
     copied into it: the frame is then its parts, written one after the other."""
     if not isinstance(params, Encoded):
-        return frame(notification_body(method, params))
+        return frame(visible_nul(notification_body(method, params)))
     head = b'{"jsonrpc":"2.0","method":' + orjson.dumps(method) + b',"params":'
     header = b"Content-Length: %d\r\n\r\n" % (len(head) + len(params.json) + 1)
     if len(params.json) < SPLICE_BYTES:
-        return b"".join((header, head, params.json, b"}"))
-    return (header + head, memoryview(params.json), b"}")  # asyncio keeps a view's unsent rest without copying it
+        return visible_nul(b"".join((header, head, params.json, b"}")))
+    # asyncio keeps a view's unsent rest without copying it
+    return (header + head, memoryview(visible_nul(params.json)), b"}")
 
 
 class Protocol(LanguageServerProtocol):
@@ -131,7 +144,7 @@ class Connection(LanguageServer):
         register(self)
 
     def write(self, body: bytes) -> None:
-        self._write_framed(frame(body))
+        self._write_framed(frame(visible_nul(body)))
 
     def _write_framed(self, data: bytes | tuple[bytes | memoryview, ...]) -> None:
         if not self.closed:
