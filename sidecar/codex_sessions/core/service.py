@@ -322,6 +322,7 @@ class Sessions(Core, Isolation, ThreadModel):
     async def list(self, project_path: str | None = None, statuses: list[str] | None = None,
                    include_stopped: bool = False, waiting: bool = False) -> list[Session]:
         await self.ready()
+        self.registry.reap_owners()
         return self.list_now(project_path, statuses, include_stopped, waiting)
 
     def list_json(self, project_path: str | None, statuses: list[str] | None,
@@ -353,8 +354,7 @@ class Sessions(Core, Isolation, ThreadModel):
 
     def list_now(self, project_path: str | None = None, statuses: list[str] | None = None,
                  include_stopped: bool = False, waiting: bool = False) -> list[Session]:
-        """`list` once `is_ready`."""
-        self.registry.reap_owners()
+        """`list` once `is_ready` (and owners that died were reaped)."""
         root = self.registry.resolve(project_path).root if project_path else None
         if waiting:
             statuses = [*(statuses or []), "waiting"]
