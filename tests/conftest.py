@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -87,9 +88,13 @@ def http_daemon(tmp_path_factory):
     daemon.close()
 
 
-def pytest_sessionfinish(session, exitstatus):
-    """Say which threads would keep the test run from exiting (a hang in CI costs an hour)."""
+def pytest_unconfigure(config):
+    """Threads left running would keep the test run from exiting, and a hang costs CI its
+    hour: name them and fail at once instead (a test left something open)."""
     import threading
     stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
     if stuck:
-        print("\nthreads still alive at the end:", [(t.name, type(t).__name__) for t in stuck])
+        print("\nFAILED: threads still alive at the end (a test left them open):",
+              [(t.name, type(t).__name__) for t in stuck], file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(3)

@@ -183,6 +183,9 @@ class Sessions(Core, Isolation, ThreadModel):
         await asyncio.gather(*(r.end_process("interrupted") for r in live), return_exceptions=True)
         self.documents.flush()
         await self.pool.close_all()
+        if self._opened is not None and not self._opened.done():
+            # still opening: let it finish, so that its connection (a thread) is closed too
+            await asyncio.wait([self._opened], timeout=30)
         if self.is_ready:
             await self.outbox.drain()
             await self.store.close()
