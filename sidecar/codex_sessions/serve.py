@@ -31,7 +31,7 @@ def tune_memory() -> None:
     freed, fragmenting the heap with the transcript strings that follow; a fixed 4 MiB
     bound keeps it predictable, and the heap keeps up to 8 MiB free at its top, so
     that streaming a command's output (a pipe buffer per read, a batch per notification)
-    does not fault in fresh pages for each (1,400 page faults a MiB before, 220 after).
+    does not fault in fresh pages for each (about 1,400 page faults a MiB before, 300 after).
     """
     gc.set_threshold(50_000, 20, 20)
     try:

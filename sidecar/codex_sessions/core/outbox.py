@@ -153,7 +153,7 @@ class Outbox:
         """The piece's text as one JSON string, in chunks: Codex's JSON strings are not decoded."""
         parts = piece["parts"]
         if piece["kind"] == "agentDelta":  # kept, so an interrupted turn keeps its text
-            text = "".join(p.text() if isinstance(p, JsonString) else p for p in parts)
+            text = "".join(parts)  # Codex's agent text comes decoded: only command output stays JSON
             self.store.append_piece(session_id, piece["itemId"], piece["turnId"], text)
             return [orjson.dumps(text)]
         return [b'"', *((p.json if isinstance(p, JsonString) else memoryview(orjson.dumps(p)))[1:-1]

@@ -78,9 +78,13 @@ def _result_body(msg_id: Any, result: Any) -> bytes:
     return orjson.dumps({"jsonrpc": "2.0", "id": msg_id, "result": result})
 
 
+def _notification_head(method: str) -> bytes:
+    return b'{"jsonrpc":"2.0","method":' + orjson.dumps(method) + b',"params":'
+
+
 def notification_body(method: str, params: Any) -> bytes:
     if isinstance(params, Encoded):
-        return b'{"jsonrpc":"2.0","method":' + orjson.dumps(method) + b',"params":' + params.json + b"}"
+        return _notification_head(method) + params.json + b"}"
     return orjson.dumps({"jsonrpc": "2.0", "method": method, "params": params})
 
 
@@ -89,7 +93,7 @@ def notification_frame(method: str, params: Any) -> bytes | tuple[bytes | memory
     copied into it: the frame is then its parts, written one after the other."""
     if not isinstance(params, Encoded):
         return frame(visible_nul(notification_body(method, params)))
-    head = b'{"jsonrpc":"2.0","method":' + orjson.dumps(method) + b',"params":'
+    head = _notification_head(method)
     header = b"Content-Length: %d\r\n\r\n" % (len(head) + len(params.json) + 1)
     if len(params.json) < SPLICE_BYTES:
         return visible_nul(b"".join((header, head, params.json, b"}")))
