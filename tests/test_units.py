@@ -181,6 +181,39 @@ async def test_two_sidecars_opening_a_new_database_together_both_open(tmp_path):
         assert opened == [None, None], f"attempt {attempt}: {opened}"
 
 
+async def test_a_barrier_taken_while_a_batch_is_written_waits_for_its_commit(tmp_path):
+    # Clients are sent nothing the store has not committed. An item queued, taken by the
+    # writer and still being written must hold a barrier asked for meanwhile, though
+    # nothing new is queued: a client told of it before the commit loses it in a crash.
+    store = Store(tmp_path, "me")
+    await store.open()
+    gate = asyncio.Event()
+    db = store.db
+    real = db.execute
+
+    async def slow_execute(sql, *args):
+        await gate.wait()
+        return await real(sql, *args)
+
+    db.execute = slow_execute  # type: ignore[method-assign]
+    try:
+        store.append_item("s1", 1, b'{"kind":"user","text":"hello"}')
+        for _ in range(5):  # the writer takes the batch and waits in the database
+            await asyncio.sleep(0)
+        barrier = store.barrier()
+        await asyncio.sleep(0.05)
+        assert not barrier.done()
+        gate.set()
+        await asyncio.wait_for(barrier, 5)
+        with sqlite3.connect(tmp_path / "sessions.db") as conn:
+            assert conn.execute("SELECT data FROM items WHERE session_id = 's1'").fetchall() == [
+                ('{"kind":"user","text":"hello"}',)]
+    finally:
+        gate.set()
+        db.execute = real  # type: ignore[method-assign]
+        await store.close()
+
+
 async def test_watching_changes_never_rewrites_the_users_git_index(tmp_path):
     # A plain `git status` refreshes a stale index: it takes .git/index.lock and
     # rewrites the index, and the user's own `git add` meanwhile fails.

@@ -100,6 +100,9 @@ UPSERT_SESSION = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET root = excluded.root, "
     "name = excluded.name, status = excluded.status, updated_at = excluded.updated_at, "
     "owner_pid = excluded.owner_pid, owner_token = excluded.owner_token, data = excluded.data")
+INSERT_ITEMS = "INSERT OR REPLACE INTO items(session_id, seq, data) VALUES (?, ?, ?)"
+INSERT_PIECES = "INSERT INTO pieces(session_id, item_id, turn_id, text) VALUES (?, ?, ?, ?)"
+DELETE_PIECES = "DELETE FROM pieces WHERE session_id = ? AND item_id = ?"
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -138,6 +141,7 @@ class Store:
         self._pieces: list[tuple[str, str, str | None, str]] = []
         self._done_pieces: list[tuple[str, str]] = []
         self._waiting: list[asyncio.Future[None]] = []  # barriers of what is queued
+        self._writing: list[asyncio.Future[None]] | None = None  # barriers of the batch in flight
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._inode: tuple[int, int] | None = None
@@ -253,11 +257,15 @@ class Store:
     def barrier(self) -> asyncio.Future[None]:
         """Done when everything queued so far is committed, or the store said it cannot."""
         future = asyncio.get_running_loop().create_future()
-        if (not self._queued and not self._waiting) or self.failing or self._writer is None:
+        if self.failing or self._writer is None:
             future.set_result(None)
-        else:
+        elif self._queued or self._waiting:
             self._waiting.append(future)
             self._wake.set()
+        elif self._writing is not None:  # nothing new: done when the batch being written is
+            self._writing.append(future)
+        else:
+            future.set_result(None)
         return future
 
     async def flush(self, timeout: float | None = None) -> None:
@@ -319,8 +327,8 @@ class Store:
         attempt = 0
         while True:
             await self._wake.wait()
-            self._wake.clear()
             await asyncio.sleep(0)  # what this tick queues joins the batch; more gathers while we write
+            self._wake.clear()  # (after the tick: what it queued is in this batch, not an empty next one)
             if self._replaced():
                 await self._start_again()
             sessions, self._sessions = self._sessions, {}
@@ -328,6 +336,7 @@ class Store:
             pieces, self._pieces = self._pieces, []
             done_pieces, self._done_pieces = self._done_pieces, []
             waiting, self._waiting = self._waiting, []
+            self._writing = waiting
             try:
                 async with self._lock():
                     await self._write(sessions, items, pieces, done_pieces)
@@ -338,6 +347,7 @@ class Store:
                 self._done_pieces[:0] = done_pieces
                 self._sessions = {**sessions, **self._sessions}
                 self._waiting[:0] = waiting
+                self._writing = None
                 busy = "locked" in str(exc) or "busy" in str(exc)
                 if not busy:
                     self._fail(f"cannot write to {self.path}: {exc}; "
@@ -347,6 +357,7 @@ class Store:
                 await asyncio.sleep(delay)
                 self._wake.set()
                 continue
+            self._writing = None
             attempt = 0
             if self.failing:
                 self.failing = None
@@ -372,24 +383,21 @@ class Store:
                      items: list[tuple[str, int, str]], pieces: list[tuple[str, str, str | None, str]],
                      done_pieces: list[tuple[str, str]]) -> None:
         assert self.db
+        # Each statement is a round trip to the database's thread: a batch of one row (the
+        # usual `changed`, the first streamed piece) is one statement, its own transaction.
+        steps = [(sql, rows) for sql, rows in ((INSERT_ITEMS, items), (INSERT_PIECES, pieces),
+                                               (DELETE_PIECES, done_pieces)) if rows]
+        if not sessions and len(steps) == 1 and len(steps[0][1]) == 1:
+            await self.db.execute(steps[0][0], steps[0][1][0])
+            return
+        if not steps and len(sessions) == 1:
+            await self._save_sessions(sessions)
+            return
         await self.db.execute("BEGIN IMMEDIATE")
         try:
-            if items:
-                await self.db.executemany(
-                    "INSERT OR REPLACE INTO items(session_id, seq, data) VALUES (?, ?, ?)", items)
-            if pieces:
-                await self.db.executemany(
-                    "INSERT INTO pieces(session_id, item_id, turn_id, text) VALUES (?, ?, ?, ?)",
-                    pieces)
-            if done_pieces:
-                await self.db.executemany(
-                    "DELETE FROM pieces WHERE session_id = ? AND item_id = ?", done_pieces)
-            for record, token in sessions.values():
-                try:
-                    await self.db.execute(UPSERT_SESSION, _row(record, token))
-                except sqlite3.IntegrityError:
-                    # its name is held by another sidecar's live row: keep the record, not the claim
-                    await self.db.execute(UPSERT_SESSION, _row(record, token, "interrupted"))
+            for sql, rows in steps:
+                await self.db.executemany(sql, rows)
+            await self._save_sessions(sessions)
             await self.db.execute("COMMIT")
         except BaseException:
             try:
@@ -397,6 +405,21 @@ class Store:
             except sqlite3.Error:
                 pass
             raise
+
+    async def _save_sessions(self, sessions: dict[str, tuple[dict[str, Any], str | None]]) -> None:
+        assert self.db
+        if not sessions:
+            return
+        try:
+            await self.db.executemany(UPSERT_SESSION, [_row(record, token)
+                                                       for record, token in sessions.values()])
+        except sqlite3.IntegrityError:
+            for record, token in sessions.values():  # the same again, one by one (upserts)
+                try:
+                    await self.db.execute(UPSERT_SESSION, _row(record, token))
+                except sqlite3.IntegrityError:
+                    # its name is held by another sidecar's live row: keep the record, not the claim
+                    await self.db.execute(UPSERT_SESSION, _row(record, token, "interrupted"))
 
     async def _start_again(self) -> None:
         """The file was deleted or replaced: start a new one and have everything rewritten."""
