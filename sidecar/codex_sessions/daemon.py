@@ -33,6 +33,9 @@ from .wire import LIVE_STATUSES
 
 log = logging.getLogger(__name__)
 
+SEND_BUFFER = 4 << 20  # per client socket: asked for; Linux grants up to net.core.wmem_max
+
+
 def _private_folder(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     st = folder.stat()
@@ -209,6 +212,10 @@ class Daemon:
             log.warning("refused a connection from uid %s", uid)
             writer.close()
             return
+        try:  # a command's output batch (MiBs) goes to the kernel in one send, not copied
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)  # (capped at wmem_max)
+        except OSError:
+            pass
         conn = Connection(stream_writer(writer), writer.close,
                           lambda c: register(c, self.app))
         self.hub.add(conn)

@@ -26,6 +26,7 @@ from . import __version__
 from .paths import socket_path, state_dir as resolve_state_dir
 
 START_TIMEOUT = 60.0
+PIPE_BYTES = 1 << 20  # what one read from the daemon takes, and the editor's pipe holds
 CLIENT_ENV = ("CODEX_HOME", "HOME", "PATH")
 
 
@@ -158,10 +159,13 @@ def _client_options(message: Any) -> tuple[Path, bytes | None]:
     return folder, frame(dumps(message))
 
 
-def _copy(read_fd: int, write: Any, done: Any) -> None:
+def _copy(read_fd: int, write: Any, done: Any, size: int) -> None:
+    """Copy until the end through one buffer: a read allocates nothing."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
     try:
-        while chunk := os.read(read_fd, 65536):
-            write(chunk)
+        while count := os.readv(read_fd, [buffer]):
+            write(view[:count])
     except OSError:
         pass
     finally:
@@ -215,7 +219,11 @@ def relay() -> int:
         except OSError:
             pass
 
-    threading.Thread(target=_copy, args=(stdin_fd, sock.sendall, stdin_closed),
+    threading.Thread(target=_copy, args=(stdin_fd, sock.sendall, stdin_closed, 1 << 16),
                      daemon=True).start()
-    _copy(sock.fileno(), to_stdout, lambda: None)
+    try:  # a command's output comes in batches of MiBs: fewer, bigger writes to the editor
+        fcntl.fcntl(out_fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except OSError:  # not a pipe, or more than this user may have
+        pass
+    _copy(sock.fileno(), to_stdout, lambda: None, PIPE_BYTES)
     return 0
