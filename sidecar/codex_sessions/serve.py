@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import fcntl
 import gc
 import logging
 import os
@@ -49,6 +50,10 @@ def standalone_server(already_read: bytes = b"") -> int:
     # Anything else that prints must not corrupt the protocol stream.
     out_fd = os.dup(sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    try:  # room for a command's output batch while the editor reads the one before
+        fcntl.fcntl(out_fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except OSError:  # not a pipe, or more than this user may have
+        pass
     code = asyncio.run(_standalone(sys.stdin.fileno(), out_fd, already_read))
     sys.stderr.flush()
     os._exit(code)
