@@ -145,27 +145,48 @@ class Connection(LanguageServer):
         # reads answered without pygls when they can be: method -> handler(conn, params),
         # which returns the result, or None to leave the request to pygls
         self.at_once: dict[str, Callable[["Connection", Any], Any]] = {}
+        self._held: list[bytes | memoryview] | None = None  # written at the end of this loop step
         register(self)
 
     def write(self, body: bytes) -> None:
         self._write_framed(frame(visible_nul(body)))
 
     def _write_framed(self, data: bytes | tuple[bytes | memoryview, ...]) -> None:
-        if not self.closed:
+        """Hold the frame until the end of this step of the loop: what one step sends (a batch's
+        output, changed and finished) leaves in one write. Each write wakes the reader (the
+        relay, the editor), which then takes the CPU from us before our next write."""
+        if self.closed:
+            return
+        if self._held is None:
             try:
-                if isinstance(data, tuple):
-                    for part in data:
-                        self._write(part)
-                else:
-                    self._write(data)
-            except (ConnectionError, OSError, RuntimeError):
-                self.close()
+                asyncio.get_running_loop().call_soon(self._release)
+            except RuntimeError:  # no loop (a test's direct call): at once
+                self._held = []
+                self._held += data if isinstance(data, tuple) else (data,)
+                self._release()
+                return
+            self._held = []
+        self._held += data if isinstance(data, tuple) else (data,)
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        if not held or self.closed:
+            return
+        try:
+            if sum(len(part) for part in held) < SPLICE_BYTES:
+                self._write(b"".join(held))
+            else:  # a command's output: its big parts go as they are, not copied into one
+                for part in held:
+                    self._write(part)
+        except (ConnectionError, OSError, RuntimeError):
+            self.close()
 
     def notify(self, method: str, params: Any) -> None:
         self._write_framed(notification_frame(method, params))
 
     def close(self) -> None:
         if not self.closed:
+            self._release()  # what this step said goes before the end
             self.closed = True
             self._close()
 
