@@ -387,6 +387,8 @@ class Store:
         # usual `changed`, the first streamed piece) is one statement, its own transaction.
         steps = [(sql, rows) for sql, rows in ((INSERT_ITEMS, items), (INSERT_PIECES, pieces),
                                                (DELETE_PIECES, done_pieces)) if rows]
+        if not sessions and not steps:
+            return  # (only barriers were waiting)
         if not sessions and len(steps) == 1 and len(steps[0][1]) == 1:
             await self.db.execute(steps[0][0], steps[0][1][0])
             return
