@@ -5,7 +5,8 @@
   turns of one session interleaved with turns of Codex driven directly.
 - modes: three at once, each with 10 live sessions over 3 projects: the daemon with one
   Codex per project (the default), the daemon with one Codex per session, and
-  `serve --standalone`; their turns interleaved with the direct ones, then list round trips.
+  `serve --standalone`; their turns interleaved with the direct ones, then list round trips
+  in rounds (two daemons differ by where the scheduler put them: each round is shown).
 - stream: a command printing 50 MiB (10 runs: the rate of a short stream is noisy), through the daemon, through `serve --standalone`,
   and direct; and a paced command (how often the client is notified).
 """
