@@ -387,12 +387,10 @@ class Store:
         # usual `changed`, the first streamed piece) is one statement, its own transaction.
         steps = [(sql, rows) for sql, rows in ((INSERT_ITEMS, items), (INSERT_PIECES, pieces),
                                                (DELETE_PIECES, done_pieces)) if rows]
-        if not sessions and not steps:
-            return  # (only barriers were waiting)
-        if not sessions and len(steps) == 1 and len(steps[0][1]) == 1:
-            await self.db.execute(steps[0][0], steps[0][1][0])
-            return
-        if not steps and len(sessions) == 1:
+        rows = len(sessions) + sum(len(batch) for _, batch in steps)
+        if rows <= 1:  # none: only barriers were waiting
+            if steps:
+                await self.db.execute(steps[0][0], steps[0][1][0])
             await self._save_sessions(sessions)
             return
         await self.db.execute("BEGIN IMMEDIATE")

@@ -157,16 +157,15 @@ class Connection(LanguageServer):
         relay, the editor), which then takes the CPU from us before our next write."""
         if self.closed:
             return
-        if self._held is None:
+        first = self._held is None
+        if first:
+            self._held = []
+        self._held += data if isinstance(data, tuple) else (data,)  # type: ignore[operator]
+        if first:
             try:
                 asyncio.get_running_loop().call_soon(self._release)
-            except RuntimeError:  # no loop (a test's direct call): at once
-                self._held = []
-                self._held += data if isinstance(data, tuple) else (data,)
+            except RuntimeError:  # no loop (a direct call): at once
                 self._release()
-                return
-            self._held = []
-        self._held += data if isinstance(data, tuple) else (data,)
 
     def _release(self) -> None:
         held, self._held = self._held, None
