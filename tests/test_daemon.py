@@ -88,6 +88,28 @@ def _cmdline(pid: str) -> str:
         return ""
 
 
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+async def test_a_command_streams_and_ends_on_either_event_loop(offline, project, loop):
+    env = offline.env(CODEX_SESSIONS_EVENT_LOOP=loop) if loop == "asyncio" else offline.env()
+    client = SidecarClient(env=env)
+    await client.start()
+    try:
+        text = "".join(f"line {n}\n" for n in range(2000))
+        (project / "lines.txt").write_text(text)
+        s = await start(client, project, "cmd", "run: sleep 0.5; cat lines.txt")
+        assert (await finished(client, s["id"]))["report"]["status"] == "done"
+        items = client.output_items(s["id"])
+        command = next(i for i in items if i["kind"] == "command")
+        assert command["exitCode"] == 0 and command["output"].replace("\r\n", "\n") == text
+        streamed = "".join(i["text"] for i in items if i["kind"] == "commandDelta")
+        assert streamed.replace("\r\n", "\n") == text
+        assert status(offline)["eventLoop"] == loop
+        pid = (await client.request("codex/session/get", {"id": s["id"]}))["session"]["pid"]
+        assert os.getsid(pid) == pid  # Codex leads a session of its own, so its tree can be killed
+    finally:
+        await client.stop()
+
+
 async def test_idle_exit_happens_and_status_shows_it(offline, project):
     client = SidecarClient(env=offline.env())
     await client.start(idleExitSeconds=2)

@@ -562,7 +562,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
             else:
                 for key in ("pid", "version", "socket", "stateDir", "log", "startedAt",
                             "uptimeSeconds", "clients", "liveSessions", "statuses",
-                            "idleExitSeconds", "idleFor"):
+                            "idleExitSeconds", "idleFor", "eventLoop"):
                     print(f"{key}: {status.get(key)}")
                 http = status.get("http")
                 print(f"http: {http['url']} (token in {http['tokenFile']})" if http else

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, eventloop
 from .config import DEFAULT_IDLE_EXIT
 from .codex.reaper import become_subreaper
 from .paths import socket_path
@@ -92,7 +92,7 @@ class Daemon:
                 "idleFor": (round(time.monotonic() - self.idle_since, 1)
                             if self.idle_since is not None else None),
                 "http": self.http.describe() if self.http else None,
-                "httpError": self.http_error}
+                "httpError": self.http_error, "eventLoop": eventloop.running()}
 
     def stop_soon(self) -> None:
         asyncio.get_running_loop().call_soon(self._stop.set)
@@ -140,7 +140,8 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self._stop.set)
         watcher = asyncio.create_task(self._watch_idle())
-        log.info("codex-sessions daemon %s serving %s on %s", __version__, self.state_dir, self.socket)
+        log.info("codex-sessions daemon %s serving %s on %s (event loop: %s)", __version__,
+                 self.state_dir, self.socket, eventloop.running())
         try:
             await self._stop.wait()
         finally:
@@ -234,4 +235,4 @@ def run_daemon(state_dir: Path, idle_exit: float | None, log_file: Path | None,
     tune_memory()
     daemon = Daemon(state_dir, DEFAULT_IDLE_EXIT if idle_exit is None else idle_exit,
                     http, http_allow_remote)
-    return asyncio.run(daemon.run())
+    return eventloop.run(daemon.run())

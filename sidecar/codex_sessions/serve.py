@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 
+from . import eventloop
 from .codex.reaper import become_subreaper
 from .rpc.handlers import App, register
 from .rpc.transport import Connection, serve_stream
@@ -54,7 +55,7 @@ def standalone_server(already_read: bytes = b"") -> int:
         fcntl.fcntl(out_fd, fcntl.F_SETPIPE_SZ, 1 << 20)
     except OSError:  # not a pipe, or more than this user may have
         pass
-    code = asyncio.run(_standalone(sys.stdin.fileno(), out_fd, already_read))
+    code = eventloop.run(_standalone(sys.stdin.fileno(), out_fd, already_read))
     sys.stderr.flush()
     os._exit(code)
 

@@ -3,7 +3,7 @@
 pygls only speaks Content-Length framing, so this small client is our own. It
 reads Codex's output as the pipe delivers it (large chunks, split into lines
 here) and decodes with orjson. Every request has a deadline. Each process runs
-in its own process group; `close()` ends its whole process tree. If the owner
+in its own session (so its own process group); `close()` ends its whole process tree. If the owner
 is killed, Codex sees its stdin close and exits, and the reaper (reaper.py)
 kills whatever is left.
 
@@ -100,13 +100,24 @@ class _Pipes(asyncio.SubprocessProtocol):
             self.exited.set_result(None)
 
 
-def _grow_pipe(pipe: asyncio.BaseTransport | None) -> None:
-    """Ask for a 1 MiB pipe (64 KiB by default); what the system refuses is not an error."""
-    fileobj = pipe.get_extra_info("pipe") if pipe is not None else None
+class _Stdout(asyncio.Protocol):
+    """Codex's stdout, a pipe of our own making (so it can be 1 MiB under any event loop)."""
+
+    def __init__(self, pipes: _Pipes) -> None:
+        self.pipes = pipes
+
+    def data_received(self, data: bytes) -> None:
+        self.pipes.pipe_data_received(1, data)
+
+
+def _stdout_pipe() -> tuple[int, int]:
+    """(read end, write end), asking for 1 MiB (64 KiB by default); a refusal is no error."""
+    read_fd, write_fd = os.pipe()
     try:
-        fcntl.fcntl(fileobj.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[union-attr]
-    except (AttributeError, OSError, ValueError):
+        fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except OSError:
         pass
+    return read_fd, write_fd
 
 
 class AppServer:
@@ -120,6 +131,7 @@ class AppServer:
         self.on_message = on_message
         self.on_exit = on_exit
         self.transport: asyncio.SubprocessTransport | None = None
+        self._stdout: asyncio.BaseTransport | None = None
         self._pipes: _Pipes | None = None
         self._next_id = 0
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -145,11 +157,20 @@ class AppServer:
         """Start the process; OSError (e.g. FileNotFoundError) if it cannot run."""
         loop = asyncio.get_running_loop()
         env = {**os.environ, **self.env} if self.env else None
-        self.transport, self._pipes = await loop.subprocess_exec(
-            lambda: _Pipes(self), *self.argv, cwd=self.cwd, env=env,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, process_group=0)
-        _grow_pipe(self.transport.get_pipe_transport(1))
+        read_fd, write_fd = _stdout_pipe()
+        try:
+            self.transport, self._pipes = await loop.subprocess_exec(
+                lambda: _Pipes(self), *self.argv, cwd=self.cwd, env=env,
+                stdin=asyncio.subprocess.PIPE, stdout=write_fd,
+                stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        pipes = self._pipes
+        self._stdout, _ = await loop.connect_read_pipe(lambda: _Stdout(pipes),
+                                                       os.fdopen(read_fd, "rb", 0))
         asyncio.create_task(self._watch_exit())
 
     async def handshake(self, timeout: float = 60.0) -> dict[str, Any]:
@@ -260,6 +281,8 @@ class AppServer:
             if not future.done():
                 future.set_exception(AppServerError(text + (f": {tail.splitlines()[-1]}" if tail else "")))
         self.transport.close()
+        if self._stdout is not None:
+            self._stdout.close()
         if not self._closing:
             self.on_exit(code, tail)
 

@@ -43,7 +43,8 @@ class _Box:
     pieces: list[dict[str, Any]] = field(default_factory=list)
     dirty: bool = False
     after: list[tuple[str, Any]] = field(default_factory=list)
-    timer: asyncio.TimerHandle | None = None
+    timer: asyncio.Handle | None = None
+    due: float = 0.0  # when the timer fires (uvloop's handle for a past time does not say)
     last_output: float = 0.0
 
 
@@ -100,9 +101,10 @@ class Outbox:
     def _schedule_at(self, session_id: str, box: _Box, when: float) -> None:
         """Flush at `when` (loop time; a past one: at once) unless a flush is due before."""
         if box.timer is not None:
-            if box.timer.when() <= when:
+            if box.due <= when:
                 return
             box.timer.cancel()
+        box.due = when
         box.timer = asyncio.get_running_loop().call_at(when, self.flush, session_id)
 
     def flush(self, session_id: str) -> None:
