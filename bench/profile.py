@@ -27,12 +27,15 @@ from .util import VENV_BIN, cpu_seconds
 RATE = 200  # samples a second (py-spy pauses the daemon for each: consistent stacks)
 IDLE = ("EpollSelector.select", "_connection_worker_thread (aiosqlite/core.py:59)",
         "SimpleQueue.get", "Condition.wait", "Thread.wait", "_do_waitpid")
+# uvloop's own C code (its wait for events, and its transports' work) has no Python frame:
+# py-spy puts it on the frame that started the loop.
+IN_LOOP = "Runner.run (asyncio/runners.py"
 
 
 def summary(raw: Path, top: int = 25) -> str:
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
-    busy = idle = 0
+    busy = idle = in_loop = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
@@ -40,13 +43,17 @@ def summary(raw: Path, top: int = 25) -> str:
         if any(mark in frames[-1] for mark in IDLE):
             idle += n
             continue
+        if frames[-1].startswith(IN_LOOP):
+            in_loop += n
+            continue
         busy += n
         names = [f.split(" (")[0] + " (" + f.split(" (", 1)[1].split(":")[0] + ")" if " (" in f else f
                  for f in frames]
         for name in set(names):
             inclusive[name] += n
         own[names[-1]] += n
-    lines = [f"{busy} busy samples ({busy / RATE:.2f} s of CPU), {idle} waiting"]
+    lines = [f"{busy} busy samples ({busy / RATE:.2f} s of CPU), {idle} waiting"
+             + (f", {in_loop} in uvloop's C code (waiting or its own work; left out)" if in_loop else "")]
     for title, counter in (("inclusive", inclusive), ("self", own)):
         lines.append(f"-- {title}")
         lines += [f"{100 * v / max(busy, 1):5.1f}%  {k}" for k, v in counter.most_common(top)]

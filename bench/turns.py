@@ -2,7 +2,8 @@
 `codex app-server` driven directly, with the same scripted model.
 
 - scale: `serve` -> daemon with 1 live session, then 10 live sessions over 3 projects;
-  turns of one session interleaved with turns of Codex driven directly.
+  turns of one session interleaved with turns of Codex driven directly (with 10, also
+  with a second Codex driven directly: how far apart two identical ones are).
 - modes: three at once, each with 10 live sessions over 3 projects: the daemon with one
   Codex per project (the default), the daemon with one Codex per session, and
   `serve --standalone`; their turns interleaved with the direct ones, then list round trips
@@ -51,6 +52,10 @@ class World:
         argv, launcher_env = native(self.offline.codex_command)  # as the sidecar starts it
         self.direct = DirectCodex(argv, make_git_project(self.tmp / "direct"),
                                   {**self.offline.env(), **launcher_env})
+        # A second one, driven the same way (started by the turns with 10 sessions): how far
+        # apart two identical Codex processes are, the noise floor of every ratio to direct.
+        self.control = DirectCodex(argv, make_git_project(self.tmp / "control"),
+                                   {**self.offline.env(), **launcher_env})
         self.rigs: list[Rig] = []
 
     async def start(self) -> None:
@@ -70,6 +75,7 @@ class World:
             except Exception as exc:  # the next one must still be closed
                 print(f"   closing {rig.label}: {exc}", flush=True)
         await self.direct.close()
+        await self.control.close()
         self.offline.model.stop()
 
 
@@ -121,18 +127,20 @@ def spans(turn: dict[str, Any]) -> tuple[float, ...]:
             turn["end"] - turn["start"], turn.get("cpu", 0.0))
 
 
-async def timed_turns(rigs: list[Rig], world: World, reps: int) -> dict[str, list[tuple[float, ...]]]:
-    """`reps` turns of each rig and of direct Codex, round robin (drift hits all alike)."""
-    out: dict[str, list[tuple[float, ...]]] = {r.label: [] for r in rigs}
-    out["direct"] = []
-    for rig in rigs:  # warm every path
-        await rig.turn(TURN_PROMPT)
-    await world.direct.turn(TURN_PROMPT)
-    paths: list[Rig | None] = [*rigs, None]  # None: Codex driven directly
+async def timed_turns(rigs: list[Rig], world: World, reps: int,
+                      control: bool = False) -> dict[str, list[tuple[float, ...]]]:
+    """`reps` turns of each rig and of direct Codex (and the control), round robin (drift
+    hits all alike)."""
+    directs = {"direct": world.direct, **({"control": world.control} if control else {})}
+    out: dict[str, list[tuple[float, ...]]] = {label: [] for label in [*(r.label for r in rigs),
+                                                                       *directs]}
+    paths: list[Rig | str] = [*rigs, *directs]
+    for path in paths:  # warm every path
+        await (directs[path] if isinstance(path, str) else path).turn(TURN_PROMPT)
     for rep in range(reps):
         for path in paths[rep % len(paths):] + paths[:rep % len(paths)]:  # rotated each round
-            if path is None:
-                out["direct"].append(spans(await world.direct.turn(TURN_PROMPT)))
+            if isinstance(path, str):
+                out[path].append(spans(await directs[path].turn(TURN_PROMPT)))
             else:
                 out[path.label].append(spans(await path.turn(TURN_PROMPT)))
     return out
@@ -161,7 +169,8 @@ async def run_turns(res: Results, quick: bool) -> None:
         one = await timed_turns([main], w, reps)
         await main.grow(LIVE)
         idle[LIVE] = await idle_cpu(main)
-        ten = await timed_turns([main], w, reps)
+        await w.control.start()
+        ten = await timed_turns([main], w, reps, control=True)
         scale_rows(res, one, ten, main.label, reps)
         res.add(f"daemon CPU while nothing runs, 1 / {LIVE} live sessions",
                 f"{idle[1] * 1000:.1f} / {idle[LIVE] * 1000:.1f} ms a second")
@@ -212,6 +221,11 @@ def scale_rows(res: Results, one: dict, ten: dict, label: str, reps: int) -> Non
         row.note = (f"{r_end:.2f}x: {ms(col(side, 2) - col(direct, 2))} more than Codex alone "
                     f"(median {ms(col(side, 2))} vs {ms(col(direct, 2))}); "
                     f"{ms(col(side, 0) - col(direct, 0))} of it before Codex answers turn/start")
+    floor = col(ten["control"], 2) / col(ten["direct"], 2)
+    res.add(f"turn with {LIVE} live sessions: a second Codex driven directly / the first "
+            "(the noise floor of the ratios above)",
+            f"{floor:.2f}x ({ci([x[2] for x in ten['control']], [x[2] for x in ten['direct']])}; "
+            f"median {ms(col(ten['control'], 2))} vs {ms(col(ten['direct'], 2))}; n={reps})")
     flat = ratios[LIVE] / ratios[1]
     row = res.add(f"turn overhead from 1 to {LIVE} live sessions: the ratio at {LIVE} over the ratio at 1",
                   f"{flat:.2f}x ({ratios[1]:.2f}x of direct with 1, {ratios[LIVE]:.2f}x with {LIVE})",
